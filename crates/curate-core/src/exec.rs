@@ -1,0 +1,305 @@
+//! The local executor: one task per shard on a pool of worker threads.
+//!
+//! Each worker pulls a whole task (read, every step, write) so memory is bounded by one
+//! chunk per worker regardless of input size. Output files are named by task, so the result
+//! does not depend on which thread ran which task or in what order tasks finished.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::SchemaRef;
+use arrow_select::filter::filter_record_batch;
+
+use crate::io::{BoxError, Shard, Sink, Source};
+use crate::key::KeyHasher;
+use crate::record::{self, conform};
+use crate::spec::BuiltStep;
+use crate::stats::{RunReport, StepStats, TaskReport};
+
+/// A validated pipeline ready to run.
+pub struct Plan {
+    /// Pipeline name.
+    pub name: String,
+    /// Steps in order.
+    pub steps: Vec<BuiltStep>,
+    /// Schema of kept records.
+    pub kept_schema: SchemaRef,
+    /// Schema of rejects.
+    pub rejects_schema: SchemaRef,
+    /// Hash of everything but the shards that determines task outputs (steps, parameters,
+    /// input interpretation, output format).
+    pub fingerprint: String,
+}
+
+impl Plan {
+    /// Builds a plan from validated steps; `settings` covers input and output options that
+    /// change task outputs.
+    pub fn new(name: &str, source_schema: SchemaRef, steps: Vec<BuiltStep>, settings: &serde_json::Value) -> Self {
+        let mut schema = source_schema.clone();
+        let mut key = KeyHasher::new("curate.plan.v1");
+        key.str("engine", env!("CARGO_PKG_VERSION")).json("settings", settings);
+        key.str("source_schema", &format!("{source_schema:?}"));
+        for s in &steps {
+            schema = record::with_writes(&schema, &s.operator.columns().writes);
+            key.str("op", s.descriptor.name).str("version", s.descriptor.version).json("params", &s.params);
+        }
+        let rejects_schema = record::rejects_schema(&schema);
+        Plan { name: name.into(), steps, kept_schema: schema, rejects_schema, fingerprint: key.finish() }
+    }
+
+    /// The key of the task that processes `shard`.
+    pub fn task_key(&self, shard: &Shard) -> String {
+        let shard_json = serde_json::to_value(shard).unwrap_or_default();
+        KeyHasher::new("curate.task.v1").str("plan", &self.fingerprint).json("shard", &shard_json).finish()
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Worker threads (at least 1).
+    pub threads: usize,
+    /// Keep tasks committed by an interrupted run with the same plan.
+    pub resume: bool,
+}
+
+/// Receives progress; called from worker threads.
+pub trait Progress: Sync {
+    /// The run starts with this many tasks and input bytes; `done_bytes` are resumed.
+    fn start(&self, tasks: usize, total_bytes: u64, done_bytes: u64);
+    /// A chunk of `records` records from `bytes` input bytes was processed.
+    fn advance(&self, records: u64, bytes: u64);
+    /// The run ended.
+    fn finish(&self);
+}
+
+/// Progress that reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: usize, _: u64, _: u64) {}
+    fn advance(&self, _: u64, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// `--resume` found state of a run with different steps, parameters or inputs.
+    #[error("cannot resume: the output holds an interrupted run of a different plan (steps, parameters or inputs changed); run without --resume to start over")]
+    PlanChanged,
+    /// Reading or writing state failed.
+    #[error("output state: {0}")]
+    State(BoxError),
+    /// Some tasks failed; committed tasks are kept for `--resume`.
+    #[error("{} of {total} tasks failed; rerun with --resume to retry only those:\n{}", .failures.len(), .failures.join("\n"))]
+    Tasks {
+        /// One line per failed task.
+        failures: Vec<String>,
+        /// Tasks in the plan.
+        total: usize,
+    },
+}
+
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct PlanState {
+    fingerprint: String,
+    tasks: Vec<String>,
+}
+
+fn task_state_name(task: usize) -> String {
+    format!("tasks/{task:06}.json")
+}
+
+/// Runs `plan` over every shard of `source` into `sink`.
+pub fn execute(
+    plan: &Plan,
+    source: &dyn Source,
+    sink: &dyn Sink,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport, ExecError> {
+    let started = Instant::now();
+    let shards = source.shards();
+    let keys: Vec<String> = shards.iter().map(|s| plan.task_key(s)).collect();
+    let state = PlanState { fingerprint: plan.fingerprint.clone(), tasks: keys.clone() };
+    let state_bytes = serde_json::to_vec(&state).map_err(|e| ExecError::State(e.into()))?;
+
+    let mut reports: Vec<Option<TaskReport>> = vec![None; shards.len()];
+    if opts.resume {
+        if let Some(prev) = sink.read_state("plan.json").map_err(ExecError::State)? {
+            let prev: PlanState = serde_json::from_slice(&prev).map_err(|e| ExecError::State(e.into()))?;
+            if prev != state {
+                return Err(ExecError::PlanChanged);
+            }
+        }
+        sink.clean_partial().map_err(ExecError::State)?;
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(bytes) = sink.read_state(&task_state_name(i)).map_err(ExecError::State)? {
+                match serde_json::from_slice::<TaskReport>(&bytes) {
+                    Ok(r) if &r.key == key => reports[i] = Some(r),
+                    _ => tracing::warn!(task = i, "ignoring stale or unreadable task state"),
+                }
+            }
+        }
+    } else {
+        sink.reset().map_err(ExecError::State)?;
+    }
+    sink.write_state("plan.json", &state_bytes).map_err(ExecError::State)?;
+
+    let resumed = reports.iter().filter(|r| r.is_some()).count();
+    if resumed > 0 {
+        tracing::info!(resumed, total = shards.len(), "resuming: reusing committed tasks");
+    }
+    let pending: Vec<usize> = (0..shards.len()).filter(|&i| reports[i].is_none()).collect();
+    let total_bytes = shards.iter().map(|s| s.bytes).sum();
+    let done_bytes = shards.iter().zip(&reports).filter(|(_, r)| r.is_some()).map(|(s, _)| s.bytes).sum();
+    progress.start(shards.len(), total_bytes, done_bytes);
+
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results = Mutex::new(reports);
+    let failures = Mutex::new(Vec::new());
+    let threads = opts.threads.max(1).min(pending.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Some(&task) = pending.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                let shard = &shards[task];
+                let outcome = run_task(plan, source, sink, task, &keys[task], shard, progress).and_then(|report| {
+                    let bytes = serde_json::to_vec(&report)?;
+                    sink.write_state(&task_state_name(task), &bytes)?;
+                    Ok(report)
+                });
+                match outcome {
+                    Ok(report) => {
+                        if let Ok(mut r) = results.lock() {
+                            r[task] = Some(report);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(task, file = %shard.file, error = %e, "task failed");
+                        stop.store(true, Ordering::Relaxed);
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(format!("  task {task} ({}): {e}", shard.file));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    progress.finish();
+
+    let failures = failures.into_inner().unwrap_or_default();
+    if !failures.is_empty() {
+        return Err(ExecError::Tasks { failures, total: shards.len() });
+    }
+    let reports: Vec<TaskReport> = results.into_inner().unwrap_or_default().into_iter().flatten().collect();
+    let names: Vec<&str> = plan.steps.iter().map(|s| s.descriptor.name).collect();
+    let mut report = RunReport::from_tasks(&plan.name, &names, &reports);
+    report.threads = threads;
+    report.tasks_resumed = resumed;
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    let summary = serde_json::to_vec_pretty(&report).map_err(|e| ExecError::State(e.into()))?;
+    sink.write_summary(&summary).map_err(ExecError::State)?;
+    Ok(report)
+}
+
+fn run_task(
+    plan: &Plan,
+    source: &dyn Source,
+    sink: &dyn Sink,
+    task: usize,
+    key: &str,
+    shard: &Shard,
+    progress: &dyn Progress,
+) -> Result<TaskReport, BoxError> {
+    let mut writer = sink.task_writer(task, plan.kept_schema.clone(), plan.rejects_schema.clone())?;
+    let mut report = TaskReport {
+        task,
+        key: key.to_string(),
+        file: shard.file.clone(),
+        steps: plan.steps.iter().map(|s| StepStats { op: s.descriptor.name.to_string(), ..Default::default() }).collect(),
+        ..Default::default()
+    };
+    for chunk in source.read(shard)? {
+        let chunk = chunk?;
+        report.bytes_in += chunk.bytes;
+        report.quarantined += chunk.quarantined.len() as u64;
+        if !chunk.quarantined.is_empty() {
+            writer.quarantined(&chunk.quarantined)?;
+        }
+        let n = chunk.batch.num_rows() as u64;
+        report.records_in += n;
+        let kept = apply_steps(plan, chunk.batch, &mut report.steps, writer.as_mut())?;
+        report.records_out += kept.num_rows() as u64;
+        if kept.num_rows() > 0 {
+            writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
+        }
+        progress.advance(n, chunk.bytes);
+    }
+    report.files = writer.commit()?;
+    Ok(report)
+}
+
+/// Runs every step over one batch; dropped rows go to the writer's rejects.
+fn apply_steps(
+    plan: &Plan,
+    mut batch: RecordBatch,
+    stats: &mut [StepStats],
+    writer: &mut dyn crate::io::TaskWriter,
+) -> Result<RecordBatch, BoxError> {
+    for (step, st) in plan.steps.iter().zip(stats.iter_mut()) {
+        if batch.num_rows() == 0 {
+            break;
+        }
+        let rows = batch.num_rows();
+        st.records_in += rows as u64;
+        let out = step
+            .operator
+            .process(batch)
+            .map_err(|e| format!("step {} ({}): {e}", step.index, step.descriptor.name))?;
+        if out.batch.num_rows() != rows {
+            return Err(format!(
+                "step {} ({}) returned {} rows for {rows}; operators must keep row count and drop through verdicts",
+                step.index,
+                step.descriptor.name,
+                out.batch.num_rows()
+            )
+            .into());
+        }
+        batch = match out.verdicts {
+            Some(v) if v.any_dropped() => {
+                let keep: BooleanArray = (0..rows).map(|i| Some(v.reason(i).is_none())).collect();
+                let dropped_mask: BooleanArray = (0..rows).map(|i| Some(v.reason(i).is_some())).collect();
+                let reasons: StringArray = (0..rows).filter_map(|i| v.reason(i).map(|r| Some(r.to_string()))).collect();
+                for r in reasons.iter().flatten() {
+                    *st.dropped.entry(r.to_string()).or_default() += 1;
+                }
+                let dropped = filter_record_batch(&out.batch, &dropped_mask)?;
+                let n = dropped.num_rows();
+                let step_name: ArrayRef = Arc::new(StringArray::from(vec![step.descriptor.name; n]));
+                let step_index: ArrayRef = Arc::new(UInt32Array::from(vec![step.index as u32; n]));
+                let reasons: ArrayRef = Arc::new(reasons);
+                writer.rejected(&conform(
+                    &dropped,
+                    &plan.rejects_schema,
+                    &[
+                        (record::REJECT_STEP, step_name),
+                        (record::REJECT_STEP_INDEX, step_index),
+                        (record::REJECT_REASON, reasons),
+                    ],
+                )?)?;
+                filter_record_batch(&out.batch, &keep)?
+            }
+            _ => out.batch,
+        };
+        st.records_out += batch.num_rows() as u64;
+    }
+    Ok(batch)
+}

@@ -1,0 +1,10 @@
+//! curate's core: the record model, the operator contract, pipeline specs, the planner and
+//! the local executor. Knows nothing of file formats, the CLI or services.
+
+pub mod exec;
+pub mod io;
+pub mod key;
+pub mod operator;
+pub mod record;
+pub mod spec;
+pub mod stats;

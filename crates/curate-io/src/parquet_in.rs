@@ -1,0 +1,251 @@
+//! Parquet input: row groups as shards, columns mapped onto the record model.
+
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::cast::AsArray;
+use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch, StructArray, UInt64Array};
+use arrow_schema::{DataType, Field, SchemaRef};
+use bytes::Bytes;
+use curate_core::io::{BoxError, Chunk, Quarantined};
+use curate_core::record::{self, source_fields};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::{ChunkReader, Length};
+
+use crate::location::Location;
+use crate::IoError;
+
+/// Random access to a Parquet file in an object store.
+pub(crate) struct RemoteFile {
+    loc: Location,
+    len: u64,
+}
+
+impl Length for RemoteFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for RemoteFile {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        Ok(self.get_bytes(start, (self.len - start) as usize)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.loc
+            .read_range(start, start + length as u64)
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+    }
+}
+
+/// A Parquet reader builder over a local file or an object store.
+pub(crate) enum ReaderBuilder {
+    Local(ParquetRecordBatchReaderBuilder<std::fs::File>),
+    Remote(ParquetRecordBatchReaderBuilder<RemoteFile>),
+}
+
+impl ReaderBuilder {
+    /// Opens a Parquet file and reads its footer.
+    pub(crate) fn open(loc: &Location, len: u64) -> Result<Self, IoError> {
+        let err = |e: parquet::errors::ParquetError| IoError::Format { file: loc.display.clone(), message: e.to_string() };
+        Ok(match &loc.local {
+            Some(p) => {
+                let file = std::fs::File::open(p).map_err(|e| IoError::Read { file: loc.display.clone(), source: e })?;
+                ReaderBuilder::Local(ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?)
+            }
+            None => ReaderBuilder::Remote(
+                ParquetRecordBatchReaderBuilder::try_new(RemoteFile { loc: loc.clone(), len }).map_err(err)?,
+            ),
+        })
+    }
+
+    pub(crate) fn metadata(&self) -> Arc<ParquetMetaData> {
+        match self {
+            ReaderBuilder::Local(b) => b.metadata().clone(),
+            ReaderBuilder::Remote(b) => b.metadata().clone(),
+        }
+    }
+
+    pub(crate) fn schema(&self) -> SchemaRef {
+        match self {
+            ReaderBuilder::Local(b) => b.schema().clone(),
+            ReaderBuilder::Remote(b) => b.schema().clone(),
+        }
+    }
+
+    fn batches(self, row_groups: Vec<usize>) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>> + Send>, parquet::errors::ParquetError> {
+        Ok(match self {
+            ReaderBuilder::Local(b) => Box::new(b.with_row_groups(row_groups).with_batch_size(8192).build()?),
+            ReaderBuilder::Remote(b) => Box::new(b.with_row_groups(row_groups).with_batch_size(8192).build()?),
+        })
+    }
+}
+
+/// How Parquet columns map to records; decided from the first file.
+#[derive(Debug, Clone)]
+pub struct ParquetLayout {
+    id_field: Option<String>,
+    text_field: String,
+    metadata: Vec<Field>,
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+impl ParquetLayout {
+    /// Derives the layout from a file schema, refusing columns that clash with the model.
+    pub fn from_schema(file: &str, schema: &SchemaRef, id_field: Option<String>, text_field: String) -> Result<Self, IoError> {
+        let bad = |message: String| IoError::Format { file: file.into(), message };
+        let text = schema.field_with_name(&text_field).map_err(|_| {
+            bad(format!(
+                "no column `{text_field}` (input.text_field); columns are: {}",
+                schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        if !is_string(text.data_type()) {
+            return Err(bad(format!("column `{text_field}` is {}, expected a string column", text.data_type())));
+        }
+        if let Some(id) = &id_field {
+            let f = schema.field_with_name(id).map_err(|_| bad(format!("no column `{id}` (input.id_field)")))?;
+            if !(is_string(f.data_type()) || f.data_type().is_integer()) {
+                return Err(bad(format!("id column `{id}` is {}, expected strings or integers", f.data_type())));
+            }
+        }
+        let mut metadata = Vec::new();
+        for f in schema.fields() {
+            let name = f.name().as_str();
+            if name == text_field || Some(name) == id_field.as_deref() {
+                continue;
+            }
+            if [record::ID, record::TEXT, record::SOURCE, record::EXTRA].contains(&name) {
+                return Err(bad(format!(
+                    "column `{name}` clashes with curate's own `{name}` column; name it as input.id_field / input.text_field, or rename it"
+                )));
+            }
+            metadata.push(f.as_ref().clone().with_nullable(true));
+        }
+        Ok(ParquetLayout { id_field, text_field, metadata })
+    }
+
+    /// Arrow fields of the metadata columns.
+    pub fn fields(&self) -> Vec<Field> {
+        self.metadata.clone()
+    }
+}
+
+fn strings(a: &ArrayRef) -> Vec<Option<String>> {
+    match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect(),
+        DataType::LargeUtf8 => a.as_string::<i64>().iter().map(|s| s.map(str::to_string)).collect(),
+        DataType::Utf8View => a.as_string_view().iter().map(|s| s.map(str::to_string)).collect(),
+        _ => (0..a.len())
+            .map(|i| {
+                (!a.is_null(i)).then(|| {
+                    use arrow_array::types::*;
+                    let a = a.as_ref();
+                    macro_rules! int {
+                        ($($t:ty),*) => {{
+                            $(if let Some(p) = a.as_primitive_opt::<$t>() { return p.value(i).to_string(); })*
+                            String::new()
+                        }};
+                    }
+                    int!(Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type)
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Reads row groups `[start, end)` of one file as chunks.
+pub(crate) fn read_row_groups<'a>(
+    layout: &'a ParquetLayout,
+    schema: SchemaRef,
+    loc: &Location,
+    len: u64,
+    start: usize,
+    end: usize,
+) -> Result<Box<dyn Iterator<Item = Result<Chunk, BoxError>> + Send + 'a>, BoxError> {
+    let builder = ReaderBuilder::open(loc, len)?;
+    let meta = builder.metadata();
+    let first_row: u64 = (0..start).map(|i| meta.row_group(i).num_rows() as u64).sum();
+    let bytes_per_row = {
+        let rows: i64 = (start..end).map(|i| meta.row_group(i).num_rows()).sum();
+        let bytes: i64 = (start..end).map(|i| meta.row_group(i).compressed_size()).sum();
+        if rows > 0 { bytes as f64 / rows as f64 } else { 0.0 }
+    };
+    let file = loc.display.clone();
+    let batches = builder.batches((start..end).collect()).map_err(|e| IoError::Format { file: file.clone(), message: e.to_string() })?;
+    let mut row = first_row;
+    Ok(Box::new(batches.map(move |b| {
+        let b = b.map_err(|e| IoError::Format { file: file.clone(), message: e.to_string() })?;
+        let n = b.num_rows();
+        let chunk = to_records(layout, &schema, &file, &b, row, bytes_per_row)?;
+        row += n as u64;
+        Ok(chunk)
+    })))
+}
+
+fn to_records(layout: &ParquetLayout, schema: &SchemaRef, file: &str, b: &RecordBatch, first_row: u64, bytes_per_row: f64) -> Result<Chunk, BoxError> {
+    let n = b.num_rows();
+    let col = |name: &str| b.column_by_name(name).cloned().ok_or_else(|| format!("{file}: column `{name}` is missing"));
+    let text = strings(&col(&layout.text_field)?);
+    let ids = match &layout.id_field {
+        Some(f) => strings(&col(f)?),
+        None => (0..n).map(|i| Some(format!("{file}#{}", first_row + i as u64))).collect(),
+    };
+    let mut keep = Vec::with_capacity(n);
+    let mut quarantined = Vec::new();
+    for i in 0..n {
+        let problem = match (&text[i], &ids[i]) {
+            (None, _) => Some(format!("column `{}` is null", layout.text_field)),
+            (_, None) => Some(format!("id column `{}` is null", layout.id_field.as_deref().unwrap_or_default())),
+            _ => None,
+        };
+        match problem {
+            Some(error) => quarantined.push(Quarantined {
+                file: file.into(),
+                line: None,
+                byte_offset: None,
+                row: Some(first_row + i as u64),
+                error,
+                raw: Vec::new(),
+            }),
+            None => keep.push(i),
+        }
+    }
+    let pick = |a: &ArrayRef| -> Result<ArrayRef, BoxError> {
+        if keep.len() == n {
+            return Ok(a.clone());
+        }
+        let idx = UInt64Array::from(keep.iter().map(|&i| i as u64).collect::<Vec<_>>());
+        Ok(arrow_select::take::take(a.as_ref(), &idx, None)?)
+    };
+    let mut id_b = StringBuilder::new();
+    let mut text_b = StringBuilder::new();
+    for &i in &keep {
+        id_b.append_option(ids[i].as_deref());
+        text_b.append_option(text[i].as_deref());
+    }
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(id_b.finish()), Arc::new(text_b.finish())];
+    for f in &layout.metadata {
+        columns.push(match b.column_by_name(f.name()) {
+            Some(a) if a.data_type() == f.data_type() => pick(a)?,
+            Some(a) => {
+                return Err(format!("{file}: column `{}` is {} here but {} in the first input file", f.name(), a.data_type(), f.data_type()).into())
+            }
+            None => new_null_array(f.data_type(), keep.len()),
+        });
+    }
+    let files: ArrayRef = Arc::new(arrow_array::StringArray::from(vec![file; keep.len()]));
+    let offsets: ArrayRef = new_null_array(&DataType::UInt64, keep.len());
+    let rows: ArrayRef = Arc::new(UInt64Array::from(keep.iter().map(|&i| first_row + i as u64).collect::<Vec<_>>()));
+    columns.push(Arc::new(StructArray::try_new(source_fields(), vec![files, offsets, rows], None)?));
+    columns.push(new_null_array(&DataType::Utf8, keep.len()));
+    Ok(Chunk { batch: RecordBatch::try_new(schema.clone(), columns)?, quarantined, bytes: (bytes_per_row * n as f64) as u64 })
+}

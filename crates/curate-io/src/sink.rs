@@ -1,0 +1,417 @@
+//! The directory sink: `data/`, `rejects/`, `quarantine/`, `_state/` and `run.json` under an
+//! output location. Files are staged, then published by rename (local) or a single
+//! upload (object stores), so readers never see a partial file.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use base64::Engine;
+use curate_core::io::{BoxError, OutputFile, Quarantined, Sink, TaskWriter};
+use curate_core::spec::{Compression, OutputFormat, OutputSpec};
+use futures::StreamExt;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as PqCompression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::json_out;
+use crate::location::{block_on, Location};
+use crate::IoError;
+
+/// Parquet row groups are flushed once this much is buffered, bounding writer memory.
+const ROW_GROUP_BYTES: usize = 64 << 20;
+/// Subdirectories a run owns; `reset` removes exactly these.
+const OWNED: [&str; 5] = ["data", "rejects", "quarantine", "_state", "_tmp"];
+
+/// Writes a run's outputs below one location.
+pub struct DirSink {
+    root: Location,
+    format: OutputFormat,
+    compression: Compression,
+    shard_size: u64,
+    staging: PathBuf,
+}
+
+impl DirSink {
+    /// Prepares the output location, failing early if it cannot be written.
+    pub fn create(spec: &OutputSpec) -> Result<Self, IoError> {
+        let root = Location::parse(&spec.path)?;
+        let compression = spec.compression();
+        let ok = match spec.format {
+            OutputFormat::Parquet => matches!(compression, Compression::None | Compression::Zstd | Compression::Snappy),
+            OutputFormat::Jsonl => matches!(compression, Compression::None | Compression::Zstd | Compression::Gzip),
+        };
+        if !ok {
+            return Err(IoError::Location {
+                location: spec.path.clone(),
+                message: format!("compression {compression:?} does not apply to {:?} output", spec.format),
+            });
+        }
+        let staging = match &root.local {
+            Some(p) => p.join("_tmp"),
+            None => std::env::temp_dir().join(format!("curate-{}", blake3::hash(root.display.as_bytes()).to_hex())),
+        };
+        let unwritable = |e: std::io::Error| IoError::Location {
+            location: spec.path.clone(),
+            message: format!("output is not writable ({e}); choose another output.path or fix its permissions"),
+        };
+        std::fs::create_dir_all(&staging).map_err(unwritable)?;
+        let probe = staging.join(".probe");
+        std::fs::write(&probe, b"").map_err(unwritable)?;
+        let _ = std::fs::remove_file(probe);
+        Ok(DirSink { root, format: spec.format, compression, shard_size: spec.shard_size.0, staging })
+    }
+
+    /// Checks, without creating anything, that the output location can be created.
+    pub fn check(spec: &OutputSpec) -> Result<(), IoError> {
+        let root = Location::parse(&spec.path)?;
+        let Some(mut p) = root.local.as_deref() else { return Ok(()) };
+        loop {
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => return Ok(()),
+                Ok(_) => {
+                    return Err(IoError::Location {
+                        location: spec.path.clone(),
+                        message: format!("`{}` is a file, so the output directory cannot be created there", p.display()),
+                    })
+                }
+                Err(_) => match p.parent() {
+                    Some(parent) => p = parent,
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    fn local(&self) -> Option<&Path> {
+        self.root.local.as_deref()
+    }
+
+    /// Publishes a staged file at `rel` below the root.
+    fn publish(&self, staged: &Path, rel: &str) -> Result<(), BoxError> {
+        if let Some(root) = self.local() {
+            let dest = root.join(rel);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::rename(staged, &dest)?;
+            return Ok(());
+        }
+        let dest = self.root.join(rel);
+        let mut file = File::open(staged)?;
+        block_on(async {
+            let upload = dest.store.put_multipart(&dest.path).await?;
+            let mut w = WriteMultipart::new(upload);
+            let mut buf = vec![0u8; 8 << 20];
+            loop {
+                let n = file.read(&mut buf).map_err(|e| object_store::Error::Generic { store: "staging", source: Box::new(e) })?;
+                if n == 0 {
+                    break;
+                }
+                w.wait_for_capacity(4).await?;
+                w.write(&buf[..n]);
+            }
+            w.finish().await
+        })?;
+        std::fs::remove_file(staged)?;
+        Ok(())
+    }
+
+    fn write_small(&self, rel: &str, bytes: &[u8]) -> Result<(), BoxError> {
+        if self.local().is_some() {
+            let tmp = self.staging.join(format!(".{}.tmp", rel.replace('/', "_")));
+            std::fs::write(&tmp, bytes)?;
+            return self.publish(&tmp, rel);
+        }
+        let dest = self.root.join(rel);
+        block_on(dest.store.put(&dest.path, PutPayload::from(bytes.to_vec())))?;
+        Ok(())
+    }
+
+    fn read_small(&self, rel: &str) -> Result<Option<Vec<u8>>, BoxError> {
+        if let Some(root) = self.local() {
+            return match std::fs::read(root.join(rel)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let loc = self.root.join(rel);
+        match block_on(async { loc.store.get(&loc.path).await?.bytes().await }) {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn remove_local_dir(p: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+impl Sink for DirSink {
+    fn reset(&self) -> Result<(), BoxError> {
+        match self.local() {
+            Some(root) => {
+                for d in OWNED {
+                    remove_local_dir(&root.join(d))?;
+                }
+                match std::fs::remove_file(root.join("run.json")) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            None => {
+                for d in OWNED.iter().copied().chain(["run.json"]) {
+                    let loc = self.root.join(d);
+                    let store: &dyn ObjectStore = loc.store.as_ref();
+                    let listed: Vec<_> = block_on(store.list(Some(&loc.path)).collect::<Vec<_>>());
+                    for meta in listed {
+                        block_on(store.delete(&meta?.location))?;
+                    }
+                    // `run.json` is a file, not a prefix.
+                    let _ = block_on(store.delete(&loc.path));
+                }
+                remove_local_dir(&self.staging)?;
+            }
+        }
+        std::fs::create_dir_all(&self.staging)?;
+        Ok(())
+    }
+
+    fn clean_partial(&self) -> Result<(), BoxError> {
+        remove_local_dir(&self.staging)?;
+        std::fs::create_dir_all(&self.staging)?;
+        Ok(())
+    }
+
+    fn task_writer<'a>(&'a self, task: usize, kept: SchemaRef, rejects: SchemaRef) -> Result<Box<dyn TaskWriter + 'a>, BoxError> {
+        if self.format == OutputFormat::Jsonl {
+            json_out::check_schema(&kept)?;
+        }
+        let dir = self.staging.join(format!("task-{task:06}"));
+        remove_local_dir(&dir)?;
+        std::fs::create_dir_all(&dir)?;
+        let table = |name: &'static str, schema: SchemaRef| Table {
+            name,
+            schema,
+            task,
+            dir: dir.clone(),
+            format: self.format,
+            compression: self.compression,
+            shard_size: self.shard_size,
+            current: None,
+            done: Vec::new(),
+        };
+        Ok(Box::new(DirTaskWriter {
+            sink: self,
+            kept: table("data", kept),
+            rejects: table("rejects", rejects),
+            quarantine: None,
+            dir,
+            task,
+        }))
+    }
+
+    fn read_state(&self, name: &str) -> Result<Option<Vec<u8>>, BoxError> {
+        self.read_small(&format!("_state/{name}"))
+    }
+
+    fn write_state(&self, name: &str, bytes: &[u8]) -> Result<(), BoxError> {
+        self.write_small(&format!("_state/{name}"), bytes)
+    }
+
+    fn write_summary(&self, bytes: &[u8]) -> Result<(), BoxError> {
+        self.write_small("run.json", bytes)
+    }
+}
+
+/// Counts bytes that reach the file, beneath any compressor.
+struct Counting<W> {
+    inner: W,
+    count: Arc<AtomicU64>,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum OpenFile {
+    Parquet(Box<ArrowWriter<File>>),
+    Jsonl { w: Box<dyn Write + Send>, written: Arc<AtomicU64>, line_buf: Vec<u8> },
+}
+
+struct Staged {
+    path: PathBuf,
+    rel: String,
+    rows: u64,
+}
+
+/// One output table of a task (`data` or `rejects`), rolled into files of `shard_size`.
+struct Table {
+    name: &'static str,
+    schema: SchemaRef,
+    task: usize,
+    dir: PathBuf,
+    format: OutputFormat,
+    compression: Compression,
+    shard_size: u64,
+    current: Option<(OpenFile, Staged)>,
+    done: Vec<Staged>,
+}
+
+impl Table {
+    fn open(&mut self) -> Result<(), BoxError> {
+        let seq = self.done.len();
+        let ext = match (self.format, self.compression) {
+            (OutputFormat::Parquet, _) => "parquet",
+            (OutputFormat::Jsonl, Compression::Gzip) => "jsonl.gz",
+            (OutputFormat::Jsonl, Compression::Zstd) => "jsonl.zst",
+            (OutputFormat::Jsonl, _) => "jsonl",
+        };
+        let rel = format!("{}/part-{:06}-{seq:03}.{ext}", self.name, self.task);
+        let path = self.dir.join(format!("{}-{seq:03}.{ext}", self.name));
+        let file = File::create(&path)?;
+        let open = match self.format {
+            OutputFormat::Parquet => {
+                let compression = match self.compression {
+                    Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(3)?),
+                    Compression::Snappy => PqCompression::SNAPPY,
+                    _ => PqCompression::UNCOMPRESSED,
+                };
+                let props = WriterProperties::builder().set_compression(compression).build();
+                OpenFile::Parquet(Box::new(ArrowWriter::try_new(file, self.schema.clone(), Some(props))?))
+            }
+            OutputFormat::Jsonl => {
+                let written = Arc::new(AtomicU64::new(0));
+                let base = Counting { inner: BufWriter::with_capacity(1 << 20, file), count: written.clone() };
+                let w: Box<dyn Write + Send> = match self.compression {
+                    Compression::Gzip => Box::new(flate2::write::GzEncoder::new(base, flate2::Compression::default())),
+                    Compression::Zstd => Box::new(zstd::stream::write::Encoder::new(base, 3)?.auto_finish()),
+                    _ => Box::new(base),
+                };
+                OpenFile::Jsonl { w, written, line_buf: Vec::new() }
+            }
+        };
+        self.current = Some((open, Staged { path, rel, rows: 0 }));
+        Ok(())
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), BoxError> {
+        if self.current.is_none() {
+            self.open()?;
+        }
+        let Some((file, staged)) = self.current.as_mut() else { return Ok(()) };
+        staged.rows += batch.num_rows() as u64;
+        let size = match file {
+            OpenFile::Parquet(w) => {
+                w.write(batch)?;
+                if w.in_progress_size() >= ROW_GROUP_BYTES {
+                    w.flush()?;
+                }
+                (w.bytes_written() + w.in_progress_size()) as u64
+            }
+            OpenFile::Jsonl { w, written, line_buf } => {
+                line_buf.clear();
+                json_out::write_rows(batch, line_buf);
+                w.write_all(line_buf)?;
+                written.load(Ordering::Relaxed)
+            }
+        };
+        if size >= self.shard_size {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        if let Some((file, staged)) = self.current.take() {
+            match file {
+                OpenFile::Parquet(w) => {
+                    w.close()?;
+                }
+                OpenFile::Jsonl { mut w, .. } => {
+                    w.flush()?;
+                    drop(w);
+                }
+            }
+            self.done.push(staged);
+        }
+        Ok(())
+    }
+}
+
+struct DirTaskWriter<'a> {
+    sink: &'a DirSink,
+    kept: Table,
+    rejects: Table,
+    quarantine: Option<(BufWriter<File>, Staged)>,
+    dir: PathBuf,
+    task: usize,
+}
+
+impl TaskWriter for DirTaskWriter<'_> {
+    fn kept(&mut self, batch: &RecordBatch) -> Result<(), BoxError> {
+        self.kept.write(batch)
+    }
+
+    fn rejected(&mut self, batch: &RecordBatch) -> Result<(), BoxError> {
+        self.rejects.write(batch)
+    }
+
+    fn quarantined(&mut self, records: &[Quarantined]) -> Result<(), BoxError> {
+        if self.quarantine.is_none() {
+            let path = self.dir.join("quarantine.jsonl");
+            let rel = format!("quarantine/part-{:06}.jsonl", self.task);
+            self.quarantine = Some((BufWriter::new(File::create(&path)?), Staged { path, rel, rows: 0 }));
+        }
+        let Some((w, staged)) = self.quarantine.as_mut() else { return Ok(()) };
+        for q in records {
+            let mut obj = serde_json::to_value(q)?;
+            if let Some(map) = obj.as_object_mut() {
+                match std::str::from_utf8(&q.raw) {
+                    Ok(s) => map.insert("raw".into(), s.into()),
+                    Err(_) => map.insert("raw_base64".into(), base64::engine::general_purpose::STANDARD.encode(&q.raw).into()),
+                };
+            }
+            serde_json::to_writer(&mut *w, &obj)?;
+            w.write_all(b"\n")?;
+            staged.rows += 1;
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<Vec<OutputFile>, BoxError> {
+        self.kept.close()?;
+        self.rejects.close()?;
+        let mut staged: Vec<Staged> = std::mem::take(&mut self.kept.done);
+        staged.append(&mut self.rejects.done);
+        if let Some((mut w, s)) = self.quarantine.take() {
+            w.flush()?;
+            staged.push(s);
+        }
+        let mut files = Vec::new();
+        for s in staged {
+            let bytes = std::fs::metadata(&s.path)?.len();
+            self.sink.publish(&s.path, &s.rel)?;
+            files.push(OutputFile { path: s.rel, rows: s.rows, bytes });
+        }
+        remove_local_dir(&self.dir)?;
+        Ok(files)
+    }
+}

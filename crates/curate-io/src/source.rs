@@ -1,0 +1,247 @@
+//! The file source: expands input paths, plans shards, infers the record schema and
+//! streams shards as chunks.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+
+use arrow_schema::SchemaRef;
+use curate_core::io::{BoxError, Chunk, Shard, ShardPart, Source};
+use curate_core::record;
+use curate_core::spec::{InputFormat, InputSpec};
+
+use crate::jsonl::{read_line_capped, JsonlLayout, JsonlReader};
+use crate::location::{expand, Location};
+use crate::parquet_in::{read_row_groups, ParquetLayout, ReaderBuilder};
+use crate::IoError;
+
+/// Records larger than this are quarantined rather than parsed.
+const MAX_RECORD_BYTES: usize = 256 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Plain,
+    Gzip,
+    Zstd,
+}
+
+fn codec_of(name: &str) -> Codec {
+    if name.ends_with(".gz") {
+        Codec::Gzip
+    } else if name.ends_with(".zst") || name.ends_with(".zstd") {
+        Codec::Zstd
+    } else {
+        Codec::Plain
+    }
+}
+
+fn format_of(name: &str) -> Option<InputFormat> {
+    let base = name.trim_end_matches(".gz").trim_end_matches(".zstd").trim_end_matches(".zst");
+    if base.ends_with(".jsonl") || base.ends_with(".json") || base.ends_with(".ndjson") {
+        Some(InputFormat::Jsonl)
+    } else if base.ends_with(".parquet") || base.ends_with(".pq") {
+        Some(InputFormat::Parquet)
+    } else {
+        None
+    }
+}
+
+fn decompress<'a>(codec: Codec, r: Box<dyn Read + Send + 'a>) -> Result<Box<dyn Read + Send + 'a>, std::io::Error> {
+    Ok(match codec {
+        Codec::Plain => r,
+        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, r))),
+        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
+    })
+}
+
+enum Layout {
+    Jsonl(JsonlLayout),
+    Parquet(ParquetLayout),
+}
+
+/// Records from local or object-store files, JSONL (plain, gzip, zstd) or Parquet.
+pub struct FileSource {
+    layout: Layout,
+    schema: SchemaRef,
+    shards: Vec<Shard>,
+    files: HashMap<String, (Location, u64)>,
+}
+
+impl FileSource {
+    /// Expands the input paths, checks the format, infers the schema and plans shards.
+    pub fn open(spec: &InputSpec) -> Result<Self, IoError> {
+        let mut files = Vec::new();
+        for pattern in spec.path.as_vec() {
+            files.extend(expand(&pattern)?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        files.retain(|(loc, _)| seen.insert(loc.display.clone()));
+        let format = match spec.format {
+            Some(f) => f,
+            None => {
+                let mut formats = files.iter().map(|(l, _)| (l, format_of(&l.display)));
+                let (first, f) = formats.next().ok_or_else(|| IoError::NotFound { pattern: "input.path".into() })?;
+                let f = f.ok_or_else(|| IoError::Format {
+                    file: first.display.clone(),
+                    message: "cannot tell the format from the extension; set input.format to jsonl or parquet".into(),
+                })?;
+                if let Some((other, _)) = formats.find(|(_, g)| *g != Some(f)) {
+                    return Err(IoError::Format {
+                        file: other.display.clone(),
+                        message: format!("has a different format than {}; set input.format or split the inputs", first.display),
+                    });
+                }
+                f
+            }
+        };
+        let version = |meta: &object_store::ObjectMeta| match &meta.e_tag {
+            Some(tag) => format!("{}:{tag}", meta.size),
+            None => format!("{}:{}", meta.size, meta.last_modified.timestamp_nanos_opt().unwrap_or_default()),
+        };
+        let mut shards = Vec::new();
+        let layout = match format {
+            InputFormat::Jsonl => {
+                let sample = sample_lines(&files, spec.sample_records)?;
+                let layout = JsonlLayout::infer(spec.id_field.clone(), spec.text_field.clone(), sample.iter().map(String::as_str));
+                for (loc, meta) in &files {
+                    let split = spec.split_size.0;
+                    if codec_of(&loc.display) == Codec::Plain && meta.size > split {
+                        let mut start = 0;
+                        while start < meta.size {
+                            let end = (start + split).min(meta.size);
+                            shards.push(Shard {
+                                file: loc.display.clone(),
+                                part: ShardPart::Bytes { start, end },
+                                bytes: end - start,
+                                version: version(meta),
+                            });
+                            start = end;
+                        }
+                    } else {
+                        shards.push(Shard { file: loc.display.clone(), part: ShardPart::Whole, bytes: meta.size, version: version(meta) });
+                    }
+                }
+                Layout::Jsonl(layout)
+            }
+            InputFormat::Parquet => {
+                let mut layout = None;
+                for (loc, meta) in &files {
+                    let builder = ReaderBuilder::open(loc, meta.size)?;
+                    if layout.is_none() {
+                        layout = Some(ParquetLayout::from_schema(&loc.display, &builder.schema(), spec.id_field.clone(), spec.text_field.clone())?);
+                    }
+                    let md = builder.metadata();
+                    let mut start = 0;
+                    let mut acc = 0u64;
+                    for rg in 0..md.num_row_groups() {
+                        acc += md.row_group(rg).compressed_size() as u64;
+                        if acc >= spec.split_size.0 || rg + 1 == md.num_row_groups() {
+                            shards.push(Shard {
+                                file: loc.display.clone(),
+                                part: ShardPart::RowGroups { start, end: rg + 1 },
+                                bytes: acc,
+                                version: version(meta),
+                            });
+                            start = rg + 1;
+                            acc = 0;
+                        }
+                    }
+                }
+                Layout::Parquet(layout.ok_or_else(|| IoError::NotFound { pattern: "input.path".into() })?)
+            }
+        };
+        let metadata = match &layout {
+            Layout::Jsonl(l) => l.fields(),
+            Layout::Parquet(l) => l.fields(),
+        };
+        let files = files.into_iter().map(|(loc, meta)| (loc.display.clone(), (loc, meta.size))).collect();
+        Ok(FileSource { layout, schema: record::input_schema(metadata), shards, files })
+    }
+
+    /// Column names every record of this source has.
+    pub fn column_names(&self) -> Vec<String> {
+        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+}
+
+/// The first `n` non-empty lines across files in order, for schema inference.
+fn sample_lines(files: &[(Location, object_store::ObjectMeta)], n: usize) -> Result<Vec<String>, IoError> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for (loc, _) in files {
+        if out.len() >= n {
+            break;
+        }
+        let raw = loc.open_range(0, None)?;
+        let mut r = BufReader::new(decompress(codec_of(&loc.display), raw).map_err(|e| IoError::Read { file: loc.display.clone(), source: e })?);
+        while out.len() < n {
+            // A damaged file is sampled as far as it reads; its records are quarantined later.
+            match read_line_capped(&mut r, &mut buf, 1 << 20) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Ok(s) = std::str::from_utf8(&buf) {
+                        if !s.trim().is_empty() {
+                            out.push(s.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Counts newlines in the first `upto` bytes of a file.
+fn count_newlines(loc: &Location, upto: u64) -> Result<u64, BoxError> {
+    let mut r = BufReader::with_capacity(1 << 20, loc.open_range(0, Some(upto))?);
+    let mut n = 0u64;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(n);
+        }
+        n += memchr::memchr_iter(b'\n', buf).count() as u64;
+        let len = buf.len();
+        r.consume(len);
+    }
+}
+
+impl Source for FileSource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn shards(&self) -> &[Shard] {
+        &self.shards
+    }
+
+    fn read<'a>(&'a self, shard: &'a Shard) -> Result<Box<dyn Iterator<Item = Result<Chunk, BoxError>> + Send + 'a>, BoxError> {
+        let (loc, len) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
+        match (&self.layout, &shard.part) {
+            (Layout::Jsonl(layout), part) => {
+                let codec = codec_of(&shard.file);
+                let (start, end) = match part {
+                    ShardPart::Bytes { start, end } => (*start, Some(*end)),
+                    _ => (0, None),
+                };
+                let raw = loc.open_range(start.saturating_sub(1), None)?;
+                let input = decompress(codec, raw)?;
+                let count: crate::jsonl::LineCounter<'a> = Box::new(move |upto| count_newlines(loc, upto));
+                Ok(Box::new(JsonlReader::new(
+                    layout,
+                    self.schema.clone(),
+                    shard.file.clone(),
+                    input,
+                    start,
+                    end,
+                    codec != Codec::Plain,
+                    count,
+                    MAX_RECORD_BYTES,
+                )?))
+            }
+            (Layout::Parquet(layout), ShardPart::RowGroups { start, end }) => {
+                read_row_groups(layout, self.schema.clone(), loc, *len, *start, *end)
+            }
+            (Layout::Parquet(_), other) => Err(format!("{}: Parquet shards are row groups, not {other:?}", shard.file).into()),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! curate's built-in operators.
+
+pub mod length_filter;
+mod util;
+
+use curate_core::operator::{OpDescriptor, Registry};
+
+/// Every built-in operator. Registering a new one is one line here.
+pub fn registry() -> Registry {
+    Registry::new(vec![OpDescriptor::of::<length_filter::LengthFilter>()])
+}
