@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt64Builder};
@@ -374,7 +375,10 @@ pub struct JsonlReader<'a> {
     /// Line number of the next line, once known.
     line: Option<u64>,
     count_lines: LineCounter<'a>,
-    compressed: bool,
+    /// Raw (possibly compressed) bytes read so far, when the input is compressed; progress
+    /// is measured in input bytes, not decompressed ones.
+    raw_read: Option<Arc<AtomicU64>>,
+    raw_reported: u64,
     max_record_bytes: usize,
     buf: Vec<u8>,
     done: bool,
@@ -392,7 +396,7 @@ impl<'a> JsonlReader<'a> {
         input: Box<dyn Read + Send + 'a>,
         start: u64,
         end: Option<u64>,
-        compressed: bool,
+        raw_read: Option<Arc<AtomicU64>>,
         count_lines: LineCounter<'a>,
         max_record_bytes: usize,
     ) -> Result<Self, BoxError> {
@@ -413,7 +417,8 @@ impl<'a> JsonlReader<'a> {
             end,
             line,
             count_lines,
-            compressed,
+            raw_read,
+            raw_reported: 0,
             max_record_bytes,
             buf,
             done: false,
@@ -435,7 +440,7 @@ impl<'a> JsonlReader<'a> {
         Ok(Quarantined {
             file: self.file.clone(),
             line: Some(self.line_number()?),
-            byte_offset: if self.compressed { None } else { Some(self.pos) },
+            byte_offset: if self.raw_read.is_some() { None } else { Some(self.pos) },
             row: None,
             error,
             raw,
@@ -458,7 +463,7 @@ impl<'a> JsonlReader<'a> {
             let mut buf = std::mem::take(&mut self.buf);
             let n = match read_line_capped(&mut self.reader, &mut buf, cap) {
                 Ok(n) => n,
-                Err(e) if self.compressed && is_corruption(&e) => {
+                Err(e) if self.raw_read.is_some() && is_corruption(&e) => {
                     let msg = format!("cannot decompress past this point, the rest of the file is unreadable: {e}");
                     quarantined.push(self.quarantine(msg, Vec::new())?);
                     self.buf = buf;
@@ -503,7 +508,14 @@ impl<'a> JsonlReader<'a> {
             return Ok(None);
         }
         let batch = b.finish(&self.schema, &self.file)?;
-        Ok(Some(Chunk { batch, quarantined, bytes: consumed }))
+        let bytes = match &self.raw_read {
+            Some(raw) => {
+                let now = raw.load(Ordering::Relaxed);
+                std::mem::replace(&mut self.raw_reported, now).abs_diff(now)
+            }
+            None => consumed,
+        };
+        Ok(Some(Chunk { batch, quarantined, bytes }))
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 use curate_core::io::{BoxError, Chunk, Shard, ShardPart, Source};
@@ -190,6 +192,20 @@ fn sample_lines(files: &[(Location, object_store::ObjectMeta)], n: usize) -> Res
     Ok(out)
 }
 
+/// Counts the bytes read through it.
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Counts newlines in the first `upto` bytes of a file.
 fn count_newlines(loc: &Location, upto: u64) -> Result<u64, BoxError> {
     let mut r = BufReader::with_capacity(1 << 20, loc.open_range(0, Some(upto))?);
@@ -224,6 +240,12 @@ impl Source for FileSource {
                     _ => (0, None),
                 };
                 let raw = loc.open_range(start.saturating_sub(1), None)?;
+                let (raw, raw_read): (Box<dyn Read + Send>, _) = if codec == Codec::Plain {
+                    (raw, None)
+                } else {
+                    let count = Arc::new(AtomicU64::new(0));
+                    (Box::new(CountingReader { inner: raw, count: count.clone() }), Some(count))
+                };
                 let input = decompress(codec, raw)?;
                 let count: crate::jsonl::LineCounter<'a> = Box::new(move |upto| count_newlines(loc, upto));
                 Ok(Box::new(JsonlReader::new(
@@ -233,7 +255,7 @@ impl Source for FileSource {
                     input,
                     start,
                     end,
-                    codec != Codec::Plain,
+                    raw_read,
                     count,
                     MAX_RECORD_BYTES,
                 )?))

@@ -1,0 +1,196 @@
+//! Reading JSONL and Parquet inputs: sharding, compression, quarantine, schema inference.
+
+use std::io::Write;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use curate_core::io::{Quarantined, Source};
+use curate_core::spec::{ByteSize, InputSpec, Paths};
+use curate_io::FileSource;
+
+fn input(path: &Path, split: u64, id_field: Option<&str>) -> InputSpec {
+    InputSpec {
+        path: Paths::One(path.display().to_string()),
+        format: None,
+        id_field: id_field.map(str::to_string),
+        text_field: "text".into(),
+        split_size: ByteSize(split),
+        sample_records: 1000,
+    }
+}
+
+/// (id, text) of every record, and every quarantined record, over all shards in order.
+fn read_all(src: &FileSource) -> (Vec<(String, String)>, Vec<Quarantined>, Vec<RecordBatch>) {
+    let mut recs = Vec::new();
+    let mut quarantined = Vec::new();
+    let mut batches = Vec::new();
+    for shard in src.shards() {
+        for chunk in src.read(shard).unwrap() {
+            let chunk = chunk.unwrap();
+            let ids = chunk.batch.column_by_name("id").unwrap().as_string::<i32>().clone();
+            let text = chunk.batch.column_by_name("text").unwrap().as_string::<i32>().clone();
+            for i in 0..ids.len() {
+                recs.push((ids.value(i).to_string(), text.value(i).to_string()));
+            }
+            quarantined.extend(chunk.quarantined);
+            batches.push(chunk.batch);
+        }
+    }
+    (recs, quarantined, batches)
+}
+
+/// A tiny deterministic generator, so the property runs are reproducible.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+fn random_jsonl(seed: u64, lines: usize) -> (String, Vec<String>, Vec<usize>) {
+    let mut rng = Lcg(seed);
+    let alphabet = ["a", "b", "é", "字", " ", "\\n", "\\\"", "🙂", "x"];
+    let mut out = String::new();
+    let mut texts = Vec::new();
+    let mut bad_lines = Vec::new();
+    for line in 1..=lines {
+        match rng.next() % 10 {
+            0 => out.push('\n'),
+            1 => {
+                out.push_str("{\"text\": \"broken\n");
+                bad_lines.push(line);
+            }
+            _ => {
+                let len = (rng.next() % 60) as usize;
+                let text: String = (0..len).map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize]).collect();
+                out.push_str(&format!("{{\"n\": {line}, \"text\": \"{text}\"}}\n"));
+                texts.push(serde_json::from_str::<String>(&format!("\"{text}\"")).unwrap());
+            }
+        }
+    }
+    (out, texts, bad_lines)
+}
+
+#[test]
+fn byte_range_shards_read_every_record_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for seed in 0..8 {
+        let (content, texts, bad_lines) = random_jsonl(seed, 300);
+        let path = dir.path().join(format!("r{seed}.jsonl"));
+        std::fs::write(&path, &content).unwrap();
+        let (whole, q_whole, _) = read_all(&FileSource::open(&input(&path, 1 << 30, None)).unwrap());
+        assert_eq!(whole.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>(), texts, "seed {seed}");
+        assert_eq!(q_whole.iter().map(|q| q.line.unwrap() as usize).collect::<Vec<_>>(), bad_lines);
+        let mut rng = Lcg(seed + 100);
+        for _ in 0..6 {
+            let split = 1 + rng.next() % 700;
+            let src = FileSource::open(&input(&path, split, None)).unwrap();
+            assert!(src.shards().len() > 1 || content.len() as u64 <= split);
+            let (parts, q_parts, _) = read_all(&src);
+            assert_eq!(parts, whole, "seed {seed} split {split}");
+            assert_eq!(q_parts, q_whole, "seed {seed} split {split}: quarantine differs");
+        }
+    }
+}
+
+#[test]
+fn derived_ids_name_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.jsonl");
+    std::fs::write(&path, "{\"text\":\"one\"}\n\n{\"text\":\"two\"}\n").unwrap();
+    let (recs, _, _) = read_all(&FileSource::open(&input(&path, 1 << 20, None)).unwrap());
+    let f = path.display().to_string();
+    assert_eq!(recs, vec![(format!("{f}@0"), "one".into()), (format!("{f}@16"), "two".into())]);
+}
+
+#[test]
+fn compressed_inputs_read_like_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, texts, _) = random_jsonl(42, 200);
+    let gz = dir.path().join("x.jsonl.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    enc.write_all(content.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let zst = dir.path().join("x.jsonl.zst");
+    std::fs::write(&zst, zstd::encode_all(content.as_bytes(), 3).unwrap()).unwrap();
+    for p in [&gz, &zst] {
+        // Compressed files are never split, whatever the split size.
+        let src = FileSource::open(&input(p, 10, None)).unwrap();
+        assert_eq!(src.shards().len(), 1);
+        let (recs, q, _) = read_all(&src);
+        assert_eq!(recs.into_iter().map(|r| r.1).collect::<Vec<_>>(), texts);
+        assert!(q.iter().all(|q| q.byte_offset.is_none() && q.line.is_some()));
+    }
+}
+
+#[test]
+fn truncated_gzip_keeps_what_it_read_and_quarantines_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut content = String::new();
+    for i in 0..5000 {
+        content.push_str(&format!("{{\"text\": \"record number {i} with some words to compress\"}}\n"));
+    }
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(content.as_bytes()).unwrap();
+    let bytes = enc.finish().unwrap();
+    let path = dir.path().join("t.jsonl.gz");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let (recs, q, _) = read_all(&FileSource::open(&input(&path, 1 << 20, None)).unwrap());
+    assert!(!recs.is_empty() && recs.len() < 5000);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert!(q[0].error.contains("cannot decompress"), "{}", q[0].error);
+    assert_eq!(q[0].line, Some(recs.len() as u64 + 1));
+}
+
+#[test]
+fn bad_records_are_quarantined_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.jsonl");
+    let mut bytes = b"{\"id\":\"a\",\"text\":\"ok\"}\n[1,2]\n{\"id\":\"b\",\"text\":5}\n{\"text\":\"no id\"}\n".to_vec();
+    bytes.extend_from_slice(b"{\"id\":\"c\",\"text\":\"bad \xff utf8\"}\n{\"id\":7,\"text\":\"int id\"}\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let (recs, q, _) = read_all(&FileSource::open(&input(&path, 1 << 20, Some("id"))).unwrap());
+    assert_eq!(recs, vec![("a".into(), "ok".into()), ("7".into(), "int id".into())]);
+    let got: Vec<(u64, &str)> = q.iter().map(|q| (q.line.unwrap(), q.error.as_str())).collect();
+    assert_eq!(got[0].0, 2);
+    assert!(got[0].1.starts_with("invalid JSON"), "{}", got[0].1);
+    assert_eq!(got[1], (3, "field `text` is a number, expected a string"));
+    assert_eq!(got[2], (4, "missing id field `id` (input.id_field)"));
+    assert_eq!(got[3], (5, "invalid UTF-8 at byte 22 of the record"));
+    assert_eq!(q[3].raw, b"{\"id\":\"c\",\"text\":\"bad \xff utf8\"}");
+}
+
+#[test]
+fn metadata_types_are_inferred_and_misfits_kept_in_extra() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.jsonl");
+    let lines = [
+        r#"{"text":"a","n":1,"x":1.5,"ok":true,"tags":["t"],"mixed":1,"s":"str"}"#,
+        r#"{"text":"b","n":2,"x":2,"ok":false,"tags":[],"mixed":"one","s":null}"#,
+    ];
+    let late = r#"{"text":"c","n":"three","late":{"k":1},"s":"z"}"#;
+    let mut content = lines.join("\n");
+    content.push('\n');
+    content.push_str(late);
+    content.push('\n');
+    std::fs::write(&path, content).unwrap();
+    let mut spec = input(&path, 1 << 20, None);
+    spec.sample_records = 2;
+    let src = FileSource::open(&spec).unwrap();
+    let schema = src.schema();
+    let types: Vec<String> = schema.fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
+    assert_eq!(
+        types[..8],
+        ["id:Utf8", "text:Utf8", "n:Int64", "x:Float64", "ok:Boolean", "tags:Utf8", "mixed:Utf8", "s:Utf8"]
+    );
+    assert_eq!(schema.field_with_name("tags").unwrap().metadata().get("curate.json").map(String::as_str), Some("true"));
+    let (_, _, batches) = read_all(&src);
+    let b = &batches[0];
+    let extra = b.column_by_name("_extra").unwrap().as_string::<i32>();
+    assert!(extra.is_null(0) && extra.is_null(1));
+    assert_eq!(extra.value(2), r#"{"late":{"k":1},"n":"three"}"#);
+    let mixed = b.column_by_name("mixed").unwrap().as_string::<i32>();
+    assert_eq!((mixed.value(0), mixed.value(1)), ("1", "\"one\""));
+}
