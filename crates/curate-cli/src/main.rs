@@ -152,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 for d in registry.all() {
                     println!("{} (v{}, {:?}): {}", d.name, d.version, d.kind, d.summary);
                     for p in d.params() {
-                        let default = p.default.map(|v| format!(" = {v}")).unwrap_or_default();
+                        let default = p.default.filter(|v| !v.is_null()).map(|v| format!(" = {v}")).unwrap_or_default();
                         println!("    {}: {}{default}\n        {}", p.name, p.ty, p.doc.replace('\n', " "));
                     }
                 }

@@ -115,6 +115,10 @@ impl JsonlLayout {
         let mut seen: Vec<(String, Vec<JsonType>)> = Vec::new();
         for line in sample {
             let Ok(Entries(entries)) = serde_json::from_str::<Entries>(line) else { continue };
+            // A record without text will be quarantined; its fields should not shape the schema.
+            if !entries.iter().any(|(k, _)| **k == *text_field) {
+                continue;
+            }
             for (k, v) in entries {
                 if *k == *text_field || Some(&*k) == id_field.as_deref() || is_reserved(&k) {
                     continue;

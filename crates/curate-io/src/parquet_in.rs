@@ -92,6 +92,8 @@ pub struct ParquetLayout {
     id_field: Option<String>,
     text_field: String,
     metadata: Vec<Field>,
+    /// The input has a curate `_extra` column, carried over as is.
+    carry_extra: bool,
 }
 
 fn is_string(t: &DataType) -> bool {
@@ -118,9 +120,20 @@ impl ParquetLayout {
             }
         }
         let mut metadata = Vec::new();
+        let mut carry_extra = false;
         for f in schema.fields() {
             let name = f.name().as_str();
             if name == text_field || Some(name) == id_field.as_deref() {
+                continue;
+            }
+            if name == record::SOURCE {
+                // Records re-read from a curate output get their new origin; the upstream
+                // origin is a lineage matter, not a column to carry along.
+                tracing::info!(file, "input column `_source` is replaced by this read's origin");
+                continue;
+            }
+            if name == record::EXTRA && f.data_type() == &DataType::Utf8 {
+                carry_extra = true;
                 continue;
             }
             if [record::ID, record::TEXT, record::SOURCE, record::EXTRA].contains(&name) {
@@ -130,7 +143,7 @@ impl ParquetLayout {
             }
             metadata.push(f.as_ref().clone().with_nullable(true));
         }
-        Ok(ParquetLayout { id_field, text_field, metadata })
+        Ok(ParquetLayout { id_field, text_field, metadata, carry_extra })
     }
 
     /// Arrow fields of the metadata columns.
@@ -246,6 +259,9 @@ fn to_records(layout: &ParquetLayout, schema: &SchemaRef, file: &str, b: &Record
     let offsets: ArrayRef = new_null_array(&DataType::UInt64, keep.len());
     let rows: ArrayRef = Arc::new(UInt64Array::from(keep.iter().map(|&i| first_row + i as u64).collect::<Vec<_>>()));
     columns.push(Arc::new(StructArray::try_new(source_fields(), vec![files, offsets, rows], None)?));
-    columns.push(new_null_array(&DataType::Utf8, keep.len()));
+    columns.push(match b.column_by_name(record::EXTRA) {
+        Some(a) if layout.carry_extra && a.data_type() == &DataType::Utf8 => pick(a)?,
+        _ => new_null_array(&DataType::Utf8, keep.len()),
+    });
     Ok(Chunk { batch: RecordBatch::try_new(schema.clone(), columns)?, quarantined, bytes: (bytes_per_row * n as f64) as u64 })
 }

@@ -134,6 +134,9 @@ impl MarkedEventReceiver for Builder {
                             self.fail(&mark, msg);
                             return;
                         }
+                        // A block mapping's start event is marked after its first key; its
+                        // first key is where a reader looks for it.
+                        self.positions.entry(mpath.clone()).or_insert(pos_of(&mark));
                         let kpath = if mpath.is_empty() { text.clone() } else { format!("{mpath}.{text}") };
                         *key = Some(text);
                         self.positions.insert(kpath, pos_of(&mark));
@@ -151,7 +154,6 @@ impl MarkedEventReceiver for Builder {
                 self.stack.push(Frame::Seq(Vec::new(), path));
             }
             Event::MappingStart(..) => {
-                self.positions.entry(path.clone()).or_insert(pos_of(&mark));
                 self.stack.push(Frame::Map(Map::new(), path, None));
             }
             Event::SequenceEnd | Event::MappingEnd => {

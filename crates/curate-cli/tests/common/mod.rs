@@ -1,0 +1,92 @@
+//! Helpers shared by the CLI tests: running the binary, writing specs and inputs, reading outputs.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// Runs `curate` with `args` in `dir`.
+pub fn curate(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_curate"))
+        .args(args)
+        .current_dir(dir)
+        .env("CURATE_LOG", "info")
+        .output()
+        .expect("the curate binary runs")
+}
+
+/// Runs `curate` and asserts success, returning stdout.
+pub fn curate_ok(dir: &Path, args: &[&str]) -> String {
+    let out = curate(dir, args);
+    assert!(
+        out.status.success(),
+        "curate {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes a file, creating parent directories.
+pub fn write(path: &Path, content: impl AsRef<[u8]>) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    std::fs::write(path, content).unwrap();
+}
+
+/// Deterministic pseudo-random words for generated corpora.
+pub fn corpus_line(i: usize) -> String {
+    const WORDS: [&str; 12] = ["data", "model", "the", "of", "web", "text", "quality", "a", "curate", "token", "set", "page"];
+    let mut x = (i as u64).wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let n = 5 + (x % 90) as usize;
+    let text: Vec<&str> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            WORDS[(x % 12) as usize]
+        })
+        .collect();
+    format!("{{\"id\":\"r{i}\",\"url\":\"https://ex.org/{i}\",\"n\":{i},\"text\":\"{}\"}}\n", text.join(" "))
+}
+
+/// Every file below `dir/sub` with its bytes, keyed by relative path.
+pub fn tree(dir: &Path, subs: &[&str]) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for sub in subs {
+        let root = dir.join(sub);
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for e in entries {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// All batches of a Parquet file.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let f = std::fs::File::open(path).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap().map(|b| b.unwrap()).collect()
+}
+
+/// The parsed `run.json` of an output directory.
+pub fn run_json(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
+}
+
+/// Repository root (for bundled examples).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
