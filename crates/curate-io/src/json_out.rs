@@ -132,7 +132,8 @@ pub fn write_rows(batch: &RecordBatch, out: &mut Vec<u8>) {
                     DataType::Utf8 => col.as_string::<i32>().value(i),
                     _ => continue,
                 };
-                let inner = obj.trim().trim_start_matches('{').trim_end_matches('}').trim();
+                let obj = obj.trim();
+                let inner = obj.strip_prefix('{').and_then(|o| o.strip_suffix('}')).unwrap_or_default().trim();
                 if !inner.is_empty() {
                     if !first {
                         out.push(b',');

@@ -251,6 +251,8 @@ fn parse_line(layout: &JsonlLayout, line: &str, id: &dyn Fn() -> String, b: &mut
         } else {
             match layout.index.get(&**k) {
                 Some(&i) => slots[i] = Some(v),
+                // A re-read curate output: the record gets its new origin (as with Parquet).
+                None if **k == *record::SOURCE => {}
                 None => extra.push((k, v)),
             }
         }
