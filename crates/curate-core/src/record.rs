@@ -23,6 +23,13 @@ pub const REJECT_STEP_INDEX: &str = "step_index";
 /// Rejects: `operator:rule` reason.
 pub const REJECT_REASON: &str = "reason";
 
+/// A nullable Utf8 field marked as holding JSON text.
+pub fn json_text_field(name: &str) -> Field {
+    let metadata: std::collections::HashMap<String, String> =
+        [(JSON_METADATA_KEY.to_string(), "true".to_string())].into_iter().collect();
+    Field::new(name, DataType::Utf8, true).with_metadata(metadata)
+}
+
 /// Fields of the `_source` struct column.
 pub fn source_fields() -> Fields {
     Fields::from(vec![

@@ -154,3 +154,36 @@ pub fn write_rows(batch: &RecordBatch, out: &mut Vec<u8>) {
         out.extend_from_slice(b"}\n");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Float64Array, StringArray};
+
+    use super::*;
+
+    #[test]
+    fn rows_merge_extra_and_keep_json_text() {
+        let meta = record::json_text_field("meta");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("text", DataType::Utf8, false),
+            meta,
+            Field::new("score", DataType::Float64, true),
+            Field::new(record::EXTRA, DataType::Utf8, true),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["a \"q\"\n", "b"])),
+            Arc::new(StringArray::from(vec![Some(r#"{"k":[1,{"z":2}]}"#), None])),
+            Arc::new(Float64Array::from(vec![Some(0.5), Some(f64::NAN)])),
+            Arc::new(StringArray::from(vec![Some(r#"{"late":{"deep":{"x":1}}}"#), None])),
+        ];
+        let batch = RecordBatch::try_new(schema, cols).unwrap();
+        let mut out = Vec::new();
+        write_rows(&batch, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"text\":\"a \\\"q\\\"\\n\",\"meta\":{\"k\":[1,{\"z\":2}]},\"score\":0.5,\"late\":{\"deep\":{\"x\":1}}}\n{\"text\":\"b\",\"score\":null}\n"
+        );
+    }
+}

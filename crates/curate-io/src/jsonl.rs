@@ -155,9 +155,7 @@ impl JsonlLayout {
             .iter()
             .map(|(name, kind)| match kind {
                 ColKind::Utf8 => Field::new(name, DataType::Utf8, true),
-                ColKind::Json => Field::new(name, DataType::Utf8, true).with_metadata(
-                    [(record::JSON_METADATA_KEY.to_string(), "true".to_string())].into_iter().collect::<HashMap<_, _>>(),
-                ),
+                ColKind::Json => record::json_text_field(name),
                 ColKind::Int64 => Field::new(name, DataType::Int64, true),
                 ColKind::Float64 => Field::new(name, DataType::Float64, true),
                 ColKind::Boolean => Field::new(name, DataType::Boolean, true),

@@ -17,14 +17,16 @@ use futures::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use curate_core::record;
 
 use crate::json_out;
 use crate::location::{block_on, Location};
 use crate::IoError;
 
-/// Parquet row groups are flushed once this much is buffered, bounding writer memory.
-const ROW_GROUP_BYTES: usize = 64 << 20;
+/// Parquet row groups close at this estimated encoded size, bounding writer memory.
+const ROW_GROUP_BYTES: usize = 32 << 20;
 /// Subdirectories a run owns; `reset` removes exactly these.
 const OWNED: [&str; 5] = ["data", "rejects", "quarantine", "_state", "_tmp"];
 
@@ -290,11 +292,19 @@ impl Table {
         let open = match self.format {
             OutputFormat::Parquet => {
                 let compression = match self.compression {
-                    Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(3)?),
+                    Compression::Zstd => PqCompression::ZSTD(ZstdLevel::default()),
                     Compression::Snappy => PqCompression::SNAPPY,
                     _ => PqCompression::UNCOMPRESSED,
                 };
-                let props = WriterProperties::builder().set_compression(compression).build();
+                // Text payloads are near-unique: a dictionary and min/max statistics on them
+                // cost time and buy nothing, so both are off for that column only.
+                let text = ColumnPath::from(record::TEXT);
+                let props = WriterProperties::builder()
+                    .set_compression(compression)
+                    .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+                    .set_column_dictionary_enabled(text.clone(), false)
+                    .set_column_statistics_enabled(text, EnabledStatistics::None)
+                    .build();
                 OpenFile::Parquet(Box::new(ArrowWriter::try_new(file, self.schema.clone(), Some(props))?))
             }
             OutputFormat::Jsonl => {
@@ -321,9 +331,6 @@ impl Table {
         let size = match file {
             OpenFile::Parquet(w) => {
                 w.write(batch)?;
-                if w.in_progress_size() >= ROW_GROUP_BYTES {
-                    w.flush()?;
-                }
                 (w.bytes_written() + w.in_progress_size()) as u64
             }
             OpenFile::Jsonl { w, written, line_buf } => {

@@ -194,3 +194,46 @@ fn metadata_types_are_inferred_and_misfits_kept_in_extra() {
     let mixed = b.column_by_name("mixed").unwrap().as_string::<i32>();
     assert_eq!((mixed.value(0), mixed.value(1)), ("1", "\"one\""));
 }
+
+#[test]
+fn parquet_row_groups_become_shards_and_rows_keep_their_ids() {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("text", DataType::Utf8, true),
+        Field::new("n", DataType::Int64, false),
+    ]));
+    let props = WriterProperties::builder().set_max_row_group_row_count(Some(100)).build();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema.clone(), Some(props)).unwrap();
+    let texts: Vec<Option<String>> = (0..1000).map(|i| (i % 250 != 7).then(|| format!("row {i}"))).collect();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(StringArray::from(texts.clone())), Arc::new(Int64Array::from_iter_values(0..1000))],
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+
+    let whole = FileSource::open(&input(&path, 1 << 30, None)).unwrap();
+    assert_eq!(whole.shards().len(), 1);
+    let split = FileSource::open(&input(&path, 1, None)).unwrap();
+    assert_eq!(split.shards().len(), 10, "one shard per row group at a tiny split size");
+    let (a, qa, batches) = read_all(&whole);
+    let (b, qb, _) = read_all(&split);
+    assert_eq!(a, b);
+    assert_eq!(qa, qb);
+    let f = path.display().to_string();
+    assert_eq!(a.len(), 996);
+    assert_eq!(a[8], (format!("{f}#9"), "row 9".to_string()));
+    assert_eq!(qa.iter().map(|q| q.row.unwrap()).collect::<Vec<_>>(), [7, 257, 507, 757]);
+    assert_eq!(qa[0].error, "column `text` is null");
+    let n = batches[0].column_by_name("n").unwrap().as_primitive::<arrow_array::types::Int64Type>();
+    assert_eq!(n.value(7), 8, "metadata columns stay aligned after a quarantined row");
+}
