@@ -64,7 +64,7 @@ pub enum DedupError {
 
 impl DedupError {
     /// Wraps an I/O error with the path it concerns.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DedupError::Io { path: path.into(), source }
     }
 

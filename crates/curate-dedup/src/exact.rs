@@ -84,7 +84,19 @@ pub fn normalize_into(text: &str, norm: TextNorm, out: &mut String) {
     }
     let lower_punct = norm == TextNorm::LowercasePunct;
     let mut pending_space = false;
-    for c in text.chars() {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        // ASCII is handled byte-wise: this loop is the hot path of shingling.
+        let c = if b < 0x80 {
+            i += 1;
+            b as char
+        } else {
+            let c = text[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+            i += c.len_utf8();
+            c
+        };
         if c.is_whitespace() {
             pending_space = true;
             continue;
@@ -97,14 +109,12 @@ pub fn normalize_into(text: &str, norm: TextNorm, out: &mut String) {
             out.push(' ');
         }
         pending_space = false;
-        if lower_punct {
-            if c.is_ascii() {
-                out.push(c.to_ascii_lowercase());
-            } else {
-                out.extend(c.to_lowercase());
-            }
-        } else {
+        if !lower_punct {
             out.push(c);
+        } else if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
         }
     }
 }

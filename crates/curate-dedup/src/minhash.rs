@@ -2,7 +2,10 @@
 //!
 //! Pipeline (see [`MinHashDedup::run`]):
 //! 1. shingles: word n-grams of the normalised text, each hashed to 64 bits (xxh3, seeded);
-//! 2. signature: `bands * rows` minima of `(a_i * h + b_i) mod (2^61 - 1)` over the shingles;
+//! 2. signature: `bands * rows` minima of `(a_i * h + b_i) mod (2^31 - 1)` over the shingles
+//!    (a 31-bit universal family: products fit in 64 bits, so the loop vectorises; the lost
+//!    resolution only adds ~2^-31 chance collisions per value, and every candidate is verified
+//!    on exact 64-bit shingle sets anyway);
 //! 3. band keys: one 64-bit hash per band of `rows` minima (band index mixed into the seed);
 //! 4. buckets: records grouped by band key through the bounded-memory [`crate::spill`];
 //! 5. candidate pairs from bucket collisions, verified by exact Jaccard on shingle sets;
@@ -21,7 +24,7 @@ use crate::fileformat::{FramedReader, FramedWriter};
 use crate::keep::{beats, SortKey};
 use crate::spill::{SpillConfig, SpillWriter};
 
-const MERSENNE_61: u64 = (1 << 61) - 1;
+const MERSENNE_31: u64 = (1 << 31) - 1;
 /// Buckets up to this size contribute all their pairs; larger ones (typically exact-duplicate
 /// floods) contribute a star plus a chain, which keeps candidate generation linear.
 const ALL_PAIRS_MAX_BUCKET: usize = 32;
@@ -93,19 +96,21 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// `x mod (2^61 - 1)` for `x < 2^125`.
+/// `x mod (2^31 - 1)` for `x < 2^62`.
 #[inline]
-fn mod_mersenne(x: u128) -> u64 {
-    let folded = (x as u64 & MERSENNE_61) as u128 + (x >> 61);
-    let r = (folded as u64 & MERSENNE_61) + (folded >> 61) as u64;
-    if r >= MERSENNE_61 { r - MERSENNE_61 } else { r }
+fn mod_mersenne(x: u64) -> u64 {
+    let folded = (x & MERSENNE_31) + (x >> 31);
+    let r = (folded & MERSENNE_31) + (folded >> 31);
+    if r >= MERSENNE_31 { r - MERSENNE_31 } else { r }
 }
 
 /// Computes shingles, signatures and band keys for one parameter set.
 #[derive(Debug, Clone)]
 pub struct MinHasher {
     params: MinHashParams,
-    perms: Vec<(u64, u64)>,
+    /// Permutation coefficients, kept as separate arrays so the signature loop vectorises.
+    perm_a: Vec<u32>,
+    perm_b: Vec<u32>,
 }
 
 impl MinHasher {
@@ -113,15 +118,14 @@ impl MinHasher {
     pub fn new(params: MinHashParams) -> Result<Self> {
         params.validate()?;
         let mut state = params.seed;
-        let perms = (0..params.bands * params.rows)
-            .map(|_| {
-                // a must be non-zero for (a*h + b) mod p to be a bijection on [0, p).
-                let a = 1 + splitmix64(&mut state) % (MERSENNE_61 - 1);
-                let b = splitmix64(&mut state) % MERSENNE_61;
-                (a, b)
-            })
-            .collect();
-        Ok(MinHasher { params, perms })
+        let n = params.bands * params.rows;
+        let (mut perm_a, mut perm_b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            // a must be non-zero for (a*h + b) mod p to be a bijection on [0, p).
+            perm_a.push((1 + splitmix64(&mut state) % (MERSENNE_31 - 1)) as u32);
+            perm_b.push((splitmix64(&mut state) % MERSENNE_31) as u32);
+        }
+        Ok(MinHasher { params, perm_a, perm_b })
     }
 
     /// The parameters in use.
@@ -160,15 +164,15 @@ impl MinHasher {
     }
 
     /// The `bands * rows` MinHash values of a shingle set.
-    pub fn signature(&self, shingles: &[u64]) -> Vec<u64> {
-        let mut mins = vec![u64::MAX; self.perms.len()];
+    pub fn signature(&self, shingles: &[u64]) -> Vec<u32> {
+        let mut mins = vec![u32::MAX; self.perm_a.len()];
         for &h in shingles {
-            let h = mod_mersenne(h as u128) as u128;
-            for (m, &(a, b)) in mins.iter_mut().zip(&self.perms) {
-                let v = mod_mersenne(a as u128 * h + b as u128);
-                if v < *m {
-                    *m = v;
-                }
+            // h mod p, using 2^31 = 1 (mod p): all 64 hash bits count, none are truncated.
+            // Going through u32 tells the compiler the product is 32x32 bits (pmuludq).
+            let h = u64::from(mod_mersenne((h & MERSENNE_31) + (h >> 31)) as u32);
+            for ((m, &a), &b) in mins.iter_mut().zip(&self.perm_a).zip(&self.perm_b) {
+                let v = mod_mersenne(u64::from(a) * h + u64::from(b)) as u32;
+                *m = (*m).min(v);
             }
         }
         mins
@@ -181,7 +185,7 @@ impl MinHasher {
             return Vec::new();
         }
         let sig = self.signature(shingles);
-        let mut bytes = Vec::with_capacity(self.params.rows * 8);
+        let mut bytes = Vec::with_capacity(self.params.rows * 4);
         sig.chunks(self.params.rows)
             .enumerate()
             .map(|(band, rows)| {
