@@ -166,6 +166,26 @@ impl MinHasher {
     /// The `bands * rows` MinHash values of a shingle set.
     pub fn signature(&self, shingles: &[u64]) -> Vec<u32> {
         let mut mins = vec![u32::MAX; self.perm_a.len()];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { self.fold_mins_avx2(shingles, &mut mins) };
+            return mins;
+        }
+        self.fold_mins(shingles, &mut mins);
+        mins
+    }
+
+    /// The same loop compiled for AVX2 (4 lanes of 32x32-bit products instead of SSE2's 2):
+    /// the signature is most of the CPU time, and release builds target baseline x86-64.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn fold_mins_avx2(&self, shingles: &[u64], mins: &mut [u32]) {
+        self.fold_mins(shingles, mins);
+    }
+
+    #[inline(always)]
+    fn fold_mins(&self, shingles: &[u64], mins: &mut [u32]) {
         for &h in shingles {
             // h mod p, using 2^31 = 1 (mod p): all 64 hash bits count, none are truncated.
             // Going through u32 tells the compiler the product is 32x32 bits (pmuludq).
@@ -175,7 +195,6 @@ impl MinHasher {
                 *m = (*m).min(v);
             }
         }
-        mins
     }
 
     /// One key per band; empty for an empty shingle set, which therefore never collides
