@@ -38,7 +38,9 @@ pub enum DedupError {
         reason: String,
     },
     /// A persisted file was written by an incompatible format version.
-    #[error("{path}: format version {found} is not supported (this build reads version {expected})")]
+    #[error(
+        "{path}: format version {found} is not supported (this build reads version {expected})"
+    )]
     VersionMismatch {
         /// File being read.
         path: PathBuf,
@@ -65,12 +67,18 @@ pub enum DedupError {
 impl DedupError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DedupError::Io { path: path.into(), source }
+        DedupError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Builds an [`DedupError::InvalidParam`].
     pub(crate) fn param(name: &'static str, reason: impl Into<String>) -> Self {
-        DedupError::InvalidParam { name, reason: reason.into() }
+        DedupError::InvalidParam {
+            name,
+            reason: reason.into(),
+        }
     }
 }
 

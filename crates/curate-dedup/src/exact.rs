@@ -93,7 +93,10 @@ pub fn normalize_into(text: &str, norm: TextNorm, out: &mut String) {
             i += 1;
             b as char
         } else {
-            let c = text[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+            let c = text[i..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
             i += c.len_utf8();
             c
         };
@@ -132,9 +135,18 @@ mod tests {
     fn normalisation_fixtures() {
         let s = "  Hello,\tWORLD!\n\nIt's  a   test. ";
         assert_eq!(normalize(s, TextNorm::None), s);
-        assert_eq!(normalize(s, TextNorm::Whitespace), "Hello, WORLD! It's a test.");
-        assert_eq!(normalize(s, TextNorm::LowercasePunct), "hello world its a test");
-        assert_eq!(normalize("Ünïcode — ÉTÉ", TextNorm::LowercasePunct), "ünïcode été");
+        assert_eq!(
+            normalize(s, TextNorm::Whitespace),
+            "Hello, WORLD! It's a test."
+        );
+        assert_eq!(
+            normalize(s, TextNorm::LowercasePunct),
+            "hello world its a test"
+        );
+        assert_eq!(
+            normalize("Ünïcode — ÉTÉ", TextNorm::LowercasePunct),
+            "ünïcode été"
+        );
         assert_eq!(normalize(" ... ", TextNorm::LowercasePunct), "");
     }
 
@@ -144,19 +156,41 @@ mod tests {
     fn hash_respects_normalisation() {
         let a = "The quick brown fox.";
         let b = "the   QUICK brown, fox";
-        assert_ne!(content_hash(a, TextNorm::None), content_hash(b, TextNorm::None));
-        assert_ne!(content_hash(a, TextNorm::Whitespace), content_hash(b, TextNorm::Whitespace));
-        assert_eq!(content_hash(a, TextNorm::LowercasePunct), content_hash(b, TextNorm::LowercasePunct));
+        assert_ne!(
+            content_hash(a, TextNorm::None),
+            content_hash(b, TextNorm::None)
+        );
+        assert_ne!(
+            content_hash(a, TextNorm::Whitespace),
+            content_hash(b, TextNorm::Whitespace)
+        );
+        assert_eq!(
+            content_hash(a, TextNorm::LowercasePunct),
+            content_hash(b, TextNorm::LowercasePunct)
+        );
         // Pinned value: the hash is persisted by callers, so it must not drift between releases.
-        assert_eq!(content_hash("Hello,  World", TextNorm::LowercasePunct), PINNED_HELLO_WORLD);
+        assert_eq!(
+            content_hash("Hello,  World", TextNorm::LowercasePunct),
+            PINNED_HELLO_WORLD
+        );
     }
 
     #[test]
     fn parse_norm() {
-        assert_eq!("whitespace".parse::<TextNorm>().unwrap(), TextNorm::Whitespace);
+        assert_eq!(
+            "whitespace".parse::<TextNorm>().unwrap(),
+            TextNorm::Whitespace
+        );
         let err = "lower".parse::<TextNorm>().unwrap_err().to_string();
-        assert!(err.contains("normalization") && err.contains("lowercase_punct"), "{err}");
-        for n in [TextNorm::None, TextNorm::Whitespace, TextNorm::LowercasePunct] {
+        assert!(
+            err.contains("normalization") && err.contains("lowercase_punct"),
+            "{err}"
+        );
+        for n in [
+            TextNorm::None,
+            TextNorm::Whitespace,
+            TextNorm::LowercasePunct,
+        ] {
             assert_eq!(TextNorm::from_byte(n.to_byte()), Some(n));
             assert_eq!(n.as_str().parse::<TextNorm>().unwrap(), n);
         }

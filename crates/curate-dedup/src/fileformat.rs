@@ -25,7 +25,12 @@ impl FramedWriter {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let file = File::create(&tmp).map_err(|e| DedupError::io(&tmp, e))?;
-        let mut w = FramedWriter { out: BufWriter::new(file), hasher: Xxh3::new(), tmp, dest: dest.to_owned() };
+        let mut w = FramedWriter {
+            out: BufWriter::new(file),
+            hasher: Xxh3::new(),
+            tmp,
+            dest: dest.to_owned(),
+        };
         w.bytes(magic)?;
         w.u32(version)?;
         Ok(w)
@@ -34,7 +39,9 @@ impl FramedWriter {
     /// Appends raw bytes.
     pub(crate) fn bytes(&mut self, b: &[u8]) -> Result<()> {
         self.hasher.update(b);
-        self.out.write_all(b).map_err(|e| DedupError::io(&self.tmp, e))
+        self.out
+            .write_all(b)
+            .map_err(|e| DedupError::io(&self.tmp, e))
     }
 
     /// Appends a little-endian u32.
@@ -50,8 +57,13 @@ impl FramedWriter {
     /// Writes the checksum, syncs and atomically moves the file into place.
     pub(crate) fn finish(mut self) -> Result<()> {
         let sum = self.hasher.digest();
-        self.out.write_all(&sum.to_le_bytes()).map_err(|e| DedupError::io(&self.tmp, e))?;
-        let file = self.out.into_inner().map_err(|e| DedupError::io(&self.tmp, e.into_error()))?;
+        self.out
+            .write_all(&sum.to_le_bytes())
+            .map_err(|e| DedupError::io(&self.tmp, e))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| DedupError::io(&self.tmp, e.into_error()))?;
         file.sync_all().map_err(|e| DedupError::io(&self.tmp, e))?;
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| DedupError::io(&self.dest, e))
     }
@@ -68,7 +80,11 @@ impl FramedReader {
     /// Opens `path` and checks its magic and version.
     pub(crate) fn open(path: &Path, magic: &[u8; 8], version: u32) -> Result<Self> {
         let file = File::open(path).map_err(|e| DedupError::io(path, e))?;
-        let mut r = FramedReader { inp: BufReader::new(file), hasher: Xxh3::new(), path: path.to_owned() };
+        let mut r = FramedReader {
+            inp: BufReader::new(file),
+            hasher: Xxh3::new(),
+            path: path.to_owned(),
+        };
         let mut m = [0u8; 8];
         r.fill(&mut m)?;
         if &m != magic {
@@ -80,7 +96,11 @@ impl FramedReader {
         }
         let found = r.u32()?;
         if found != version {
-            return Err(DedupError::VersionMismatch { path: r.path, expected: version, found });
+            return Err(DedupError::VersionMismatch {
+                path: r.path,
+                expected: version,
+                found,
+            });
         }
         Ok(r)
     }
@@ -92,7 +112,10 @@ impl FramedReader {
 
     /// A [`DedupError::Corrupt`] for this file.
     pub(crate) fn corrupt(&self, reason: impl Into<String>) -> DedupError {
-        DedupError::Corrupt { path: self.path.clone(), reason: reason.into() }
+        DedupError::Corrupt {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// Reads exactly `buf.len()` bytes.
@@ -123,7 +146,12 @@ impl FramedReader {
     /// so that a corrupt header cannot trigger a huge allocation.
     pub(crate) fn len(&mut self, item_bytes: u64) -> Result<usize> {
         let n = self.u64()?;
-        let file_len = self.inp.get_ref().metadata().map_err(|e| DedupError::io(&self.path, e))?.len();
+        let file_len = self
+            .inp
+            .get_ref()
+            .metadata()
+            .map_err(|e| DedupError::io(&self.path, e))?
+            .len();
         if n.saturating_mul(item_bytes.max(1)) > file_len {
             return Err(self.corrupt(format!("count {n} exceeds what the file can contain")));
         }

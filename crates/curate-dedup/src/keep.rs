@@ -34,7 +34,11 @@ impl SortKey {
         }
         let bits = v.to_bits();
         // IEEE-754 total order trick: negative floats have all bits flipped, positives the sign bit.
-        let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+        let ordered = if bits >> 63 == 1 {
+            !bits
+        } else {
+            bits | (1 << 63)
+        };
         // Reserve 0 for NaN so that it loses against -inf.
         SortKey(ordered.max(1))
     }
@@ -63,9 +67,23 @@ mod tests {
 
     #[test]
     fn float_and_int_orders_are_preserved() {
-        let floats = [f64::NEG_INFINITY, -1e300, -1.0, -0.0, 0.0, 1e-300, 2.5, f64::INFINITY];
+        let floats = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.0,
+            -0.0,
+            0.0,
+            1e-300,
+            2.5,
+            f64::INFINITY,
+        ];
         for w in floats.windows(2) {
-            assert!(SortKey::from_f64(w[0]) <= SortKey::from_f64(w[1]), "{} vs {}", w[0], w[1]);
+            assert!(
+                SortKey::from_f64(w[0]) <= SortKey::from_f64(w[1]),
+                "{} vs {}",
+                w[0],
+                w[1]
+            );
         }
         assert!(SortKey::from_f64(f64::NAN) < SortKey::from_f64(f64::NEG_INFINITY));
         let ints = [i64::MIN, -5, 0, 7, i64::MAX];
@@ -76,7 +94,12 @@ mod tests {
 
     #[test]
     fn pick_prefers_key_then_smallest_id() {
-        let g = [(SortKey(3), 9), (SortKey(5), 4), (SortKey(5), 2), (SortKey(1), 1)];
+        let g = [
+            (SortKey(3), 9),
+            (SortKey(5), 4),
+            (SortKey(5), 2),
+            (SortKey(1), 1),
+        ];
         assert_eq!(pick(&g), Some(2));
         let mut rev = g;
         rev.reverse();

@@ -48,7 +48,14 @@ pub struct MinHashParams {
 
 impl Default for MinHashParams {
     fn default() -> Self {
-        MinHashParams { ngram: 5, bands: 14, rows: 8, threshold: 0.8, seed: 0x6375_7261_7465, norm: TextNorm::LowercasePunct }
+        MinHashParams {
+            ngram: 5,
+            bands: 14,
+            rows: 8,
+            threshold: 0.8,
+            seed: 0x6375_7261_7465,
+            norm: TextNorm::LowercasePunct,
+        }
     }
 }
 
@@ -56,7 +63,10 @@ impl MinHashParams {
     /// Checks every field, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         if !(1..=64).contains(&self.ngram) {
-            return Err(DedupError::param("ngram", format!("{} is not in 1..=64", self.ngram)));
+            return Err(DedupError::param(
+                "ngram",
+                format!("{} is not in 1..=64", self.ngram),
+            ));
         }
         if self.bands == 0 {
             return Err(DedupError::param("bands", "must be at least 1"));
@@ -65,13 +75,25 @@ impl MinHashParams {
             return Err(DedupError::param("rows", "must be at least 1"));
         }
         if self.bands * self.rows > 4096 {
-            return Err(DedupError::param("bands", format!("bands * rows = {} exceeds 4096 permutations", self.bands * self.rows)));
+            return Err(DedupError::param(
+                "bands",
+                format!(
+                    "bands * rows = {} exceeds 4096 permutations",
+                    self.bands * self.rows
+                ),
+            ));
         }
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
-            return Err(DedupError::param("threshold", format!("{} is not in (0, 1]", self.threshold)));
+            return Err(DedupError::param(
+                "threshold",
+                format!("{} is not in (0, 1]", self.threshold),
+            ));
         }
         if self.norm == TextNorm::None {
-            return Err(DedupError::param("normalization", "minhash shingles words, so it needs `whitespace` or `lowercase_punct`"));
+            return Err(DedupError::param(
+                "normalization",
+                "minhash shingles words, so it needs `whitespace` or `lowercase_punct`",
+            ));
         }
         Ok(())
     }
@@ -83,7 +105,14 @@ impl MinHashParams {
 
     /// The fields that change shingles or band keys, in the words used by error messages.
     fn fingerprint(&self) -> String {
-        format!("ngram={} bands={} rows={} seed={:#x} normalization={}", self.ngram, self.bands, self.rows, self.seed, self.norm.as_str())
+        format!(
+            "ngram={} bands={} rows={} seed={:#x} normalization={}",
+            self.ngram,
+            self.bands,
+            self.rows,
+            self.seed,
+            self.norm.as_str()
+        )
     }
 }
 
@@ -101,7 +130,11 @@ fn splitmix64(state: &mut u64) -> u64 {
 fn mod_mersenne(x: u64) -> u64 {
     let folded = (x & MERSENNE_31) + (x >> 31);
     let r = (folded & MERSENNE_31) + (folded >> 31);
-    if r >= MERSENNE_31 { r - MERSENNE_31 } else { r }
+    if r >= MERSENNE_31 {
+        r - MERSENNE_31
+    } else {
+        r
+    }
 }
 
 /// Computes shingles, signatures and band keys for one parameter set.
@@ -125,7 +158,11 @@ impl MinHasher {
             perm_a.push((1 + splitmix64(&mut state) % (MERSENNE_31 - 1)) as u32);
             perm_b.push((splitmix64(&mut state) % MERSENNE_31) as u32);
         }
-        Ok(MinHasher { params, perm_a, perm_b })
+        Ok(MinHasher {
+            params,
+            perm_a,
+            perm_b,
+        })
     }
 
     /// The parameters in use.
@@ -142,7 +179,12 @@ impl MinHasher {
         let mut starts = Vec::with_capacity(norm.len() / 4 + 1);
         if !norm.is_empty() {
             starts.push(0);
-            starts.extend(norm.bytes().enumerate().filter(|&(_, b)| b == b' ').map(|(i, _)| i + 1));
+            starts.extend(
+                norm.bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b' ')
+                    .map(|(i, _)| i + 1),
+            );
         }
         let n = self.params.ngram;
         let seed = self.params.seed;
@@ -210,7 +252,10 @@ impl MinHasher {
             .map(|(band, rows)| {
                 bytes.clear();
                 bytes.extend(rows.iter().flat_map(|v| v.to_le_bytes()));
-                xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, self.params.seed ^ (band as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                xxhash_rust::xxh3::xxh3_64_with_seed(
+                    &bytes,
+                    self.params.seed ^ (band as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                )
             })
             .collect()
     }
@@ -231,7 +276,11 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
         }
     }
     let union = a.len() + b.len() - inter;
-    if union == 0 { 0.0 } else { inter as f64 / union as f64 }
+    if union == 0 {
+        0.0
+    } else {
+        inter as f64 / union as f64
+    }
 }
 
 /// Candidate pairs `(lo, hi)` from one bucket of record indices sorted ascending: all pairs
@@ -273,7 +322,9 @@ impl<T: AsRef<str>> TextSource for [T] {
         <[T]>::len(self)
     }
     fn text(&self, idx: usize, buf: &mut String) -> Result<()> {
-        let t = self.get(idx).ok_or_else(|| DedupError::param("record index", format!("{idx} is out of range")))?;
+        let t = self
+            .get(idx)
+            .ok_or_else(|| DedupError::param("record index", format!("{idx} is out of range")))?;
         buf.clear();
         buf.push_str(t.as_ref());
         Ok(())
@@ -317,7 +368,14 @@ impl LshIndex {
     /// An empty index for `params`.
     pub fn new(params: &MinHashParams) -> Result<Self> {
         params.validate()?;
-        Ok(LshIndex { params: params.clone(), ids: Vec::new(), band_keys: Vec::new(), offsets: vec![0], shingles: Vec::new(), buckets: Vec::new() })
+        Ok(LshIndex {
+            params: params.clone(),
+            ids: Vec::new(),
+            band_keys: Vec::new(),
+            offsets: vec![0],
+            shingles: Vec::new(),
+            buckets: Vec::new(),
+        })
     }
 
     /// Number of records in the index.
@@ -342,7 +400,11 @@ impl LshIndex {
     fn check_params(&self, params: &MinHashParams, path: &Path) -> Result<()> {
         let (mine, theirs) = (self.params.fingerprint(), params.fingerprint());
         if mine != theirs {
-            return Err(DedupError::IndexParamsMismatch { path: path.to_owned(), expected: theirs, found: mine });
+            return Err(DedupError::IndexParamsMismatch {
+                path: path.to_owned(),
+                expected: theirs,
+                found: mine,
+            });
         }
         Ok(())
     }
@@ -363,7 +425,10 @@ impl LshIndex {
     /// Index records sharing band key `key`.
     fn lookup(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
         let start = self.buckets.partition_point(|&(k, _)| k < key);
-        self.buckets[start..].iter().take_while(move |&&(k, _)| k == key).map(|&(_, r)| r)
+        self.buckets[start..]
+            .iter()
+            .take_while(move |&&(k, _)| k == key)
+            .map(|&(_, r)| r)
     }
 
     /// Writes the index (versioned header with the parameters, xxh3 checksum, atomic rename).
@@ -393,9 +458,26 @@ impl LshIndex {
         let (ngram, bands, rows) = (r.u32()? as usize, r.u32()? as usize, r.u32()? as usize);
         let seed = r.u64()?;
         let norm_byte = r.u32()?;
-        let norm = u8::try_from(norm_byte).ok().and_then(TextNorm::from_byte).ok_or_else(|| r.corrupt(format!("unknown normalization code {norm_byte}")))?;
-        let stored = MinHashParams { ngram, bands, rows, seed, norm, threshold: params.threshold };
-        let mut index = LshIndex { params: stored, ids: Vec::new(), band_keys: Vec::new(), offsets: Vec::new(), shingles: Vec::new(), buckets: Vec::new() };
+        let norm = u8::try_from(norm_byte)
+            .ok()
+            .and_then(TextNorm::from_byte)
+            .ok_or_else(|| r.corrupt(format!("unknown normalization code {norm_byte}")))?;
+        let stored = MinHashParams {
+            ngram,
+            bands,
+            rows,
+            seed,
+            norm,
+            threshold: params.threshold,
+        };
+        let mut index = LshIndex {
+            params: stored,
+            ids: Vec::new(),
+            band_keys: Vec::new(),
+            offsets: Vec::new(),
+            shingles: Vec::new(),
+            buckets: Vec::new(),
+        };
         index.check_params(params, r.path())?;
         let read_array = |r: &mut FramedReader| -> Result<Vec<u64>> {
             let n = r.len(8)?;
@@ -421,7 +503,11 @@ impl LshIndex {
             return Err(r.corrupt("array lengths are inconsistent"));
         }
         r.finish()?;
-        let buckets = band_keys.chunks(bands).enumerate().flat_map(|(i, keys)| keys.iter().map(move |&k| (k, i as u32))).collect();
+        let buckets = band_keys
+            .chunks(bands)
+            .enumerate()
+            .flat_map(|(i, keys)| keys.iter().map(move |&k| (k, i as u32)))
+            .collect();
         index.ids = ids;
         index.band_keys = band_keys;
         index.offsets = offsets;
@@ -438,7 +524,9 @@ struct UnionFind {
 
 impl UnionFind {
     fn new(n: usize) -> Self {
-        UnionFind { parent: (0..n as u32).collect() }
+        UnionFind {
+            parent: (0..n as u32).collect(),
+        }
     }
 
     fn find(&mut self, mut x: u32) -> u32 {
@@ -494,7 +582,10 @@ impl<S: TextSource + ?Sized> ShingleCache<'_, S> {
 impl MinHashDedup {
     /// Validates parameters; spill files go under `spill.dir`.
     pub fn new(params: MinHashParams, spill: SpillConfig) -> Result<Self> {
-        Ok(MinHashDedup { hasher: MinHasher::new(params)?, spill })
+        Ok(MinHashDedup {
+            hasher: MinHasher::new(params)?,
+            spill,
+        })
     }
 
     /// The hasher, for engines that compute band keys themselves.
@@ -505,10 +596,18 @@ impl MinHashDedup {
     /// Dedups `docs` (texts from `texts`, same order) among themselves and against `index`;
     /// when an index is given, the run's survivors are added to it. Returns one decision per
     /// doc, in input order. Index records always survive.
-    pub fn run<S: TextSource + ?Sized>(&self, docs: &[DocMeta], texts: &S, mut index: Option<&mut LshIndex>) -> Result<Vec<Decision>> {
+    pub fn run<S: TextSource + ?Sized>(
+        &self,
+        docs: &[DocMeta],
+        texts: &S,
+        index: Option<&mut LshIndex>,
+    ) -> Result<Vec<Decision>> {
         let params = self.hasher.params();
         if docs.len() != texts.len() {
-            return Err(DedupError::param("docs", format!("{} metadata rows but {} texts", docs.len(), texts.len())));
+            return Err(DedupError::param(
+                "docs",
+                format!("{} metadata rows but {} texts", docs.len(), texts.len()),
+            ));
         }
         let old = index.as_deref();
         if let Some(ix) = old {
@@ -517,14 +616,22 @@ impl MinHashDedup {
         let n_old = old.map_or(0, LshIndex::len);
         let n_nodes = docs.len() + n_old;
         if n_nodes >= u32::MAX as usize {
-            return Err(DedupError::param("docs", "a run is limited to 2^32 - 1 records including the index"));
+            return Err(DedupError::param(
+                "docs",
+                "a run is limited to 2^32 - 1 records including the index",
+            ));
         }
         check_unique_ids(docs, old)?;
 
         // Map: band keys into the spill; index hits become candidate pairs directly.
         let mut spill = SpillWriter::new(&self.spill)?;
         let mut pairs: Vec<(u32, u32)> = Vec::new();
-        let mut cache = ShingleCache { hasher: &self.hasher, texts, buf: String::new(), last: None };
+        let mut cache = ShingleCache {
+            hasher: &self.hasher,
+            texts,
+            buf: String::new(),
+            last: None,
+        };
         for idx in 0..docs.len() {
             let shingles = cache.compute(idx)?;
             for key in self.hasher.band_keys(&shingles) {
@@ -542,7 +649,12 @@ impl MinHashDedup {
             let part = reader.read_partition(p)?;
             for group in part.groups().filter(|g| g.len() > 1) {
                 members.clear();
-                members.extend(group.payloads().filter_map(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes));
+                members.extend(
+                    group
+                        .payloads()
+                        .filter_map(|b| <[u8; 4]>::try_from(b).ok())
+                        .map(u32::from_be_bytes),
+                );
                 bucket_candidate_pairs(&members, &mut pairs);
             }
         }
@@ -608,18 +720,29 @@ impl MinHashDedup {
                         texts.text(s as usize, &mut own)?;
                         self.hasher.shingles(&own)
                     } else {
-                        old.map_or_else(Vec::new, |ix| ix.record_shingles(s as usize - docs.len()).to_vec())
+                        old.map_or_else(Vec::new, |ix| {
+                            ix.record_shingles(s as usize - docs.len()).to_vec()
+                        })
                     };
                     surv_cache = Some((s, sh));
                 }
                 texts.text(i, &mut own)?;
                 let mine = self.hasher.shingles(&own);
-                Some(jaccard(&mine, surv_cache.as_ref().map_or(&[][..], |(_, v)| v)))
+                Some(jaccard(
+                    &mine,
+                    surv_cache.as_ref().map_or(&[][..], |(_, v)| v),
+                ))
             };
-            decisions.push(Decision { id: doc.id, kept, cluster_id: node(s as usize).1, cluster_size, jaccard: jaccard_to_survivor });
+            decisions.push(Decision {
+                id: doc.id,
+                kept,
+                cluster_id: node(s as usize).1,
+                cluster_size,
+                jaccard: jaccard_to_survivor,
+            });
         }
 
-        if let Some(ix) = index.as_deref_mut() {
+        if let Some(ix) = index {
             let mut added = Vec::new();
             for (i, d) in decisions.iter().enumerate().filter(|(_, d)| d.kept) {
                 texts.text(i, &mut own)?;
@@ -636,7 +759,11 @@ impl MinHashDedup {
 }
 
 fn check_unique_ids(docs: &[DocMeta], index: Option<&LshIndex>) -> Result<()> {
-    let mut ids: Vec<u64> = docs.iter().map(|d| d.id).chain(index.into_iter().flat_map(|ix| ix.ids.iter().copied())).collect();
+    let mut ids: Vec<u64> = docs
+        .iter()
+        .map(|d| d.id)
+        .chain(index.into_iter().flat_map(|ix| ix.ids.iter().copied()))
+        .collect();
     ids.sort_unstable();
     match ids.windows(2).find(|w| w[0] == w[1]) {
         Some(w) => Err(DedupError::DuplicateId(w[0])),

@@ -88,12 +88,24 @@ impl SpillWriter {
             let path = dir.join(format!("part-{p:05}.bin"));
             files.push(File::create(&path).map_err(|e| DedupError::io(&path, e))?);
         }
-        let bufs = (0..config.partitions).map(|_| Vec::with_capacity(per_partition)).collect();
-        Ok(SpillWriter { dir: Some(dir), files, bufs, buffered: 0, peak_buffered: 0, records: 0 })
+        let bufs = (0..config.partitions)
+            .map(|_| Vec::with_capacity(per_partition))
+            .collect();
+        Ok(SpillWriter {
+            dir: Some(dir),
+            files,
+            bufs,
+            buffered: 0,
+            peak_buffered: 0,
+            records: 0,
+        })
     }
 
     fn part_path(&self, p: usize) -> PathBuf {
-        self.dir.as_deref().unwrap_or(Path::new("")).join(format!("part-{p:05}.bin"))
+        self.dir
+            .as_deref()
+            .unwrap_or(Path::new(""))
+            .join(format!("part-{p:05}.bin"))
     }
 
     fn flush_partition(&mut self, p: usize) -> Result<()> {
@@ -112,7 +124,12 @@ impl SpillWriter {
     pub fn push(&mut self, key: &[u8], payload: &[u8]) -> Result<()> {
         let (klen, plen) = match (u32::try_from(key.len()), u32::try_from(payload.len())) {
             (Ok(k), Ok(p)) => (k, p),
-            _ => return Err(DedupError::param("spill record", "key and payload must each be under 4 GiB")),
+            _ => {
+                return Err(DedupError::param(
+                    "spill record",
+                    "key and payload must each be under 4 GiB",
+                ))
+            }
         };
         let p = partition_of(key, self.bufs.len());
         let frame = FRAME_HEADER + key.len() + payload.len();
@@ -127,7 +144,10 @@ impl SpillWriter {
             header[..4].copy_from_slice(&klen.to_le_bytes());
             header[4..].copy_from_slice(&plen.to_le_bytes());
             let f = &mut self.files[p];
-            let res = f.write_all(&header).and_then(|_| f.write_all(key)).and_then(|_| f.write_all(payload));
+            let res = f
+                .write_all(&header)
+                .and_then(|_| f.write_all(key))
+                .and_then(|_| f.write_all(payload));
             return res.map_err(|e| DedupError::io(self.part_path(p), e));
         }
         let buf = &mut self.bufs[p];
@@ -161,7 +181,10 @@ impl SpillWriter {
             self.flush_partition(p)?;
         }
         let partitions = self.bufs.len();
-        Ok(SpillReader { dir: self.dir.take(), partitions })
+        Ok(SpillReader {
+            dir: self.dir.take(),
+            partitions,
+        })
     }
 }
 
@@ -190,26 +213,45 @@ impl SpillReader {
     /// order within a group independent of push order.
     pub fn read_partition(&self, p: usize) -> Result<Partition> {
         if p >= self.partitions {
-            return Err(DedupError::param("partition", format!("{p} is not below {}", self.partitions)));
+            return Err(DedupError::param(
+                "partition",
+                format!("{p} is not below {}", self.partitions),
+            ));
         }
-        let path = self.dir.as_deref().unwrap_or(Path::new("")).join(format!("part-{p:05}.bin"));
+        let path = self
+            .dir
+            .as_deref()
+            .unwrap_or(Path::new(""))
+            .join(format!("part-{p:05}.bin"));
         let mut data = Vec::new();
-        File::open(&path).and_then(|mut f| f.read_to_end(&mut data)).map_err(|e| DedupError::io(&path, e))?;
+        File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut data))
+            .map_err(|e| DedupError::io(&path, e))?;
         let mut frames = Vec::new();
         let mut pos = 0usize;
-        let corrupt = |reason: &str| DedupError::Corrupt { path: path.clone(), reason: reason.to_owned() };
+        let corrupt = |reason: &str| DedupError::Corrupt {
+            path: path.clone(),
+            reason: reason.to_owned(),
+        };
         while pos < data.len() {
-            let header = data.get(pos..pos + FRAME_HEADER).ok_or_else(|| corrupt("truncated frame header"))?;
+            let header = data
+                .get(pos..pos + FRAME_HEADER)
+                .ok_or_else(|| corrupt("truncated frame header"))?;
             let klen = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
             let plen = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
             let start = pos + FRAME_HEADER;
-            let end = start.checked_add(klen + plen).filter(|&e| e <= data.len()).ok_or_else(|| corrupt("truncated frame"))?;
+            let end = start
+                .checked_add(klen + plen)
+                .filter(|&e| e <= data.len())
+                .ok_or_else(|| corrupt("truncated frame"))?;
             frames.push(Frame { start, klen, plen });
             pos = end;
         }
         let mut part = Partition { data, frames };
         let Partition { data, frames } = &mut part;
-        frames.sort_unstable_by(|a, b| (a.key(data), a.payload(data)).cmp(&(b.key(data), b.payload(data))));
+        frames.sort_unstable_by(|a, b| {
+            (a.key(data), a.payload(data)).cmp(&(b.key(data), b.payload(data)))
+        });
         Ok(part)
     }
 }
@@ -270,8 +312,15 @@ impl Partition {
                 return None;
             }
             let key = self.frames[start].key(&self.data);
-            let len = self.frames[start..].iter().take_while(|f| f.key(&self.data) == key).count();
-            let group = Group { part: self, frames: &self.frames[start..start + len], key };
+            let len = self.frames[start..]
+                .iter()
+                .take_while(|f| f.key(&self.data) == key)
+                .count();
+            let group = Group {
+                part: self,
+                frames: &self.frames[start..start + len],
+                key,
+            };
             start += len;
             Some(group)
         })
@@ -314,7 +363,11 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn config(dir: &Path, partitions: usize, memory_limit: usize) -> SpillConfig {
-        SpillConfig { dir: dir.to_owned(), partitions, memory_limit }
+        SpillConfig {
+            dir: dir.to_owned(),
+            partitions,
+            memory_limit,
+        }
     }
 
     #[test]
@@ -331,14 +384,25 @@ mod tests {
             x ^= x << 17;
             let key = (x % 5000).to_be_bytes().to_vec();
             // Mostly small payloads plus a few larger than a partition buffer.
-            let plen = if i % 10_000 == 0 { 10_000 } else { 40 + (x % 80) as usize };
+            let plen = if i % 10_000 == 0 {
+                10_000
+            } else {
+                40 + (x % 80) as usize
+            };
             let payload: Vec<u8> = (0..plen).map(|j| (i as usize + j) as u8).collect();
             total += key.len() + payload.len() + FRAME_HEADER;
             w.push(&key, &payload).unwrap();
             expected.entry(key).or_default().push(payload);
         }
-        assert!(total > 200 * limit, "test must spill far more than the limit ({total})");
-        assert!(w.peak_buffered_bytes() <= limit, "peak {} > {limit}", w.peak_buffered_bytes());
+        assert!(
+            total > 200 * limit,
+            "test must spill far more than the limit ({total})"
+        );
+        assert!(
+            w.peak_buffered_bytes() <= limit,
+            "peak {} > {limit}",
+            w.peak_buffered_bytes()
+        );
         assert!(w.buffer_capacity_bytes() <= limit);
         assert_eq!(w.records(), 200_000);
         let r = w.finish().unwrap();
@@ -349,7 +413,10 @@ mod tests {
             max_part = max_part.max(part.data_bytes());
             let mut prev: Option<Vec<u8>> = None;
             for g in part.groups() {
-                assert!(prev.as_deref() < Some(g.key()), "groups not sorted or key split");
+                assert!(
+                    prev.as_deref() < Some(g.key()),
+                    "groups not sorted or key split"
+                );
                 prev = Some(g.key().to_vec());
                 let payloads: Vec<Vec<u8>> = g.payloads().map(<[u8]>::to_vec).collect();
                 assert!(payloads.windows(2).all(|w| w[0] <= w[1]));
@@ -371,13 +438,23 @@ mod tests {
         w.push(b"k", b"v").unwrap();
         let r = w.finish().unwrap();
         assert_eq!(r.read_partition(partition_of(b"k", 2)).unwrap().len(), 1);
-        assert!(r.read_partition(2).unwrap_err().to_string().contains("partition"));
+        assert!(r
+            .read_partition(2)
+            .unwrap_err()
+            .to_string()
+            .contains("partition"));
         drop(r);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
-        let err = SpillWriter::new(&config(dir.path(), 0, 1024)).err().unwrap().to_string();
+        let err = SpillWriter::new(&config(dir.path(), 0, 1024))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("partitions"), "{err}");
-        let err = SpillWriter::new(&config(dir.path(), 64, 1024)).err().unwrap().to_string();
+        let err = SpillWriter::new(&config(dir.path(), 64, 1024))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("memory_limit"), "{err}");
     }
 }

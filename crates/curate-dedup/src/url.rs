@@ -34,7 +34,11 @@ pub struct UrlNormOptions {
 
 impl Default for UrlNormOptions {
     fn default() -> Self {
-        UrlNormOptions { strip_www: true, trailing_slash: TrailingSlash::Strip, sort_query: true }
+        UrlNormOptions {
+            strip_www: true,
+            trailing_slash: TrailingSlash::Strip,
+            sort_query: true,
+        }
     }
 }
 
@@ -53,7 +57,11 @@ fn push_percent_normalized(out: &mut String, s: &str) {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
             out.push('%');
             out.push(b[i + 1].to_ascii_uppercase() as char);
             out.push(b[i + 2].to_ascii_uppercase() as char);
@@ -70,13 +78,25 @@ fn push_percent_normalized(out: &mut String, s: &str) {
 /// trailing dot on the host removed, empty path becomes `/`, percent-escapes uppercased, plus
 /// the choices in `opts`. Userinfo is kept verbatim; dot segments are not resolved.
 pub fn normalize_url(url: &str, opts: &UrlNormOptions) -> Result<String> {
-    let invalid = |reason| DedupError::InvalidUrl { url: url.to_owned(), reason };
+    let invalid = |reason| DedupError::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
     let trimmed = url.trim();
-    let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| invalid("missing `scheme://`"))?;
-    let valid_scheme = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let (scheme, rest) = trimmed
+        .split_once("://")
+        .ok_or_else(|| invalid("missing `scheme://`"))?;
+    let valid_scheme = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     if !valid_scheme {
-        return Err(invalid("scheme must be a letter followed by letters, digits, `+`, `-` or `.`"));
+        return Err(invalid(
+            "scheme must be a letter followed by letters, digits, `+`, `-` or `.`",
+        ));
     }
     let scheme = scheme.to_ascii_lowercase();
     // The fragment never reaches the server, so it cannot distinguish documents.
@@ -88,7 +108,9 @@ pub fn normalize_url(url: &str, opts: &UrlNormOptions) -> Result<String> {
         None => (None, authority),
     };
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let close = v6.find(']').ok_or_else(|| invalid("unterminated IPv6 literal"))?;
+        let close = v6
+            .find(']')
+            .ok_or_else(|| invalid("unterminated IPv6 literal"))?;
         let after = &v6[close + 1..];
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p),
@@ -168,7 +190,9 @@ pub fn normalize_url(url: &str, opts: &UrlNormOptions) -> Result<String> {
 
 /// xxh3-128 of the canonical URL; the partition key for URL dedup.
 pub fn url_key(url: &str, opts: &UrlNormOptions) -> Result<u128> {
-    Ok(xxhash_rust::xxh3::xxh3_128(normalize_url(url, opts)?.as_bytes()))
+    Ok(xxhash_rust::xxh3::xxh3_128(
+        normalize_url(url, opts)?.as_bytes(),
+    ))
 }
 
 const BLOOM_MAGIC: &[u8; 8] = b"CURBLOOM";
@@ -180,15 +204,28 @@ fn bloom_shape(expected_items: u64, fp_rate: f64) -> Result<(u64, u32)> {
         return Err(DedupError::param("expected_items", "must be at least 1"));
     }
     if !(fp_rate > 0.0 && fp_rate < 1.0) {
-        return Err(DedupError::param("fp_rate", format!("{fp_rate} is not in the open interval (0, 1)")));
+        return Err(DedupError::param(
+            "fp_rate",
+            format!("{fp_rate} is not in the open interval (0, 1)"),
+        ));
     }
     let ln2 = std::f64::consts::LN_2;
     let bits = (-(expected_items as f64) * fp_rate.ln() / (ln2 * ln2)).ceil();
     // Whole 64-bit words; the cap keeps the word count addressable on every platform.
-    let bits = (bits as u64).max(64).div_ceil(64).checked_mul(64).filter(|&b| b <= 1 << 46).ok_or_else(|| {
-        DedupError::param("expected_items", "filter would exceed 8 TiB; lower expected_items or raise fp_rate")
-    })?;
-    let k = ((bits as f64 / expected_items as f64) * ln2).round().clamp(1.0, 32.0) as u32;
+    let bits = (bits as u64)
+        .max(64)
+        .div_ceil(64)
+        .checked_mul(64)
+        .filter(|&b| b <= 1 << 46)
+        .ok_or_else(|| {
+            DedupError::param(
+                "expected_items",
+                "filter would exceed 8 TiB; lower expected_items or raise fp_rate",
+            )
+        })?;
+    let k = ((bits as f64 / expected_items as f64) * ln2)
+        .round()
+        .clamp(1.0, 32.0) as u32;
     Ok((bits, k))
 }
 
@@ -211,9 +248,19 @@ impl BloomFilter {
     /// An empty filter sized for `expected_items` at `fp_rate`; `seed` fixes the hash functions.
     pub fn new(expected_items: u64, fp_rate: f64, seed: u64) -> Result<Self> {
         let (num_bits, num_hashes) = bloom_shape(expected_items, fp_rate)?;
-        let words = usize::try_from(num_bits / 64)
-            .map_err(|_| DedupError::param("expected_items", "filter does not fit in this address space"))?;
-        Ok(BloomFilter { words: vec![0; words], num_bits, num_hashes, seed, inserted: 0 })
+        let words = usize::try_from(num_bits / 64).map_err(|_| {
+            DedupError::param(
+                "expected_items",
+                "filter does not fit in this address space",
+            )
+        })?;
+        Ok(BloomFilter {
+            words: vec![0; words],
+            num_bits,
+            num_hashes,
+            seed,
+            inserted: 0,
+        })
     }
 
     /// Number of hash functions in use.
@@ -242,7 +289,8 @@ impl BloomFilter {
 
     /// True if `item` may have been inserted (false positives at the configured rate).
     pub fn contains(&self, item: &[u8]) -> bool {
-        self.positions(item).all(|p| self.words[(p / 64) as usize] & (1 << (p % 64)) != 0)
+        self.positions(item)
+            .all(|p| self.words[(p / 64) as usize] & (1 << (p % 64)) != 0)
     }
 
     /// Inserts `item`; returns true if it was (probably) already present, which is the
@@ -284,10 +332,14 @@ impl BloomFilter {
         let seed = r.u64()?;
         let inserted = r.u64()?;
         if num_bits == 0 || num_bits % 64 != 0 || !(1..=32).contains(&num_hashes) {
-            return Err(r.corrupt(format!("invalid shape: {num_bits} bits, {num_hashes} hashes")));
+            return Err(r.corrupt(format!(
+                "invalid shape: {num_bits} bits, {num_hashes} hashes"
+            )));
         }
         let n_words = num_bits / 64;
-        let file_len = std::fs::metadata(path).map_err(|e| DedupError::io(path, e))?.len();
+        let file_len = std::fs::metadata(path)
+            .map_err(|e| DedupError::io(path, e))?
+            .len();
         if n_words.saturating_mul(8) > file_len {
             return Err(r.corrupt("bit array larger than the file"));
         }
@@ -298,7 +350,13 @@ impl BloomFilter {
             words.push(u64::from_le_bytes(b));
         }
         r.finish()?;
-        Ok(BloomFilter { words, num_bits, num_hashes, seed, inserted })
+        Ok(BloomFilter {
+            words,
+            num_bits,
+            num_hashes,
+            seed,
+            inserted,
+        })
     }
 }
 
@@ -312,19 +370,34 @@ mod tests {
 
     #[test]
     fn url_fixtures() {
-        assert_eq!(norm("HTTP://WWW.Example.COM:80/a/b/?z=1&a=2#frag"), "http://example.com/a/b?a=2&z=1");
+        assert_eq!(
+            norm("HTTP://WWW.Example.COM:80/a/b/?z=1&a=2#frag"),
+            "http://example.com/a/b?a=2&z=1"
+        );
         assert_eq!(norm("https://example.com:443"), "https://example.com/");
-        assert_eq!(norm("https://example.com:8443/"), "https://example.com:8443/");
-        assert_eq!(norm(" https://example.com./x%2fy?&&b&a= "), "https://example.com/x%2Fy?a=&b");
+        assert_eq!(
+            norm("https://example.com:8443/"),
+            "https://example.com:8443/"
+        );
+        assert_eq!(
+            norm(" https://example.com./x%2fy?&&b&a= "),
+            "https://example.com/x%2Fy?a=&b"
+        );
         assert_eq!(norm("http://user:pw@[::1]:80/p"), "http://user:pw@[::1]/p");
         assert_eq!(norm("http://[::1]:8080"), "http://[::1]:8080/");
-        let keep = UrlNormOptions { strip_www: false, trailing_slash: TrailingSlash::Keep, sort_query: false };
+        let keep = UrlNormOptions {
+            strip_www: false,
+            trailing_slash: TrailingSlash::Keep,
+            sort_query: false,
+        };
         assert_eq!(
             normalize_url("http://www.x.org/a/?b=1&a=2", &keep).unwrap(),
             "http://www.x.org/a/?b=1&a=2"
         );
-        assert_eq!(url_key("http://x.org/a/", &UrlNormOptions::default()).unwrap(),
-                   url_key("HTTP://www.x.org/a", &UrlNormOptions::default()).unwrap());
+        assert_eq!(
+            url_key("http://x.org/a/", &UrlNormOptions::default()).unwrap(),
+            url_key("HTTP://www.x.org/a", &UrlNormOptions::default()).unwrap()
+        );
     }
 
     #[test]
@@ -336,7 +409,9 @@ mod tests {
             ("http://x:abc/", "port"),
             ("http://[::1/", "IPv6"),
         ] {
-            let err = normalize_url(u, &UrlNormOptions::default()).unwrap_err().to_string();
+            let err = normalize_url(u, &UrlNormOptions::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(why), "{u}: {err}");
         }
     }
@@ -346,17 +421,31 @@ mod tests {
         // 1M items at 1% needs ~9.59 bits per item.
         let bytes = BloomFilter::memory_bytes(1_000_000, 0.01).unwrap();
         assert!((1_190_000..1_210_000).contains(&bytes), "{bytes}");
-        assert!(BloomFilter::memory_bytes(0, 0.01).unwrap_err().to_string().contains("expected_items"));
-        assert!(BloomFilter::new(10, 1.0, 0).unwrap_err().to_string().contains("fp_rate"));
+        assert!(BloomFilter::memory_bytes(0, 0.01)
+            .unwrap_err()
+            .to_string()
+            .contains("expected_items"));
+        assert!(BloomFilter::new(10, 1.0, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("fp_rate"));
         assert!(BloomFilter::new(10, f64::NAN, 0).is_err());
 
         let n = 20_000u64;
         let mut f = BloomFilter::new(n, 0.01, 7).unwrap();
-        let reported_present = (0..n).filter(|i| f.insert(format!("in-{i}").as_bytes())).count();
-        assert!(reported_present < (n / 50) as usize, "{reported_present} fresh items reported present");
+        let reported_present = (0..n)
+            .filter(|i| f.insert(format!("in-{i}").as_bytes()))
+            .count();
+        assert!(
+            reported_present < (n / 50) as usize,
+            "{reported_present} fresh items reported present"
+        );
         assert_eq!(f.inserted(), n - reported_present as u64);
         assert!((0..n).all(|i| f.contains(format!("in-{i}").as_bytes())));
-        let fp = (0..n).filter(|i| f.contains(format!("out-{i}").as_bytes())).count() as f64 / n as f64;
+        let fp = (0..n)
+            .filter(|i| f.contains(format!("out-{i}").as_bytes()))
+            .count() as f64
+            / n as f64;
         assert!(fp < 0.02, "false-positive rate {fp}");
         assert!(f.insert(b"in-5"));
     }
@@ -377,10 +466,16 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[40] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(BloomFilter::load(&path).unwrap_err().to_string().contains("checksum"));
+        assert!(BloomFilter::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         bytes[8] = 9;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(matches!(BloomFilter::load(&path), Err(DedupError::VersionMismatch { found: 9, .. })));
+        assert!(matches!(
+            BloomFilter::load(&path),
+            Err(DedupError::VersionMismatch { found: 9, .. })
+        ));
         std::fs::write(&path, &bytes[..20]).unwrap();
         assert!(BloomFilter::load(&path).is_err());
     }

@@ -9,9 +9,18 @@ use curate_dedup::{content_hash, TextNorm};
 /// Runs map -> spill -> reduce and returns the surviving ids, sorted.
 fn dedup_by_key(records: &[(u64, SortKey, u128)]) -> Vec<u64> {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = SpillWriter::new(&SpillConfig { dir: dir.path().to_owned(), partitions: 3, memory_limit: 512 }).unwrap();
+    let mut w = SpillWriter::new(&SpillConfig {
+        dir: dir.path().to_owned(),
+        partitions: 3,
+        memory_limit: 512,
+    })
+    .unwrap();
     for &(id, key, hash) in records {
-        let payload: Vec<u8> = id.to_le_bytes().into_iter().chain(key.0.to_le_bytes()).collect();
+        let payload: Vec<u8> = id
+            .to_le_bytes()
+            .into_iter()
+            .chain(key.0.to_le_bytes())
+            .collect();
         w.push(&hash.to_be_bytes(), &payload).unwrap();
     }
     let r = w.finish().unwrap();
@@ -34,18 +43,36 @@ fn dedup_by_key(records: &[(u64, SortKey, u128)]) -> Vec<u64> {
 
 #[test]
 fn exact_dedup_fixture() {
-    let docs = [(1, "Hello  world."), (2, "hello world"), (3, "HELLO,  WORLD!!"), (4, "goodbye"), (5, "Hello world.")];
+    let docs = [
+        (1, "Hello  world."),
+        (2, "hello world"),
+        (3, "HELLO,  WORLD!!"),
+        (4, "goodbye"),
+        (5, "Hello world."),
+    ];
     let expected = [
         (TextNorm::None, vec![1, 2, 3, 4, 5]),
         (TextNorm::Whitespace, vec![1, 2, 3, 4]),
         (TextNorm::LowercasePunct, vec![1, 4]),
     ];
     for (norm, want) in expected {
-        let records: Vec<_> = docs.iter().map(|&(id, t)| (id, SortKey::FIRST, content_hash(t, norm))).collect();
+        let records: Vec<_> = docs
+            .iter()
+            .map(|&(id, t)| (id, SortKey::FIRST, content_hash(t, norm)))
+            .collect();
         assert_eq!(dedup_by_key(&records), want, "{norm:?}");
     }
     // keep: longest picks "HELLO,  WORLD!!" (15 bytes) among the lowercase_punct duplicates.
-    let records: Vec<_> = docs.iter().map(|&(id, t)| (id, SortKey::from_len(t.len()), content_hash(t, TextNorm::LowercasePunct))).collect();
+    let records: Vec<_> = docs
+        .iter()
+        .map(|&(id, t)| {
+            (
+                id,
+                SortKey::from_len(t.len()),
+                content_hash(t, TextNorm::LowercasePunct),
+            )
+        })
+        .collect();
     assert_eq!(dedup_by_key(&records), vec![3, 4]);
 }
 
@@ -59,6 +86,9 @@ fn url_dedup_fixture() {
         (14, "https://example.com/a?a=1&b=3"),
     ];
     let opts = UrlNormOptions::default();
-    let records: Vec<_> = urls.iter().map(|&(id, u)| (id, SortKey::FIRST, url_key(u, &opts).unwrap())).collect();
+    let records: Vec<_> = urls
+        .iter()
+        .map(|&(id, u)| (id, SortKey::FIRST, url_key(u, &opts).unwrap()))
+        .collect();
     assert_eq!(dedup_by_key(&records), vec![10, 12, 13, 14]);
 }

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use curate_dedup::minhash::{jaccard, Decision, DocMeta, LshIndex, MinHashDedup, MinHashParams, MinHasher};
+use curate_dedup::minhash::{
+    jaccard, Decision, DocMeta, LshIndex, MinHashDedup, MinHashParams, MinHasher,
+};
 use curate_dedup::{DedupError, SortKey, SpillConfig, TextNorm};
 use proptest::prelude::*;
 
@@ -37,7 +39,11 @@ fn edited(base: &[String], edits: usize, rng: &mut Rng) -> Vec<String> {
 }
 
 fn spill(dir: &tempfile::TempDir, memory_limit: usize) -> SpillConfig {
-    SpillConfig { dir: dir.path().to_owned(), partitions: 8, memory_limit }
+    SpillConfig {
+        dir: dir.path().to_owned(),
+        partitions: 8,
+        memory_limit,
+    }
 }
 
 fn run(docs: &[DocMeta], texts: &[String], index: Option<&mut LshIndex>) -> Vec<Decision> {
@@ -47,7 +53,12 @@ fn run(docs: &[DocMeta], texts: &[String], index: Option<&mut LshIndex>) -> Vec<
 }
 
 fn first(ids: impl IntoIterator<Item = u64>) -> Vec<DocMeta> {
-    ids.into_iter().map(|id| DocMeta { id, sort_key: SortKey::FIRST }).collect()
+    ids.into_iter()
+        .map(|id| DocMeta {
+            id,
+            sort_key: SortKey::FIRST,
+        })
+        .collect()
 }
 
 fn fixture() -> Vec<String> {
@@ -71,12 +82,48 @@ fn fixture_exact_outputs() {
     let d = run(&first([10, 11, 12, 13, 14, 15]), &texts, None);
     // 60 words -> 56 five-grams; one substituted word changes 5 of them: 51 / (56 + 5).
     let expected = [
-        Decision { id: 10, kept: true, cluster_id: 10, cluster_size: 3, jaccard: None },
-        Decision { id: 11, kept: false, cluster_id: 10, cluster_size: 3, jaccard: Some(51.0 / 61.0) },
-        Decision { id: 12, kept: false, cluster_id: 10, cluster_size: 3, jaccard: Some(1.0) },
-        Decision { id: 13, kept: true, cluster_id: 13, cluster_size: 1, jaccard: None },
-        Decision { id: 14, kept: true, cluster_id: 14, cluster_size: 1, jaccard: None },
-        Decision { id: 15, kept: true, cluster_id: 15, cluster_size: 1, jaccard: None },
+        Decision {
+            id: 10,
+            kept: true,
+            cluster_id: 10,
+            cluster_size: 3,
+            jaccard: None,
+        },
+        Decision {
+            id: 11,
+            kept: false,
+            cluster_id: 10,
+            cluster_size: 3,
+            jaccard: Some(51.0 / 61.0),
+        },
+        Decision {
+            id: 12,
+            kept: false,
+            cluster_id: 10,
+            cluster_size: 3,
+            jaccard: Some(1.0),
+        },
+        Decision {
+            id: 13,
+            kept: true,
+            cluster_id: 13,
+            cluster_size: 1,
+            jaccard: None,
+        },
+        Decision {
+            id: 14,
+            kept: true,
+            cluster_id: 14,
+            cluster_size: 1,
+            jaccard: None,
+        },
+        Decision {
+            id: 15,
+            kept: true,
+            cluster_id: 15,
+            cluster_size: 1,
+            jaccard: None,
+        },
     ];
     assert_eq!(d, expected);
 
@@ -85,13 +132,20 @@ fn fixture_exact_outputs() {
     docs[1].sort_key = SortKey::from_f64(0.9);
     docs[2].sort_key = SortKey::from_f64(0.5);
     let d = run(&docs, &texts, None);
-    assert_eq!((d[1].kept, d[0].cluster_id, d[2].cluster_id), (true, 11, 11));
+    assert_eq!(
+        (d[1].kept, d[0].cluster_id, d[2].cluster_id),
+        (true, 11, 11)
+    );
     assert_eq!(d[2].jaccard, Some(51.0 / 61.0));
 }
 
 #[test]
 fn shingles_and_signature_fixtures() {
-    let h = MinHasher::new(MinHashParams { ngram: 2, ..MinHashParams::default() }).unwrap();
+    let h = MinHasher::new(MinHashParams {
+        ngram: 2,
+        ..MinHashParams::default()
+    })
+    .unwrap();
     assert_eq!(h.shingles("A b, c").len(), 2);
     assert_eq!(h.shingles("a b c"), h.shingles("A  B\nc!"));
     assert_eq!(h.shingles("solo").len(), 1);
@@ -125,9 +179,15 @@ fn clustered_corpus(seed: u64, groups: usize) -> Vec<String> {
 fn shuffled_input_gives_same_survivors_and_clusters() {
     let texts = clustered_corpus(7, 60);
     let docs: Vec<DocMeta> = (0..texts.len() as u64)
-        .map(|i| DocMeta { id: 1000 + (i * 7919) % 4001, sort_key: SortKey::from_len(texts[i as usize].len() % 3) })
+        .map(|i| DocMeta {
+            id: 1000 + (i * 7919) % 4001,
+            sort_key: SortKey::from_len(texts[i as usize].len() % 3),
+        })
         .collect();
-    let reference: HashMap<u64, Decision> = run(&docs, &texts, None).into_iter().map(|d| (d.id, d)).collect();
+    let reference: HashMap<u64, Decision> = run(&docs, &texts, None)
+        .into_iter()
+        .map(|d| (d.id, d))
+        .collect();
     assert!(reference.values().filter(|d| !d.kept).count() >= 60);
 
     let mut rng = Rng(99);
@@ -140,8 +200,15 @@ fn shuffled_input_gives_same_survivors_and_clusters() {
         let t2: Vec<String> = order.iter().map(|&i| texts[i].clone()).collect();
         // Vary the spill shape too: partitioning must not change results.
         let dir = tempfile::tempdir().unwrap();
-        let cfg = SpillConfig { dir: dir.path().to_owned(), partitions: 1 + round * 5, memory_limit: 4096 };
-        let out = MinHashDedup::new(MinHashParams::default(), cfg).unwrap().run(&d2, t2.as_slice(), None).unwrap();
+        let cfg = SpillConfig {
+            dir: dir.path().to_owned(),
+            partitions: 1 + round * 5,
+            memory_limit: 4096,
+        };
+        let out = MinHashDedup::new(MinHashParams::default(), cfg)
+            .unwrap()
+            .run(&d2, t2.as_slice(), None)
+            .unwrap();
         for (pos, d) in out.iter().enumerate() {
             assert_eq!(d.id, d2[pos].id, "decisions must follow input order");
             assert_eq!(&reference[&d.id], d);
@@ -160,7 +227,10 @@ fn index_round_trip_dedups_new_against_old() {
     let batch1 = vec![old_a.join(" "), old_a.join(" "), old_b.join(" ")];
     let mut index = LshIndex::new(&params).unwrap();
     let d1 = run(&first([1, 2, 3]), &batch1, Some(&mut index));
-    assert_eq!(d1.iter().map(|d| d.kept).collect::<Vec<_>>(), [true, false, true]);
+    assert_eq!(
+        d1.iter().map(|d| d.kept).collect::<Vec<_>>(),
+        [true, false, true]
+    );
     assert_eq!(index.ids(), &[1, 3]);
     index.save(&path).unwrap();
 
@@ -177,24 +247,48 @@ fn index_round_trip_dedups_new_against_old() {
     let mut index2 = loaded;
     // Ids smaller than the old ones: index records must still win.
     let d2 = run(&first([0, 50, 51, 52]), &batch2, Some(&mut index2));
-    assert_eq!((d2[0].kept, d2[0].cluster_id, d2[0].cluster_size), (false, 3, 2));
+    assert_eq!(
+        (d2[0].kept, d2[0].cluster_id, d2[0].cluster_size),
+        (false, 3, 2)
+    );
     assert!(d2[0].jaccard.unwrap() >= 0.8);
-    assert_eq!((d2[1].kept, d2[2].kept, d2[2].cluster_id), (true, false, 50));
+    assert_eq!(
+        (d2[1].kept, d2[2].kept, d2[2].cluster_id),
+        (true, false, 50)
+    );
     assert!(d2[3].kept);
     assert_eq!(index2.ids(), &[1, 3, 50, 52]);
 
     // Reusing an id of the index is refused.
-    let err = MinHashDedup::new(params.clone(), spill(&dir, 1 << 16)).unwrap().run(&first([3]), &batch2[..1], Some(&mut index2)).unwrap_err();
+    let err = MinHashDedup::new(params.clone(), spill(&dir, 1 << 16))
+        .unwrap()
+        .run(&first([3]), &batch2[..1], Some(&mut index2))
+        .unwrap_err();
     assert!(matches!(err, DedupError::DuplicateId(3)), "{err}");
 
     for other in [
-        MinHashParams { bands: 20, ..params.clone() },
-        MinHashParams { rows: 5, ..params.clone() },
-        MinHashParams { ngram: 3, ..params.clone() },
-        MinHashParams { norm: TextNorm::Whitespace, ..params.clone() },
+        MinHashParams {
+            bands: 20,
+            ..params.clone()
+        },
+        MinHashParams {
+            rows: 5,
+            ..params.clone()
+        },
+        MinHashParams {
+            ngram: 3,
+            ..params.clone()
+        },
+        MinHashParams {
+            norm: TextNorm::Whitespace,
+            ..params.clone()
+        },
     ] {
         let err = LshIndex::load(&path, &other).unwrap_err();
-        assert!(matches!(err, DedupError::IndexParamsMismatch { .. }), "{err}");
+        assert!(
+            matches!(err, DedupError::IndexParamsMismatch { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("bands=14 rows=8"), "{err}");
     }
 
@@ -202,21 +296,70 @@ fn index_round_trip_dedups_new_against_old() {
     let last = bytes.len() - 20;
     bytes[last] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
-    assert!(LshIndex::load(&path, &params).unwrap_err().to_string().contains("checksum"));
+    assert!(LshIndex::load(&path, &params)
+        .unwrap_err()
+        .to_string()
+        .contains("checksum"));
     std::fs::write(&path, b"not an index at all").unwrap();
-    assert!(LshIndex::load(&path, &params).unwrap_err().to_string().contains("magic"));
+    assert!(LshIndex::load(&path, &params)
+        .unwrap_err()
+        .to_string()
+        .contains("magic"));
 }
 
 #[test]
 fn bad_parameters_are_named() {
     let cases = [
-        (MinHashParams { ngram: 0, ..Default::default() }, "ngram"),
-        (MinHashParams { bands: 0, ..Default::default() }, "bands"),
-        (MinHashParams { rows: 0, ..Default::default() }, "rows"),
-        (MinHashParams { bands: 100, rows: 100, ..Default::default() }, "4096"),
-        (MinHashParams { threshold: 1.5, ..Default::default() }, "threshold"),
-        (MinHashParams { threshold: f64::NAN, ..Default::default() }, "threshold"),
-        (MinHashParams { norm: TextNorm::None, ..Default::default() }, "normalization"),
+        (
+            MinHashParams {
+                ngram: 0,
+                ..Default::default()
+            },
+            "ngram",
+        ),
+        (
+            MinHashParams {
+                bands: 0,
+                ..Default::default()
+            },
+            "bands",
+        ),
+        (
+            MinHashParams {
+                rows: 0,
+                ..Default::default()
+            },
+            "rows",
+        ),
+        (
+            MinHashParams {
+                bands: 100,
+                rows: 100,
+                ..Default::default()
+            },
+            "4096",
+        ),
+        (
+            MinHashParams {
+                threshold: 1.5,
+                ..Default::default()
+            },
+            "threshold",
+        ),
+        (
+            MinHashParams {
+                threshold: f64::NAN,
+                ..Default::default()
+            },
+            "threshold",
+        ),
+        (
+            MinHashParams {
+                norm: TextNorm::None,
+                ..Default::default()
+            },
+            "normalization",
+        ),
     ];
     for (p, word) in cases {
         let err = MinHasher::new(p).unwrap_err().to_string();
@@ -225,9 +368,16 @@ fn bad_parameters_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let dedup = MinHashDedup::new(MinHashParams::default(), spill(&dir, 1 << 16)).unwrap();
     let texts = vec!["a".to_owned()];
-    assert!(dedup.run(&first([1, 2]), texts.as_slice(), None).unwrap_err().to_string().contains("2 metadata rows but 1 texts"));
+    assert!(dedup
+        .run(&first([1, 2]), texts.as_slice(), None)
+        .unwrap_err()
+        .to_string()
+        .contains("2 metadata rows but 1 texts"));
     let texts = vec!["a".to_owned(), "b".to_owned()];
-    assert!(matches!(dedup.run(&first([4, 4]), texts.as_slice(), None), Err(DedupError::DuplicateId(4))));
+    assert!(matches!(
+        dedup.run(&first([4, 4]), texts.as_slice(), None),
+        Err(DedupError::DuplicateId(4))
+    ));
     assert!((MinHashParams::default().lsh_threshold() - 0.71899).abs() < 1e-4);
 }
 

@@ -41,16 +41,27 @@ impl Rng {
 
 fn vocabulary(rng: &mut Rng) -> (Vec<String>, &'static str) {
     let mut words: Vec<String> = std::fs::read_to_string(DICT)
-        .map(|s| s.lines().filter(|w| w.len() > 1 && w.bytes().all(|b| b.is_ascii_lowercase())).map(str::to_owned).collect())
+        .map(|s| {
+            s.lines()
+                .filter(|w| w.len() > 1 && w.bytes().all(|b| b.is_ascii_lowercase()))
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let source = if words.len() >= 1000 {
         DICT
     } else {
-        const SYL: [&str; 20] = ["ka", "lo", "mi", "ne", "ru", "ta", "shi", "po", "an", "el", "or", "ve", "di", "su", "ga", "fe", "ho", "ji", "qu", "zo"];
+        const SYL: [&str; 20] = [
+            "ka", "lo", "mi", "ne", "ru", "ta", "shi", "po", "an", "el", "or", "ve", "di", "su",
+            "ga", "fe", "ho", "ji", "qu", "zo",
+        ];
         words = (0..60_000u64)
             .map(|i| {
                 let n = 1 + (i % 4);
-                (0..=n).map(|k| SYL[((i / 4 + k * 7919) % 20) as usize]).collect::<String>() + &(i / 1000).to_string()
+                (0..=n)
+                    .map(|k| SYL[((i / 4 + k * 7919) % 20) as usize])
+                    .collect::<String>()
+                    + &(i / 1000).to_string()
             })
             .collect();
         "generated syllables"
@@ -70,15 +81,19 @@ struct Zipf {
 impl Zipf {
     fn new(n: usize) -> Self {
         let mut acc = 0.0;
-        let mut cdf: Vec<f64> = (1..=n).map(|r| {
-            acc += 1.0 / r as f64;
-            acc
-        }).collect();
+        let mut cdf: Vec<f64> = (1..=n)
+            .map(|r| {
+                acc += 1.0 / r as f64;
+                acc
+            })
+            .collect();
         cdf.iter_mut().for_each(|c| *c /= acc);
         Zipf { cdf }
     }
     fn sample(&self, rng: &mut Rng) -> usize {
-        self.cdf.partition_point(|&c| c < rng.unit()).min(self.cdf.len() - 1)
+        self.cdf
+            .partition_point(|&c| c < rng.unit())
+            .min(self.cdf.len() - 1)
     }
 }
 

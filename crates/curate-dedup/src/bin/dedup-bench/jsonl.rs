@@ -40,13 +40,22 @@ impl Line<'_> {
     pub fn id(&self, path: &Path, line_no: usize) -> Result<u64> {
         match &self.id {
             Id::Num(n) => Ok(*n),
-            Id::Str(s) => s.parse().map_err(|_| corrupt(path, line_no, format!("id {s:?} is not an unsigned integer"))),
+            Id::Str(s) => s.parse().map_err(|_| {
+                corrupt(
+                    path,
+                    line_no,
+                    format!("id {s:?} is not an unsigned integer"),
+                )
+            }),
         }
     }
 }
 
 fn corrupt(path: &Path, line_no: usize, reason: String) -> DedupError {
-    DedupError::Corrupt { path: path.to_owned(), reason: format!("line {}: {reason}", line_no + 1) }
+    DedupError::Corrupt {
+        path: path.to_owned(),
+        reason: format!("line {}: {reason}", line_no + 1),
+    }
 }
 
 /// Parses one JSONL line.
@@ -65,7 +74,10 @@ pub struct JsonlCorpus {
 
 impl JsonlCorpus {
     /// Scans `path`, calling `on_line(index, parsed line)` for every non-empty line.
-    pub fn scan(path: &Path, mut on_line: impl FnMut(usize, &Line<'_>) -> Result<()>) -> Result<Self> {
+    pub fn scan(
+        path: &Path,
+        mut on_line: impl FnMut(usize, &Line<'_>) -> Result<()>,
+    ) -> Result<Self> {
         let io = |e| DedupError::io(path, e);
         let file = File::open(path).map_err(io)?;
         let mut reader = BufReader::with_capacity(1 << 20, file.try_clone().map_err(io)?);
@@ -92,7 +104,12 @@ impl JsonlCorpus {
         }
         let mut ends = offsets.clone();
         ends.push(pos);
-        Ok(JsonlCorpus { path: path.to_owned(), file, offsets: ends, line: RefCell::new(Vec::new()) })
+        Ok(JsonlCorpus {
+            path: path.to_owned(),
+            file,
+            offsets: ends,
+            line: RefCell::new(Vec::new()),
+        })
     }
 
     /// Number of documents.
@@ -106,7 +123,9 @@ impl JsonlCorpus {
         let len = (self.offsets[idx + 1] - start - 1) as usize;
         let mut line = self.line.borrow_mut();
         line.resize(len, 0);
-        self.file.read_exact_at(&mut line, start).map_err(|e| DedupError::io(&self.path, e))?;
+        self.file
+            .read_exact_at(&mut line, start)
+            .map_err(|e| DedupError::io(&self.path, e))?;
         f(line.trim_ascii_end())
     }
 

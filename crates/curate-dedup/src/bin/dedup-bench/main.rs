@@ -19,7 +19,9 @@ use std::process::ExitCode;
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: Option<T>) -> Result<T, String> {
     match args.iter().position(|a| a == name) {
         Some(i) => {
-            let v = args.get(i + 1).ok_or_else(|| format!("{name} needs a value"))?;
+            let v = args
+                .get(i + 1)
+                .ok_or_else(|| format!("{name} needs a value"))?;
             v.parse().map_err(|_| format!("{name}: cannot parse {v:?}"))
         }
         None => default.ok_or_else(|| format!("missing required {name}")),
@@ -32,7 +34,10 @@ fn main() -> ExitCode {
         Some("corpus") => corpus::main(&args[1..]),
         Some("run") => run::main(&args[1..]),
         Some("quality") => quality::main(&args[1..]),
-        _ => Err("usage: dedup-bench corpus|run|quality [--flag value]... (see the module docs)".to_owned()),
+        _ => Err(
+            "usage: dedup-bench corpus|run|quality [--flag value]... (see the module docs)"
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,7 +18,10 @@ use crate::run::dedup;
 const BINS: [f64; 9] = [0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0];
 
 fn bin_of(j: f64) -> usize {
-    BINS[1..BINS.len() - 1].iter().take_while(|&&edge| j >= edge).count()
+    BINS[1..BINS.len() - 1]
+        .iter()
+        .take_while(|&&edge| j >= edge)
+        .count()
 }
 
 fn bin_label(b: usize) -> String {
@@ -32,22 +35,39 @@ fn true_jaccard(a: &str, b: &str, params: &MinHashParams) -> f64 {
     let grams = |s: &str| -> HashSet<String> {
         let words: Vec<&str> = s.split(' ').filter(|w| !w.is_empty()).collect();
         if words.len() <= params.ngram {
-            return if words.is_empty() { HashSet::new() } else { HashSet::from([words.join(" ")]) };
+            return if words.is_empty() {
+                HashSet::new()
+            } else {
+                HashSet::from([words.join(" ")])
+            };
         }
         words.windows(params.ngram).map(|w| w.join(" ")).collect()
     };
     let (sa, sb) = (grams(&na), grams(&nb));
     let inter = sa.intersection(&sb).count();
     let union = sa.len() + sb.len() - inter;
-    if union == 0 { 0.0 } else { inter as f64 / union as f64 }
+    if union == 0 {
+        0.0
+    } else {
+        inter as f64 / union as f64
+    }
 }
 
 /// `dedup-bench quality`.
 pub fn main(args: &[String]) -> Result<(), String> {
-    let params = MinHashParams { threshold: arg(args, "--threshold", Some(MinHashParams::default().threshold))?, ..MinHashParams::default() };
+    let params = MinHashParams {
+        threshold: arg(
+            args,
+            "--threshold",
+            Some(MinHashParams::default().threshold),
+        )?,
+        ..MinHashParams::default()
+    };
     // (group, is_copy) per line.
     let mut truth: Vec<(Option<u64>, bool)> = Vec::new();
-    let outcome = dedup(args, |_, line| truth.push((line.group, line.edit_rate.is_some())))?;
+    let outcome = dedup(args, |_, line| {
+        truth.push((line.group, line.edit_rate.is_some()))
+    })?;
     let d = &outcome.decisions;
     let pos: HashMap<u64, usize> = d.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
     let (mut a, mut b) = (String::new(), String::new());
@@ -59,7 +79,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
 
     let mut recall = [(0usize, 0usize); BINS.len() - 1];
     for (i, &(group, is_copy)) in truth.iter().enumerate() {
-        let Some(orig) = group.filter(|_| is_copy).and_then(|g| pos.get(&g).copied()) else { continue };
+        let Some(orig) = group.filter(|_| is_copy).and_then(|g| pos.get(&g).copied()) else {
+            continue;
+        };
         let bin = bin_of(text_pair(i, orig)?);
         recall[bin].0 += 1;
         if d[i].cluster_id == d[orig].cluster_id {
@@ -82,21 +104,43 @@ pub fn main(args: &[String]) -> Result<(), String> {
         }
     }
 
-    println!("docs: {}  removed: {removed}  removed outside their planted group: {unrelated}", d.len());
-    println!("{:<13} {:>11} {:>9} {:>8}   {:>15}", "true Jaccard", "truth pairs", "detected", "recall", "removed in bin");
+    println!(
+        "docs: {}  removed: {removed}  removed outside their planted group: {unrelated}",
+        d.len()
+    );
+    println!(
+        "{:<13} {:>11} {:>9} {:>8}   {:>15}",
+        "true Jaccard", "truth pairs", "detected", "recall", "removed in bin"
+    );
     for b in 0..BINS.len() - 1 {
         let (n, hit) = recall[b];
-        let r = if n == 0 { "-".to_owned() } else { format!("{:.4}", hit as f64 / n as f64) };
-        println!("{:<13} {n:>11} {hit:>9} {r:>8}   {:>15}", bin_label(b), precision[b].0);
+        let r = if n == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.4}", hit as f64 / n as f64)
+        };
+        println!(
+            "{:<13} {n:>11} {hit:>9} {r:>8}   {:>15}",
+            bin_label(b),
+            precision[b].0
+        );
     }
     let agg = |from: f64| {
-        let (n, hit) = recall.iter().enumerate().filter(|(b, _)| BINS[*b] >= from).fold((0, 0), |acc, (_, r)| (acc.0 + r.0, acc.1 + r.1));
+        let (n, hit) = recall
+            .iter()
+            .enumerate()
+            .filter(|(b, _)| BINS[*b] >= from)
+            .fold((0, 0), |acc, (_, r)| (acc.0 + r.0, acc.1 + r.1));
         (hit as f64 / n.max(1) as f64, n)
     };
     let (r85, n85) = agg(0.85);
     let (r80, n80) = agg(0.8);
     println!("recall (true J >= 0.85): {r85:.4} over {n85} pairs");
     println!("recall (true J >= 0.80): {r80:.4} over {n80} pairs");
-    println!("precision (removed doc has true J >= {} with its survivor): {:.4} ({correct}/{removed})", params.threshold, correct as f64 / removed.max(1) as f64);
+    println!(
+        "precision (removed doc has true J >= {} with its survivor): {:.4} ({correct}/{removed})",
+        params.threshold,
+        correct as f64 / removed.max(1) as f64
+    );
     Ok(())
 }

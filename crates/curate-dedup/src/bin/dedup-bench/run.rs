@@ -33,7 +33,10 @@ fn params(args: &[String]) -> Result<MinHashParams, String> {
 }
 
 /// Scans and dedups `--input`, calling `on_line` for every parsed line during the scan.
-pub fn dedup(args: &[String], mut on_line: impl FnMut(usize, &Line<'_>)) -> Result<Outcome, String> {
+pub fn dedup(
+    args: &[String],
+    mut on_line: impl FnMut(usize, &Line<'_>),
+) -> Result<Outcome, String> {
     let input: PathBuf = arg(args, "--input", None)?;
     let keep: String = arg(args, "--keep", Some("first".to_owned()))?;
     let longest = match keep.as_str() {
@@ -50,25 +53,44 @@ pub fn dedup(args: &[String], mut on_line: impl FnMut(usize, &Line<'_>)) -> Resu
     let dedup = MinHashDedup::new(params.clone(), spill).map_err(|e| e.to_string())?;
     let mut index = match arg::<PathBuf>(args, "--index-in", None) {
         Ok(p) => Some(LshIndex::load(&p, &params).map_err(|e| e.to_string())?),
-        Err(_) if arg::<PathBuf>(args, "--index-out", None).is_ok() => Some(LshIndex::new(&params).map_err(|e| e.to_string())?),
+        Err(_) if arg::<PathBuf>(args, "--index-out", None).is_ok() => {
+            Some(LshIndex::new(&params).map_err(|e| e.to_string())?)
+        }
         Err(_) => None,
     };
 
     let t0 = Instant::now();
     let mut docs = Vec::new();
     let corpus = JsonlCorpus::scan(&input, |i, line| {
-        let sort_key = if longest { SortKey::from_len(line.text.len()) } else { SortKey::FIRST };
-        docs.push(DocMeta { id: line.id(&input, i)?, sort_key });
+        let sort_key = if longest {
+            SortKey::from_len(line.text.len())
+        } else {
+            SortKey::FIRST
+        };
+        docs.push(DocMeta {
+            id: line.id(&input, i)?,
+            sort_key,
+        });
         on_line(i, line);
         Ok(())
     })
     .map_err(|e| e.to_string())?;
-    eprintln!("scan: {} docs in {:.2}s", docs.len(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "scan: {} docs in {:.2}s",
+        docs.len(),
+        t0.elapsed().as_secs_f64()
+    );
 
     let t1 = Instant::now();
-    let decisions = dedup.run(&docs, &corpus, index.as_mut()).map_err(|e| e.to_string())?;
+    let decisions = dedup
+        .run(&docs, &corpus, index.as_mut())
+        .map_err(|e| e.to_string())?;
     let removed = decisions.iter().filter(|d| !d.kept).count();
-    eprintln!("dedup: {removed} of {} removed in {:.2}s", decisions.len(), t1.elapsed().as_secs_f64());
+    eprintln!(
+        "dedup: {removed} of {} removed in {:.2}s",
+        decisions.len(),
+        t1.elapsed().as_secs_f64()
+    );
 
     if let (Some(ix), Ok(out)) = (&index, arg::<PathBuf>(args, "--index-out", None)) {
         ix.save(&out).map_err(|e| e.to_string())?;
@@ -77,24 +99,42 @@ pub fn dedup(args: &[String], mut on_line: impl FnMut(usize, &Line<'_>)) -> Resu
     Ok(Outcome { corpus, decisions })
 }
 
-fn write_outputs(outcome: &Outcome, kept_path: &Path, removed_path: Option<&Path>) -> Result<(), String> {
-    let create = |p: &Path| File::create(p).map(|f| BufWriter::with_capacity(1 << 20, f)).map_err(|e| format!("{}: {e}", p.display()));
+fn write_outputs(
+    outcome: &Outcome,
+    kept_path: &Path,
+    removed_path: Option<&Path>,
+) -> Result<(), String> {
+    let create = |p: &Path| {
+        File::create(p)
+            .map(|f| BufWriter::with_capacity(1 << 20, f))
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
     let mut kept = create(kept_path)?;
     for (i, _) in outcome.decisions.iter().enumerate().filter(|(_, d)| d.kept) {
         outcome
             .corpus
             .with_raw(i, |raw| {
-                kept.write_all(raw).and_then(|_| kept.write_all(b"\n")).map_err(|e| curate_dedup::DedupError::io(kept_path, e))
+                kept.write_all(raw)
+                    .and_then(|_| kept.write_all(b"\n"))
+                    .map_err(|e| curate_dedup::DedupError::io(kept_path, e))
             })
             .map_err(|e| e.to_string())?;
     }
-    kept.flush().map_err(|e| format!("{}: {e}", kept_path.display()))?;
+    kept.flush()
+        .map_err(|e| format!("{}: {e}", kept_path.display()))?;
     if let Some(p) = removed_path {
         let mut w = create(p)?;
         let mut write = || -> std::io::Result<()> {
             writeln!(w, "id\tduplicate_of\tjaccard\tcluster_size")?;
             for d in outcome.decisions.iter().filter(|d| !d.kept) {
-                writeln!(w, "{}\t{}\t{:.4}\t{}", d.id, d.cluster_id, d.jaccard.unwrap_or(f64::NAN), d.cluster_size)?;
+                writeln!(
+                    w,
+                    "{}\t{}\t{:.4}\t{}",
+                    d.id,
+                    d.cluster_id,
+                    d.jaccard.unwrap_or(f64::NAN),
+                    d.cluster_size
+                )?;
             }
             w.flush()
         };
