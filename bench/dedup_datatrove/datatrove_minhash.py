@@ -18,6 +18,22 @@ from datatrove.pipeline.dedup.minhash import (
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 from datatrove.utils.hashing import HashConfig
+from datatrove.utils.typeshelper import Languages
+from datatrove.utils.word_tokenizers import WordTokenizer
+
+
+class WhitespaceTokenizer(WordTokenizer):
+    """str.split() on the already simplified text: what curate does after normalisation."""
+
+    def word_tokenize(self, text: str) -> list[str]:
+        return text.split()
+
+    def sent_tokenize(self, text: str) -> list[str]:
+        return [text]
+
+    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+        raise NotImplementedError("not used by MinHash dedup")
+
 
 p = argparse.ArgumentParser()
 p.add_argument("--input", required=True, help="folder with the corpus .jsonl")
@@ -25,6 +41,12 @@ p.add_argument("--work", required=True, help="empty folder for intermediate file
 p.add_argument("--ngram", type=int, default=5)
 p.add_argument("--bands", type=int, default=14)
 p.add_argument("--rows", type=int, default=8)
+p.add_argument(
+    "--tokenizer",
+    choices=["default", "whitespace"],
+    default="default",
+    help="default: datatrove's English tokenizer (spaCy); whitespace: str.split()",
+)
 a = p.parse_args()
 
 config = MinhashConfig(
@@ -43,7 +65,11 @@ def executor(pipeline, name, tasks=1):
 
 
 stages = [
-    executor([JsonlReader(a.input), MinhashDedupSignature(output_folder=f"{W}/signatures", config=config)], "signatures"),
+    executor([JsonlReader(a.input), MinhashDedupSignature(
+                output_folder=f"{W}/signatures",
+                config=config,
+                language=WhitespaceTokenizer() if a.tokenizer == "whitespace" else Languages.english,
+            )], "signatures"),
     executor(
         [MinhashDedupBuckets(input_folder=f"{W}/signatures", output_folder=f"{W}/buckets", config=config)],
         "buckets",

@@ -87,19 +87,32 @@ pub fn normalize_into(text: &str, norm: TextNorm, out: &mut String) {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        // ASCII is handled byte-wise: this loop is the hot path of shingling.
-        let c = if b < 0x80 {
-            i += 1;
-            b as char
-        } else {
-            let c = text[i..]
-                .chars()
-                .next()
-                .unwrap_or(char::REPLACEMENT_CHARACTER);
-            i += c.len_utf8();
-            c
-        };
+        // Fast path: copy a whole run of bytes that pass through unchanged in one go; this
+        // loop dominates shingling time.
+        let run = bytes[i..]
+            .iter()
+            .take_while(|&&b| {
+                if lower_punct {
+                    b.is_ascii_lowercase() || b.is_ascii_digit()
+                } else {
+                    b.is_ascii_graphic()
+                }
+            })
+            .count();
+        if run > 0 {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.push_str(&text[i..i + run]);
+            i += run;
+            continue;
+        }
+        let c = text[i..]
+            .chars()
+            .next()
+            .unwrap_or(char::REPLACEMENT_CHARACTER);
+        i += c.len_utf8();
         if c.is_whitespace() {
             pending_space = true;
             continue;

@@ -7,7 +7,27 @@ use curate_dedup::url::{normalize_url, UrlNormOptions};
 use curate_dedup::{content_hash, normalize, TextNorm};
 use proptest::prelude::*;
 
+/// Straightforward char-by-char statement of the normalisation rules, to check the fast path.
+fn reference_normalize(s: &str, norm: TextNorm) -> String {
+    let kept: String = match norm {
+        TextNorm::LowercasePunct => s
+            .chars()
+            .filter(|c| c.is_whitespace() || c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect(),
+        _ => s.to_owned(),
+    };
+    kept.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 proptest! {
+    #[test]
+    fn fast_normalisation_matches_reference(s in "(\\PC|[ a-zA-Z0-9.,'\t\n])*") {
+        for norm in [TextNorm::Whitespace, TextNorm::LowercasePunct] {
+            prop_assert_eq!(normalize(&s, norm).into_owned(), reference_normalize(&s, norm));
+        }
+    }
+
     #[test]
     fn text_normalisation_is_idempotent(s in "\\PC{0,80}") {
         for norm in [TextNorm::Whitespace, TextNorm::LowercasePunct] {
