@@ -6,6 +6,9 @@
 //! * [`minhash`]: MinHash LSH near-duplicate detection with exact Jaccard verification,
 //!   deterministic clustering and a persistent index.
 //! * [`spill`]: a bounded-memory external partitioner used to group band buckets.
+//! * [`keep`]: the deterministic survivor rule (caller sort key, ties to the smallest id).
+
+#![warn(missing_docs)]
 
 pub mod error;
 pub mod exact;
