@@ -1,11 +1,15 @@
 //! curate's built-in operators.
 
 pub mod length_filter;
+pub mod select;
 mod util;
 
 use curate_core::operator::{OpDescriptor, Registry};
 
 /// Every built-in operator. Registering a new one is one line here.
 pub fn registry() -> Registry {
-    Registry::new(vec![OpDescriptor::of::<length_filter::LengthFilter>()])
+    Registry::new(vec![
+        OpDescriptor::of::<length_filter::LengthFilter>(),
+        OpDescriptor::of::<select::Select>(),
+    ])
 }
