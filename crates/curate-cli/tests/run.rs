@@ -196,3 +196,17 @@ fn progress_is_logged_when_not_on_a_terminal() {
     let line = stderr.lines().find(|l| l.contains("progress:")).unwrap_or_else(|| panic!("no progress line in {stderr}"));
     assert!(line.contains("records (") && line.contains("MB/s") && line.contains("ETA"), "{line}");
 }
+
+#[test]
+fn progress_bar_is_drawn_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    big_input(dir.path(), 2, 20000);
+    write(&dir.path().join("p.yaml"), spec("in/*.jsonl", "", "", "  path: o\n").replace("steps:\n", ""));
+    // `script` (util-linux) gives the run a pseudo-terminal, as an interactive shell would.
+    let cmd = format!("{} run p.yaml --threads 1", env!("CARGO_BIN_EXE_curate"));
+    let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("rec/s") && screen.contains("ETA") && screen.contains("MiB"), "{screen}");
+    assert!(!screen.contains("progress:"), "log lines are for non-terminals only");
+}
