@@ -210,3 +210,21 @@ fn progress_bar_is_drawn_on_a_terminal() {
     assert!(screen.contains("rec/s") && screen.contains("ETA") && screen.contains("MiB"), "{screen}");
     assert!(!screen.contains("progress:"), "log lines are for non-terminals only");
 }
+
+#[test]
+fn a_fresh_run_never_clears_a_directory_it_does_not_own() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("in.jsonl"), "{\"text\":\"hello\"}\n");
+    write(&dir.path().join("mine/notes.txt"), "precious");
+    write(&dir.path().join("mine/data/keep.parquet"), "precious too");
+    write(&dir.path().join("p.yaml"), spec("in.jsonl", "", "", "  path: mine\n").replace("steps:\n", ""));
+    let out = curate(dir.path(), &["run", "p.yaml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds files that are not a curate output"));
+    assert_eq!(std::fs::read(dir.path().join("mine/data/keep.parquet")).unwrap(), b"precious too");
+    // A curate output, on the other hand, is replaced by the next run.
+    write(&dir.path().join("q.yaml"), spec("in.jsonl", "", "", "  path: fresh\n").replace("steps:\n", ""));
+    curate_ok(dir.path(), &["run", "q.yaml"]);
+    curate_ok(dir.path(), &["run", "q.yaml"]);
+    assert_eq!(run_json(&dir.path().join("fresh"))["records_out"], 1);
+}

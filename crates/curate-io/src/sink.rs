@@ -90,6 +90,19 @@ impl DirSink {
         }
     }
 
+    /// Whether the root is empty (but for staging) or holds a curate run's state.
+    fn is_empty_or_owned(&self) -> Result<bool, BoxError> {
+        if self.read_small("_state/plan.json")?.is_some() {
+            return Ok(true);
+        }
+        if let Some(root) = self.local() {
+            let mut entries = std::fs::read_dir(root)?;
+            return Ok(entries.all(|e| e.is_ok_and(|e| e.file_name() == "_tmp")));
+        }
+        let listed = block_on(self.root.store.list_with_delimiter(Some(&self.root.path)))?;
+        Ok(listed.objects.is_empty() && listed.common_prefixes.is_empty())
+    }
+
     fn local(&self) -> Option<&Path> {
         self.root.local.as_deref()
     }
@@ -161,6 +174,14 @@ fn remove_local_dir(p: &Path) -> std::io::Result<()> {
 
 impl Sink for DirSink {
     fn reset(&self) -> Result<(), BoxError> {
+        // Clearing is only safe in a directory a curate run owns: never delete a user's files.
+        if !self.is_empty_or_owned()? {
+            return Err(format!(
+                "{} already holds files that are not a curate output; choose a new or empty output.path",
+                self.root.display
+            )
+            .into());
+        }
         match self.local() {
             Some(root) => {
                 for d in OWNED {
