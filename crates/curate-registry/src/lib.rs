@@ -1,0 +1,130 @@
+//! Metadata store for curate: pipeline runs, immutable dataset versions with tags and
+//! derivations, the content-addressed task cache index, per-record lineage, and the
+//! audit trail of `forget` requests.
+//!
+//! One logical schema runs on an embedded SQLite file (the default) or on PostgreSQL
+//! (`postgres://` URLs). [`Registry::open`] picks the backend from the location string
+//! and applies pending migrations.
+
+mod cache;
+mod datasets;
+mod db;
+mod error;
+mod lineage;
+mod runs;
+mod schema;
+mod types;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use db::{Db, TxMode};
+
+pub use error::{Error, Result};
+pub use types::*;
+
+/// Environment variable naming the registry location (file path or `postgres://` URL).
+pub const REGISTRY_ENV: &str = "CURATE_REGISTRY";
+
+/// How many times a transaction that lost to a concurrent writer is replayed.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Handle to one registry store; cheap to share between threads behind an `Arc`.
+///
+/// Calls on one handle are serialised on its single connection; open one handle per
+/// worker thread when they should write in parallel.
+pub struct Registry {
+    db: Mutex<Box<dyn Db>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Opens (creating and migrating if needed) the store at `location`: a
+    /// `postgres://`/`postgresql://` URL, or else a SQLite file path (`sqlite://` optional).
+    pub fn open(location: &str) -> Result<Self> {
+        let mut db: Box<dyn Db> =
+            if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+                Box::new(db::Postgres::open(location)?)
+            } else {
+                let path = location.strip_prefix("sqlite://").unwrap_or(location);
+                Box::new(db::Sqlite::open(std::path::Path::new(path))?)
+            };
+        schema::migrate(db.as_mut())?;
+        Ok(Registry { db: Mutex::new(db) })
+    }
+
+    /// Opens the store named by `$CURATE_REGISTRY`, or `default` when it is unset.
+    pub fn open_from_env(default: &str) -> Result<Self> {
+        match std::env::var(REGISTRY_ENV) {
+            Ok(loc) if !loc.is_empty() => Self::open(&loc),
+            _ => Self::open(default),
+        }
+    }
+
+    /// Highest schema migration applied to the store.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.read(|db| {
+            let rows = db.query("SELECT MAX(version) FROM schema_migrations", &[])?;
+            Ok(crate::db::first(rows).map_or(Ok(None), |v| v.opt_int())?.unwrap_or(0))
+        })
+    }
+
+    /// Re-applies pending migrations; returns the resulting schema version.
+    pub fn migrate(&self) -> Result<i64> {
+        schema::migrate(self.conn().as_mut())
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Box<dyn Db>> {
+        // A panic in another thread mid-call leaves at worst an open transaction, which
+        // the next begin() surfaces as an error; the connection itself stays usable.
+        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` in one write transaction, replaying it when a concurrent writer wins.
+    fn write<T>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        self.transact(TxMode::Write, &mut f)
+    }
+
+    /// Runs `f` on one consistent snapshot.
+    fn read<T>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        self.transact(TxMode::Read, &mut f)
+    }
+
+    fn transact<T>(&self, mode: TxMode, f: &mut dyn FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        let mut guard = self.conn();
+        let db = guard.as_mut();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = db.begin(mode).and_then(|()| f(db)).and_then(|v| db.commit().map(|()| v));
+            let err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            // Rolling back a transaction that never began, or that the server already
+            // aborted, fails harmlessly; the error worth reporting is `err`.
+            let _ = db.rollback();
+            if !err.is_retryable() {
+                return Err(err);
+            }
+            if attempt >= MAX_ATTEMPTS {
+                return Err(Error::Contention { attempts: attempt, last: Box::new(err) });
+            }
+            // Jittered backoff so two losers do not collide again in lockstep.
+            let jitter = u64::from(std::process::id() ^ now_ms() as u32) % 20;
+            std::thread::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter));
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, the registry's timestamp unit.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
