@@ -97,18 +97,19 @@ impl Registry {
 
     fn transact<T>(&self, mode: TxMode, f: &mut dyn FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
         let mut guard = self.conn();
-        let db = guard.as_mut();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = db.begin(mode).and_then(|()| f(db)).and_then(|v| db.commit().map(|()| v));
+            let mut tx = OpenTx { db: guard.as_mut(), done: false };
+            let result = tx.db.begin(mode).and_then(|()| f(tx.db)).and_then(|v| tx.db.commit().map(|()| v));
             let err = match result {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    tx.done = true;
+                    return Ok(v);
+                }
                 Err(e) => e,
             };
-            // Rolling back a transaction that never began, or that the server already
-            // aborted, fails harmlessly; the error worth reporting is `err`.
-            let _ = db.rollback();
+            drop(tx);
             if !err.is_retryable() {
                 return Err(err);
             }
@@ -118,6 +119,23 @@ impl Registry {
             // Jittered backoff so two losers do not collide again in lockstep.
             let jitter = u64::from(std::process::id() ^ now_ms() as u32) % 20;
             std::thread::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter));
+        }
+    }
+}
+
+/// Rolls back on drop unless committed, so an error or a panic inside a transaction
+/// body (e.g. in a caller's record iterator) never leaves the connection mid-transaction.
+struct OpenTx<'a> {
+    db: &'a mut dyn Db,
+    done: bool,
+}
+
+impl Drop for OpenTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Fails harmlessly when BEGIN itself failed or the server already aborted;
+            // the error worth reporting is the one that got us here.
+            let _ = self.db.rollback();
         }
     }
 }
