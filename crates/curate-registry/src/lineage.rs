@@ -216,7 +216,7 @@ fn intern_source_files(
             continue;
         }
         let path: Value = r.source_file.as_str().into();
-        db.execute("INSERT INTO source_files (path) VALUES (?) ON CONFLICT (path) DO NOTHING", &[path.clone()])?;
+        db.execute("INSERT INTO source_files (path) VALUES (?) ON CONFLICT (path) DO NOTHING", std::slice::from_ref(&path))?;
         let id = first(db.query("SELECT id FROM source_files WHERE path = ?", &[path])?)
             .ok_or_else(|| Error::Corrupt(format!("source file {} vanished", r.source_file)))?
             .int()?;

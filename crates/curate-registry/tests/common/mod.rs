@@ -10,7 +10,7 @@ const DEFAULT_POSTGRES: &str = "postgres://root@127.0.0.1:5432/test";
 /// An isolated, empty store: a SQLite file in a temp dir, or a fresh PostgreSQL schema.
 pub enum Backend {
     Sqlite { _dir: tempfile::TempDir, path: String },
-    Postgres { admin: postgres::Client, schema: String, url: String },
+    Postgres { admin: Box<postgres::Client>, schema: String, url: String },
 }
 
 impl Backend {
@@ -33,7 +33,7 @@ impl Backend {
         admin.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create test schema");
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-        Backend::Postgres { admin, schema, url }
+        Backend::Postgres { admin: Box::new(admin), schema, url }
     }
 
     /// Location string to hand to `Registry::open`.
