@@ -5,6 +5,67 @@
 //! One logical schema runs on an embedded SQLite file (the default) or on PostgreSQL
 //! (`postgres://` URLs). [`Registry::open`] picks the backend from the location string
 //! and applies pending migrations.
+//!
+//! How the engine drives it:
+//!
+//! ```
+//! use curate_registry::*;
+//!
+//! # fn main() -> Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let location = dir.path().join("registry.db");
+//! # let location = location.to_str().expect("utf-8 temp path");
+//! let reg = Registry::open(location)?; // or Registry::open_from_env(".curate/registry.db")
+//!
+//! // A run, its step counters and task outcomes.
+//! let run = reg.start_run(&NewRun { pipeline: "web", spec: "...", spec_hash: "5e1f", code_version: "0.3.1" })?;
+//! reg.record_task_outcomes(run, &[TaskOutcome {
+//!     task_key: "ab12".into(), step: "clean".into(),
+//!     decision: TaskDecision::Recomputed, reason: "no cache entry".into(),
+//! }])?;
+//! reg.cache_insert("ab12", "cache/ab12", &serde_json::json!({"rows": 2}))?;
+//! reg.record_step(run, "clean", &StepCounters { input: 3, kept: 2, errors: 0,
+//!     dropped: [("too_short".to_owned(), 1)].into() })?;
+//!
+//! // Lineage: the operator chain once per step, then records in bulk.
+//! let chain = reg.register_op_chain(run, "clean", &[Operator {
+//!     name: "normalize".into(), version: "1".into(), params_hash: "9c".into() }])?;
+//! reg.insert_records((0..3).map(|i| RecordLineage {
+//!     record_id: format!("r{i}"), source_id: format!("s{i}"),
+//!     source_file: "raw/a.jsonl".into(), source_offset: i, chain,
+//!     dropped: (i == 2).then(|| Dropped { step: "clean".into(), reason: "too_short".into() }),
+//! }))?;
+//!
+//! // Commit the version: manifest, derivation and record membership in one transaction.
+//! let manifest = NewVersion {
+//!     dataset: "web".into(),
+//!     files: vec![FileEntry { path: "web/part-0.parquet".into(), content_hash: "f00d".into(), rows: 2, bytes: 512 }],
+//!     sources: vec![SourceFile { path: "raw/a.jsonl".into(), content_hash: "beef".into() }],
+//!     spec_hash: Some("5e1f".into()), run: Some(run), cache_keys: vec!["ab12".into()],
+//!     ..Default::default()
+//! };
+//! let members = ["r0", "r1"].map(|r| RecordMember { record_id: r.into(), file: "web/part-0.parquet".into() });
+//! let v = reg.commit_version(&manifest, members)?;
+//! assert_eq!(v.to_string(), "web@1");
+//! reg.tag("web@1", "release-2026-12")?;
+//! reg.finish_run(run, RunStatus::Succeeded)?;
+//!
+//! // Explain a record; forget a source.
+//! let e = reg.explain("r1")?.expect("indexed");
+//! assert_eq!((e.source_id.as_str(), e.versions[0].0.to_string()), ("s1", "web@1".to_owned()));
+//! let plan = reg.forget(&["s1".to_owned()], "erasure request", "alice")?;
+//! assert_eq!(plan.datasets[0].exclude[0].record_id, "r1");
+//! // ... the engine rewrites web/part-0 without r1, then commits with
+//! // `forget_audit: Some(plan.audit)` so the audit entry lists the new version.
+//!
+//! // Garbage collection returns what to delete on disk.
+//! let removed = reg.gc(&GcPolicy { keep_last: 3, cache_grace_ms: 24 * 3600 * 1000 })?;
+//! assert!(removed.versions.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 mod cache;
 mod datasets;
