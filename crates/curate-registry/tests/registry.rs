@@ -21,6 +21,7 @@ backend_tests!(
     forget_reaches_specialised_dataset,
     failed_commit_leaves_nothing,
     panicking_commit_leaves_nothing,
+    killed_commit_leaves_nothing,
 );
 
 fn file(path: &str, hash: &str, rows: u64) -> FileEntry {
@@ -451,4 +452,44 @@ fn panicking_commit_leaves_nothing(b: &mut Backend) {
     assert!(matches!(reg.resolve("d@2"), Err(Error::VersionNotFound(_))));
     assert_eq!(reg.commit_version(&v, vec![member("r1", "a")]).unwrap(), vref("d", 2));
     assert_eq!(reg.diff_records("d@1", "d@2").unwrap().added, vec!["r1".to_owned()]);
+}
+
+/// Env var through which `killed_commit_leaves_nothing` hands its store to the child.
+const CRASH_ENV: &str = "CURATE_REGISTRY_CRASH_CHILD";
+
+fn killed_commit_leaves_nothing(b: &mut Backend) {
+    let reg = b.open();
+    commit(&reg, &manifest("d", vec![file("a", "h", 1)]));
+    let exe = std::env::current_exe().expect("test binary path");
+    let status = std::process::Command::new(exe)
+        .args(["--ignored", "--exact", "crash_child", "--nocapture"])
+        .env(CRASH_ENV, b.location())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("spawn child");
+    // SIGABRT, not a panic exit: the child got as far as streaming and died there.
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(6), "child exit: {status:?}");
+    let fresh = b.open();
+    assert_eq!(fresh.resolve("d").unwrap(), vref("d", 1));
+    assert!(matches!(fresh.resolve("d@2"), Err(Error::VersionNotFound(_))));
+    assert_eq!(commit(&fresh, &manifest("d", vec![file("b", "h", 1)])), vref("d", 2));
+    assert_eq!(fresh.version("d@2").unwrap().files, vec![file("b", "h", 1)]);
+}
+
+/// Child process of `killed_commit_leaves_nothing`: aborts (no unwinding, no
+/// rollback) while streaming a commit's records.
+#[test]
+#[ignore = "run only as the child process of killed_commit_leaves_nothing"]
+fn crash_child() {
+    let location = std::env::var(CRASH_ENV).expect("set by killed_commit_leaves_nothing");
+    let reg = Registry::open(&location).expect("open");
+    let v = manifest("d", vec![file("a", "h2", 1)]);
+    let members = (0..50_000).map(|i| {
+        if i == 40_000 {
+            std::process::abort();
+        }
+        member(&format!("r{i}"), "a")
+    });
+    let _ = reg.commit_version(&v, members);
 }
