@@ -12,9 +12,12 @@ use crate::types::{
 };
 use crate::{now_ms, Registry};
 
-/// Records per bulk transaction: big enough to amortise commits, small enough that a
-/// lost lock race replays cheaply.
-const RECORD_CHUNK: usize = 50_000;
+/// Records per bulk transaction. Record ids are hash-like, so each insert lands on a
+/// random B-tree page and every commit rewrites roughly one page per row until the
+/// whole index is dirty: few, large transactions cut SQLite's write volume about
+/// five-fold (10M records: 503 s at 50k per commit, 228 s at 500k), while still
+/// letting other writers in between chunks and bounding a replay after a lost race.
+const RECORD_CHUNK: usize = 500_000;
 
 const RECORD_COLUMNS: &[&str] =
     &["record_id", "source_id", "source_file_id", "source_offset", "chain_id", "drop_step", "drop_reason"];
