@@ -109,7 +109,8 @@ impl Registry {
         validate_manifest(v)?;
         let schema = serde_json::to_string(&v.schema)?;
         let mut members = Some(members.into_iter());
-        self.write(|db| {
+        let mut loaded = 0;
+        let committed = self.write(|db| {
             let parents = v.parents.iter().map(|p| resolve_in(db, p)).collect::<Result<Vec<_>>>()?;
             let derived_from = parents.iter().find(|p| p.2.dataset != v.dataset).map(|p| p.1);
             db.execute(
@@ -186,13 +187,15 @@ impl Registry {
                 })?;
                 chunk.push(vec![version_id.into(), Value::Text(m.record_id), file_id.into()]);
                 if chunk.len() == MEMBER_CHUNK {
-                    db.bulk_insert("version_records", &["version_id", "record_id", "file_id"], &chunk)?;
+                    loaded += db.bulk_insert("version_records", &["version_id", "record_id", "file_id"], &chunk)?;
                     chunk.clear();
                 }
             }
-            db.bulk_insert("version_records", &["version_id", "record_id", "file_id"], &chunk)?;
+            loaded += db.bulk_insert("version_records", &["version_id", "record_id", "file_id"], &chunk)?;
             Ok(VersionRef { dataset: v.dataset.clone(), version: number })
-        })
+        })?;
+        self.after_bulk_load("version_records", loaded)?;
+        Ok(committed)
     }
 
     /// Resolves `name`, `name@N`, `name@latest` or `name@tag` to a concrete version.

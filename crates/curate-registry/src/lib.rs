@@ -87,6 +87,10 @@ pub use types::*;
 /// Environment variable naming the registry location (file path or `postgres://` URL).
 pub const REGISTRY_ENV: &str = "CURATE_REGISTRY";
 
+/// Rows loaded by one call above which planner statistics are refreshed; smaller
+/// loads are left to the server's own background analysis.
+const STATS_REFRESH_ROWS: u64 = 100_000;
+
 /// How many times a transaction that lost to a concurrent writer is replayed.
 const MAX_ATTEMPTS: u32 = 8;
 
@@ -138,6 +142,14 @@ impl Registry {
     /// Re-applies pending migrations; returns the resulting schema version.
     pub fn migrate(&self) -> Result<i64> {
         schema::migrate(self.conn().as_mut())
+    }
+
+    /// Refreshes planner statistics when a call loaded enough rows to skew them.
+    fn after_bulk_load(&self, table: &str, rows: u64) -> Result<()> {
+        if rows < STATS_REFRESH_ROWS {
+            return Ok(());
+        }
+        self.conn().refresh_stats(table)
     }
 
     fn conn(&self) -> MutexGuard<'_, Box<dyn Db>> {

@@ -82,6 +82,7 @@ impl Registry {
             file_ids.extend(learnt);
             inserted += n;
         }
+        self.after_bulk_load("records", inserted)?;
         Ok(inserted)
     }
 
