@@ -116,8 +116,12 @@ impl Registry {
             if location.starts_with("postgres://") || location.starts_with("postgresql://") {
                 Box::new(db::Postgres::open(location)?)
             } else {
-                let path = location.strip_prefix("sqlite://").unwrap_or(location);
-                Box::new(db::Sqlite::open(std::path::Path::new(path))?)
+                let path = std::path::Path::new(location.strip_prefix("sqlite://").unwrap_or(location));
+                // A default such as `.curate/registry.db` should work in a fresh checkout.
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                Box::new(db::Sqlite::open(path)?)
             };
         schema::migrate(db.as_mut())?;
         Ok(Registry { db: Mutex::new(db) })
@@ -133,10 +137,7 @@ impl Registry {
 
     /// Highest schema migration applied to the store.
     pub fn schema_version(&self) -> Result<i64> {
-        self.read(|db| {
-            let rows = db.query("SELECT MAX(version) FROM schema_migrations", &[])?;
-            Ok(crate::db::first(rows).map_or(Ok(None), |v| v.opt_int())?.unwrap_or(0))
-        })
+        self.read(schema::applied)
     }
 
     /// Re-applies pending migrations; returns the resulting schema version.

@@ -159,8 +159,7 @@ fn apply_pending(db: &mut dyn Db) -> Result<i64> {
     db.batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
     )?;
-    let rows = db.query("SELECT MAX(version) FROM schema_migrations", &[])?;
-    let current = crate::db::first(rows).map_or(Ok(None), |v| v.opt_int())?.unwrap_or(0);
+    let current = applied(db)?;
     if current > LATEST {
         return Err(Error::SchemaTooNew { found: current, known: LATEST });
     }
@@ -173,4 +172,10 @@ fn apply_pending(db: &mut dyn Db) -> Result<i64> {
         )?;
     }
     Ok(LATEST)
+}
+
+/// Highest migration recorded in the store (0 when none).
+pub(crate) fn applied(db: &mut dyn Db) -> Result<i64> {
+    let rows = db.query("SELECT MAX(version) FROM schema_migrations", &[])?;
+    Ok(crate::db::first(rows).map_or(Ok(None), |v| v.opt_int())?.unwrap_or(0))
 }

@@ -493,3 +493,14 @@ fn crash_child() {
     });
     let _ = reg.commit_version(&v, members);
 }
+
+#[test]
+fn sqlite_location_creates_missing_directories() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("fresh/checkout/.curate/registry.db");
+    let location = format!("sqlite://{}", path.display());
+    let reg = Registry::open(&location).expect("open in a missing directory");
+    commit(&reg, &manifest("d", vec![file("a", "h", 1)]));
+    assert!(path.is_file());
+    assert_eq!(Registry::open(&location).unwrap().resolve("d").unwrap(), vref("d", 1));
+}
