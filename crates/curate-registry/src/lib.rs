@@ -1,0 +1,222 @@
+//! Metadata store for curate: pipeline runs, immutable dataset versions with tags and
+//! derivations, the content-addressed task cache index, per-record lineage, and the
+//! audit trail of `forget` requests.
+//!
+//! One logical schema runs on an embedded SQLite file (the default) or on PostgreSQL
+//! (`postgres://` URLs). [`Registry::open`] picks the backend from the location string
+//! and applies pending migrations.
+//!
+//! How the engine drives it:
+//!
+//! ```
+//! use curate_registry::*;
+//!
+//! # fn main() -> Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let location = dir.path().join("registry.db");
+//! # let location = location.to_str().expect("utf-8 temp path");
+//! let reg = Registry::open(location)?; // or Registry::open_from_env(".curate/registry.db")
+//!
+//! // A run, its step counters and task outcomes.
+//! let run = reg.start_run(&NewRun { pipeline: "web", spec: "...", spec_hash: "5e1f", code_version: "0.3.1" })?;
+//! reg.record_task_outcomes(run, &[TaskOutcome {
+//!     task_key: "ab12".into(), step: "clean".into(),
+//!     decision: TaskDecision::Recomputed, reason: "no cache entry".into(),
+//! }])?;
+//! reg.cache_insert("ab12", "cache/ab12", &serde_json::json!({"rows": 2}))?;
+//! reg.record_step(run, "clean", &StepCounters { input: 3, kept: 2, errors: 0,
+//!     dropped: [("too_short".to_owned(), 1)].into() })?;
+//!
+//! // Lineage: the operator chain once per step, then records in bulk.
+//! let chain = reg.register_op_chain(run, "clean", &[Operator {
+//!     name: "normalize".into(), version: "1".into(), params_hash: "9c".into() }])?;
+//! reg.insert_records((0..3).map(|i| RecordLineage {
+//!     record_id: format!("r{i}"), source_id: format!("s{i}"),
+//!     source_file: "raw/a.jsonl".into(), source_offset: i, chain,
+//!     dropped: (i == 2).then(|| Dropped { step: "clean".into(), reason: "too_short".into() }),
+//! }))?;
+//!
+//! // Commit the version: manifest, derivation and record membership in one transaction.
+//! let manifest = NewVersion {
+//!     dataset: "web".into(),
+//!     files: vec![FileEntry { path: "web/part-0.parquet".into(), content_hash: "f00d".into(), rows: 2, bytes: 512 }],
+//!     sources: vec![SourceFile { path: "raw/a.jsonl".into(), content_hash: "beef".into() }],
+//!     spec_hash: Some("5e1f".into()), run: Some(run), cache_keys: vec!["ab12".into()],
+//!     ..Default::default()
+//! };
+//! let members = ["r0", "r1"].map(|r| RecordMember { record_id: r.into(), file: "web/part-0.parquet".into() });
+//! let v = reg.commit_version(&manifest, members)?;
+//! assert_eq!(v.to_string(), "web@1");
+//! reg.tag("web@1", "release-2026-12")?;
+//! reg.finish_run(run, RunStatus::Succeeded)?;
+//!
+//! // Explain a record; forget a source.
+//! let e = reg.explain("r1")?.expect("indexed");
+//! assert_eq!((e.source_id.as_str(), e.versions[0].0.to_string()), ("s1", "web@1".to_owned()));
+//! let plan = reg.forget(&["s1".to_owned()], "erasure request", "alice")?;
+//! assert_eq!(plan.datasets[0].exclude[0].record_id, "r1");
+//! // ... the engine rewrites web/part-0 without r1, then commits with
+//! // `forget_audit: Some(plan.audit)` so the audit entry lists the new version.
+//!
+//! // Garbage collection returns what to delete on disk.
+//! let removed = reg.gc(&GcPolicy { keep_last: 3, cache_grace_ms: 24 * 3600 * 1000 })?;
+//! assert!(removed.versions.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod cache;
+mod datasets;
+mod db;
+mod error;
+mod lineage;
+mod runs;
+mod schema;
+mod types;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use db::{Db, TxMode};
+
+pub use error::{Error, Result};
+pub use types::*;
+
+/// Environment variable naming the registry location (file path or `postgres://` URL).
+pub const REGISTRY_ENV: &str = "CURATE_REGISTRY";
+
+/// Rows loaded by one call above which planner statistics are refreshed; smaller
+/// loads are left to the server's own background analysis.
+const STATS_REFRESH_ROWS: u64 = 100_000;
+
+/// How many times a transaction that lost to a concurrent writer is replayed.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Handle to one registry store; cheap to share between threads behind an `Arc`.
+///
+/// Calls on one handle are serialised on its single connection; open one handle per
+/// worker thread when they should write in parallel.
+pub struct Registry {
+    db: Mutex<Box<dyn Db>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Opens (creating and migrating if needed) the store at `location`: a
+    /// `postgres://`/`postgresql://` URL, or else a SQLite file path (`sqlite://` optional).
+    pub fn open(location: &str) -> Result<Self> {
+        let mut db: Box<dyn Db> =
+            if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+                Box::new(db::Postgres::open(location)?)
+            } else {
+                let path = std::path::Path::new(location.strip_prefix("sqlite://").unwrap_or(location));
+                // A default such as `.curate/registry.db` should work in a fresh checkout.
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                Box::new(db::Sqlite::open(path)?)
+            };
+        schema::migrate(db.as_mut())?;
+        Ok(Registry { db: Mutex::new(db) })
+    }
+
+    /// Opens the store named by `$CURATE_REGISTRY`, or `default` when it is unset.
+    pub fn open_from_env(default: &str) -> Result<Self> {
+        match std::env::var(REGISTRY_ENV) {
+            Ok(loc) if !loc.is_empty() => Self::open(&loc),
+            _ => Self::open(default),
+        }
+    }
+
+    /// Highest schema migration applied to the store.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.read(schema::applied)
+    }
+
+    /// Re-applies pending migrations; returns the resulting schema version.
+    pub fn migrate(&self) -> Result<i64> {
+        schema::migrate(self.conn().as_mut())
+    }
+
+    /// Refreshes planner statistics when a call loaded enough rows to skew them.
+    fn after_bulk_load(&self, table: &str, rows: u64) -> Result<()> {
+        if rows < STATS_REFRESH_ROWS {
+            return Ok(());
+        }
+        self.conn().refresh_stats(table)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Box<dyn Db>> {
+        // A panic in another thread mid-call leaves at worst an open transaction, which
+        // the next begin() surfaces as an error; the connection itself stays usable.
+        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` in one write transaction, replaying it when a concurrent writer wins.
+    fn write<T>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        self.transact(TxMode::Write, &mut f)
+    }
+
+    /// Runs `f` on one consistent snapshot.
+    fn read<T>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        self.transact(TxMode::Read, &mut f)
+    }
+
+    fn transact<T>(&self, mode: TxMode, f: &mut dyn FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        let mut guard = self.conn();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = OpenTx { db: guard.as_mut(), done: false };
+            let result = tx.db.begin(mode).and_then(|()| f(tx.db)).and_then(|v| tx.db.commit().map(|()| v));
+            let err = match result {
+                Ok(v) => {
+                    tx.done = true;
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            drop(tx);
+            if !err.is_retryable() {
+                return Err(err);
+            }
+            if attempt >= MAX_ATTEMPTS {
+                return Err(Error::Contention { attempts: attempt, last: Box::new(err) });
+            }
+            // Jittered backoff so two losers do not collide again in lockstep.
+            let jitter = u64::from(std::process::id() ^ now_ms() as u32) % 20;
+            std::thread::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter));
+        }
+    }
+}
+
+/// Rolls back on drop unless committed, so an error or a panic inside a transaction
+/// body (e.g. in a caller's record iterator) never leaves the connection mid-transaction.
+struct OpenTx<'a> {
+    db: &'a mut dyn Db,
+    done: bool,
+}
+
+impl Drop for OpenTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Fails harmlessly when BEGIN itself failed or the server already aborted;
+            // the error worth reporting is the one that got us here.
+            let _ = self.db.rollback();
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, the registry's timestamp unit.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,181 @@
+//! Numbered schema migrations, applied once each and recorded in `schema_migrations`.
+
+use crate::db::{Db, Dialect, TxMode};
+use crate::error::{Error, Result};
+
+/// Migrations in order; index + 1 is the migration number. Never edit a shipped one:
+/// append a new one, because stores in the field have already applied the old text.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+CREATE TABLE runs (
+    id {pk},
+    pipeline TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    code_version TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    ended_at BIGINT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed'))
+);
+CREATE TABLE run_steps (
+    run_id BIGINT NOT NULL REFERENCES runs(id),
+    step TEXT NOT NULL,
+    counters TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE task_outcomes (
+    run_id BIGINT NOT NULL REFERENCES runs(id),
+    task_key TEXT NOT NULL,
+    step TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('reused', 'recomputed')),
+    reason TEXT NOT NULL,
+    PRIMARY KEY (run_id, task_key)
+);
+CREATE TABLE datasets (
+    id {pk},
+    name TEXT NOT NULL UNIQUE,
+    derived_from BIGINT REFERENCES datasets(id),
+    last_version BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE forget_audits (
+    id {pk},
+    actor TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    plan TEXT NOT NULL
+);
+CREATE TABLE versions (
+    id {pk},
+    dataset_id BIGINT NOT NULL REFERENCES datasets(id),
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    run_id BIGINT REFERENCES runs(id),
+    spec_hash TEXT,
+    schema_json TEXT NOT NULL,
+    forget_audit_id BIGINT REFERENCES forget_audits(id),
+    UNIQUE (dataset_id, version)
+);
+CREATE TABLE version_files (
+    id {pk},
+    version_id BIGINT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    row_count BIGINT NOT NULL,
+    byte_size BIGINT NOT NULL,
+    UNIQUE (version_id, path)
+);
+CREATE TABLE version_parents (
+    version_id BIGINT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    parent_id BIGINT NOT NULL REFERENCES versions(id),
+    PRIMARY KEY (version_id, parent_id)
+);
+CREATE INDEX version_parents_parent ON version_parents (parent_id);
+CREATE TABLE version_sources (
+    version_id BIGINT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    PRIMARY KEY (version_id, path)
+);
+CREATE TABLE tags (
+    dataset_id BIGINT NOT NULL REFERENCES datasets(id),
+    tag TEXT NOT NULL,
+    version_id BIGINT NOT NULL REFERENCES versions(id),
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (dataset_id, tag)
+);
+CREATE INDEX tags_version ON tags (version_id);
+CREATE TABLE cache_entries (
+    cache_key TEXT PRIMARY KEY,
+    location TEXT NOT NULL,
+    stats TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT NOT NULL
+);
+CREATE TABLE version_cache_refs (
+    version_id BIGINT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    cache_key TEXT NOT NULL,
+    PRIMARY KEY (version_id, cache_key)
+);
+CREATE INDEX version_cache_refs_key ON version_cache_refs (cache_key);
+CREATE TABLE op_chains (
+    id {pk},
+    run_id BIGINT NOT NULL REFERENCES runs(id),
+    step TEXT NOT NULL,
+    ops TEXT NOT NULL
+);
+CREATE INDEX op_chains_run_step ON op_chains (run_id, step);
+CREATE TABLE source_files (
+    id {pk},
+    path TEXT NOT NULL UNIQUE
+);
+-- The two lineage tables carry no foreign keys: they hold tens of millions of rows and
+-- per-row reference checks would roughly double bulk-load time.
+CREATE TABLE records (
+    record_id TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    source_file_id BIGINT NOT NULL,
+    source_offset BIGINT NOT NULL,
+    chain_id BIGINT NOT NULL,
+    drop_step TEXT,
+    drop_reason TEXT
+) {without_rowid};
+CREATE INDEX records_source ON records (source_id);
+CREATE TABLE version_records (
+    version_id BIGINT NOT NULL,
+    record_id TEXT NOT NULL,
+    file_id BIGINT NOT NULL,
+    PRIMARY KEY (version_id, record_id)
+) {without_rowid};
+CREATE INDEX version_records_record ON version_records (record_id);
+"#,
+];
+
+/// Highest migration number this build knows.
+pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the store up to [`LATEST`]; a no-op when it is already there.
+pub(crate) fn migrate(db: &mut dyn Db) -> Result<i64> {
+    db.begin(TxMode::Write)?;
+    let result = apply_pending(db);
+    match result {
+        Ok(v) => db.commit().map(|()| v),
+        Err(e) => {
+            // The original error is the one worth reporting.
+            let _ = db.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn apply_pending(db: &mut dyn Db) -> Result<i64> {
+    if db.dialect() == Dialect::Postgres {
+        // Several processes may open a fresh store at once; the advisory lock makes the
+        // check-then-create below atomic (SQLite's IMMEDIATE lock already does).
+        db.execute("SELECT pg_advisory_xact_lock(7418202611)", &[])?;
+    }
+    db.batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )?;
+    let current = applied(db)?;
+    if current > LATEST {
+        return Err(Error::SchemaTooNew { found: current, known: LATEST });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let number = i as i64 + 1;
+        db.batch(&db.dialect().ddl(sql))?;
+        db.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+            &[number.into(), crate::now_ms().into()],
+        )?;
+    }
+    Ok(LATEST)
+}
+
+/// Highest migration recorded in the store (0 when none).
+pub(crate) fn applied(db: &mut dyn Db) -> Result<i64> {
+    let rows = db.query("SELECT MAX(version) FROM schema_migrations", &[])?;
+    Ok(crate::db::first(rows).map_or(Ok(None), |v| v.opt_int())?.unwrap_or(0))
+}

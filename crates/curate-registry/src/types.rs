@@ -1,0 +1,418 @@
+//! Public data types passed to and returned by [`crate::Registry`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Identifier of a pipeline run.
+pub type RunId = i64;
+/// Identifier of a forget audit entry.
+pub type AuditId = i64;
+
+/// Identifier of an operator chain registered for one run step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OpChainId(pub i64);
+
+/// What the engine knows when a run starts.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    /// Pipeline name from the spec.
+    pub pipeline: &'a str,
+    /// Full spec text, stored verbatim for reproduction.
+    pub spec: &'a str,
+    /// Hash of the canonical spec, as the engine computes it for task keys.
+    pub spec_hash: &'a str,
+    /// Version of the engine/operators code (e.g. git describe).
+    pub code_version: &'a str,
+}
+
+/// Lifecycle state of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Started and not yet finished (or crashed without finishing).
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+}
+
+impl RunStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "running" => Ok(RunStatus::Running),
+            "succeeded" => Ok(RunStatus::Succeeded),
+            "failed" => Ok(RunStatus::Failed),
+            other => Err(Error::Corrupt(format!("unknown run status {other:?}"))),
+        }
+    }
+}
+
+/// Per-step record counters of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCounters {
+    /// Records that entered the step.
+    pub input: u64,
+    /// Records that left it.
+    pub kept: u64,
+    /// Records dropped, by drop reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// Records whose processing raised an error.
+    pub errors: u64,
+}
+
+/// Whether a task's output came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskDecision {
+    /// Output taken from the task cache.
+    Reused,
+    /// Output computed afresh.
+    Recomputed,
+}
+
+impl TaskDecision {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TaskDecision::Reused => "reused",
+            TaskDecision::Recomputed => "recomputed",
+        }
+    }
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "reused" => Ok(TaskDecision::Reused),
+            "recomputed" => Ok(TaskDecision::Recomputed),
+            other => Err(Error::Corrupt(format!("unknown task decision {other:?}"))),
+        }
+    }
+}
+
+/// One task of a run and why it was reused or recomputed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOutcome {
+    /// Content-addressed task key (hex).
+    pub task_key: String,
+    /// Step the task belongs to.
+    pub step: String,
+    /// Reused or recomputed.
+    pub decision: TaskDecision,
+    /// Human-readable cause, e.g. "cache hit" or "params changed".
+    pub reason: String,
+}
+
+/// A stored run with its counters and task outcomes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// Run id.
+    pub id: RunId,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Spec text.
+    pub spec: String,
+    /// Spec hash.
+    pub spec_hash: String,
+    /// Code version.
+    pub code_version: String,
+    /// Start time, ms since the Unix epoch.
+    pub started_at_ms: i64,
+    /// End time, when finished.
+    pub ended_at_ms: Option<i64>,
+    /// Current status.
+    pub status: RunStatus,
+    /// Counters per step name.
+    pub steps: BTreeMap<String, StepCounters>,
+    /// Task outcomes in task-key order.
+    pub tasks: Vec<TaskOutcome>,
+}
+
+/// One data file of a version manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Location of the file, relative to the dataset store root.
+    pub path: String,
+    /// Content hash (hex).
+    pub content_hash: String,
+    /// Number of records.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// A raw input file a version was derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Location of the input.
+    pub path: String,
+    /// Content hash (hex).
+    pub content_hash: String,
+}
+
+/// A manifest to commit as the next version of a dataset.
+#[derive(Debug, Clone, Default)]
+pub struct NewVersion {
+    /// Dataset name; created on first commit.
+    pub dataset: String,
+    /// Data files.
+    pub files: Vec<FileEntry>,
+    /// Record schema (e.g. the Arrow schema rendered as JSON).
+    pub schema: serde_json::Value,
+    /// Parent versions (`name@N`, `name@tag`, `name@latest`). A parent in another
+    /// dataset makes this dataset a specialisation of that one.
+    pub parents: Vec<String>,
+    /// Raw source files with their hashes.
+    pub sources: Vec<SourceFile>,
+    /// Spec hash of the producing pipeline.
+    pub spec_hash: Option<String>,
+    /// Producing run.
+    pub run: Option<RunId>,
+    /// Task cache entries this version's files come from; keeps them from gc.
+    pub cache_keys: Vec<String>,
+    /// The forget request this version executes, if any.
+    pub forget_audit: Option<AuditId>,
+}
+
+/// Membership of one record in a version being committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMember {
+    /// Record id.
+    pub record_id: String,
+    /// Path of the version file holding it (must be in the manifest).
+    pub file: String,
+}
+
+/// A resolved `dataset@version`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VersionRef {
+    /// Dataset name.
+    pub dataset: String,
+    /// Version number, 1-based.
+    pub version: i64,
+}
+
+impl fmt::Display for VersionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.dataset, self.version)
+    }
+}
+
+/// A committed version with its full manifest and derivation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    /// Which version this is.
+    pub reference: VersionRef,
+    /// Commit time, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Data files, by path.
+    pub files: Vec<FileEntry>,
+    /// Record schema.
+    pub schema: serde_json::Value,
+    /// Parent versions.
+    pub parents: Vec<VersionRef>,
+    /// Raw source files, by path.
+    pub sources: Vec<SourceFile>,
+    /// Spec hash of the producing pipeline.
+    pub spec_hash: Option<String>,
+    /// Producing run.
+    pub run: Option<RunId>,
+    /// Tags pointing at this version.
+    pub tags: Vec<String>,
+    /// Cache keys referenced.
+    pub cache_keys: Vec<String>,
+    /// Forget request this version executes.
+    pub forget_audit: Option<AuditId>,
+}
+
+/// A dataset and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetInfo {
+    /// Name.
+    pub name: String,
+    /// The global dataset this one specialises, if any.
+    pub derived_from: Option<String>,
+    /// Highest version number committed (0 before the first commit).
+    pub latest: i64,
+}
+
+/// File-level difference between two versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionDiff {
+    /// Paths only in the newer side.
+    pub added: Vec<FileEntry>,
+    /// Paths only in the older side.
+    pub removed: Vec<FileEntry>,
+    /// Same path, different content: (old, new).
+    pub changed: Vec<(FileEntry, FileEntry)>,
+}
+
+/// Record-level difference between two versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordDiff {
+    /// Record ids only in the newer side, sorted.
+    pub added: Vec<String>,
+    /// Record ids only in the older side, sorted.
+    pub removed: Vec<String>,
+}
+
+/// A task cache entry: where a step output lives and what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheEntry {
+    /// Content-addressed key (hex).
+    pub key: String,
+    /// Output location.
+    pub location: String,
+    /// Free-form statistics (rows, bytes, timings).
+    pub stats: serde_json::Value,
+    /// Insertion time, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Last lookup hit or insert, ms since the Unix epoch.
+    pub last_used_ms: i64,
+}
+
+/// What `gc` may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcPolicy {
+    /// Versions kept per dataset regardless of tags (the newest N).
+    pub keep_last: u32,
+    /// Cache entries used within this many ms survive even when unreferenced, so a
+    /// pipeline still running (not yet committed) keeps its outputs.
+    pub cache_grace_ms: i64,
+}
+
+/// What `gc` removed from the registry; the caller deletes the files.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GcReport {
+    /// Removed versions with the files their manifests listed.
+    pub versions: Vec<(VersionRef, Vec<FileEntry>)>,
+    /// Removed cache entries.
+    pub cache_entries: Vec<CacheEntry>,
+}
+
+/// One operator application in a record's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    /// Operator name.
+    pub name: String,
+    /// Operator version.
+    pub version: String,
+    /// Hash of its parameters.
+    pub params_hash: String,
+}
+
+/// Why and where a record was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// Step that dropped it.
+    pub step: String,
+    /// Drop reason.
+    pub reason: String,
+}
+
+/// Lineage of one record, as written by the engine in bulk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordLineage {
+    /// Record id.
+    pub record_id: String,
+    /// Id of the input record it came from (a raw source record or an upstream record).
+    pub source_id: String,
+    /// Input file it was read from.
+    pub source_file: String,
+    /// Row number or byte offset in that file.
+    pub source_offset: u64,
+    /// Operators applied to it (registered once per run step).
+    pub chain: OpChainId,
+    /// Set when the record was dropped.
+    pub dropped: Option<Dropped>,
+}
+
+/// Answer to "where did this record come from and where is it now".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// Record id.
+    pub record_id: String,
+    /// Input record id.
+    pub source_id: String,
+    /// Input file.
+    pub source_file: String,
+    /// Row or offset in the input file.
+    pub source_offset: u64,
+    /// Run that produced it.
+    pub run: RunId,
+    /// Step whose operator chain applies.
+    pub step: String,
+    /// Operators that touched it, in order.
+    pub operators: Vec<Operator>,
+    /// Drop step and reason, if dropped.
+    pub dropped: Option<Dropped>,
+    /// Versions containing it, with the file holding it.
+    pub versions: Vec<(VersionRef, String)>,
+}
+
+/// A record reached from a source id, with the versions that contain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedRecord {
+    /// Record id.
+    pub record_id: String,
+    /// Its direct input record id.
+    pub source_id: String,
+    /// Versions containing it, with the file holding it.
+    pub versions: Vec<(VersionRef, String)>,
+}
+
+/// A record to leave out of a dataset's next version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusion {
+    /// Record id.
+    pub record_id: String,
+    /// File of the latest version holding it.
+    pub file: String,
+}
+
+/// What one dataset must do to honour a forget request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetForget {
+    /// Dataset name.
+    pub dataset: String,
+    /// Latest version when the plan was made; the rewrite starts from it.
+    pub latest: i64,
+    /// Records of that latest version to drop (empty when only older versions hold them).
+    pub exclude: Vec<Exclusion>,
+    /// Every version number of this dataset that holds any of the records.
+    pub affected_versions: Vec<i64>,
+}
+
+/// Result of `forget`: the audit entry id and the per-dataset work to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForgetPlan {
+    /// Audit entry recorded for this request; pass it in `NewVersion::forget_audit`.
+    pub audit: AuditId,
+    /// Datasets holding derived records, by name.
+    pub datasets: Vec<DatasetForget>,
+}
+
+/// A recorded forget request and the versions that executed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Audit id.
+    pub id: AuditId,
+    /// Who asked.
+    pub actor: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Why.
+    pub reason: String,
+    /// Source ids to forget.
+    pub sources: Vec<String>,
+    /// The plan as made at request time.
+    pub plan: Vec<DatasetForget>,
+    /// Versions committed with this audit id.
+    pub resulting_versions: Vec<VersionRef>,
+}
