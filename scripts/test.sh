@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: starts what the tests need (a local
-# S3-protocol server, a Python env with pyarrow and HF datasets), then the Rust and Python suites.
+# S3-protocol server, PostgreSQL for the registry, a Python env with pyarrow and HF datasets), then the Rust and Python suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/s3-server.sh start
 eval "$(scripts/s3-server.sh env)"
+scripts/postgres.sh
 scripts/python-env.sh
 cargo build --workspace --bins
 cargo test --workspace
