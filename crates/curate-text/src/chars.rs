@@ -1,0 +1,159 @@
+//! Per-code-point classes shared by the tokenizer and the filters.
+//!
+//! Every class is derived from the Python side (see `tools/gen_tables.py`) so that
+//! `str.isspace`, `str.isalpha`, spaCy's regex classes and datatrove's punctuation sets
+//! agree with the reference for every code point, not just ASCII.
+
+use crate::tables::{self, ASCII, RANGES};
+
+pub(crate) use crate::tables::{
+    DT_PUNCT, DT_TERMINAL, PREFIX1, PY_ALPHA, PY_DIGIT, SENT_PUNCT, SP_ALPHA, SP_ICON,
+    SP_LOWER, SP_QUOTE, SP_UPPER, SUFFIX1, SUF_DOT_LB, UNI_PUNCT,
+};
+
+/// All class flags of `c`.
+#[inline]
+pub(crate) fn flags(c: char) -> u16 {
+    let cp = c as u32;
+    if cp < 128 {
+        return ASCII[cp as usize];
+    }
+    match RANGES.binary_search_by(|&(lo, hi, _)| {
+        if hi < cp {
+            std::cmp::Ordering::Less
+        } else if lo > cp {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    }) {
+        Ok(i) => RANGES[i].2,
+        Err(_) => 0,
+    }
+}
+
+/// Whether `c` has any of the flags in `mask`.
+#[inline]
+pub(crate) fn is(c: char, mask: u16) -> bool {
+    flags(c) & mask != 0
+}
+
+/// Python's `str.isspace` for one char.
+#[inline]
+pub(crate) fn is_space(c: char) -> bool {
+    is(c, tables::SPACE)
+}
+
+/// Python's `str.strip()` (no argument).
+pub(crate) fn py_strip(s: &str) -> &str {
+    s.trim_matches(is_space)
+}
+
+/// Python's `str.lstrip()` (no argument).
+pub(crate) fn py_lstrip(s: &str) -> &str {
+    s.trim_start_matches(is_space)
+}
+
+/// Python's `str.rstrip()` (no argument).
+pub(crate) fn py_rstrip(s: &str) -> &str {
+    s.trim_end_matches(is_space)
+}
+
+/// Python's `len(s)`: the number of code points.
+#[inline]
+pub(crate) fn char_len(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
+}
+
+/// Whether a line boundary of Python's `str.splitlines` starts at this char.
+#[inline]
+fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// Python's `str.splitlines()` (without `keepends`): `"\r\n"` is one break and a
+/// trailing break does not open an empty last line.
+pub(crate) fn py_splitlines(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut iter = text.char_indices().peekable();
+    while let Some((i, c)) = iter.next() {
+        if is_line_break(c) {
+            out.push(&text[start..i]);
+            let mut next = i + c.len_utf8();
+            if c == '\r' && bytes.get(next) == Some(&b'\n') {
+                iter.next();
+                next += 1;
+            }
+            start = next;
+        }
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// Python's `re.split("\n{min,}", text)` for `min` >= 1: empty leading/trailing pieces kept.
+pub(crate) fn split_newline_runs(text: &str, min: usize) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\n' {
+            let run_start = i;
+            while i < bytes.len() && bytes[i] == b'\n' {
+                i += 1;
+            }
+            if i - run_start >= min {
+                out.push(&text[start..run_start]);
+                start = i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_whitespace_and_alpha() {
+        assert!(is_space('\u{a0}') && is_space('\u{1c}') && is_space('\u{3000}'));
+        assert!(!is_space('\u{200b}'));
+        assert!(is('é', PY_ALPHA) && !is('1', PY_ALPHA) && !is('\u{301}', PY_ALPHA));
+        assert!(is('٣', PY_DIGIT) && !is('a', PY_DIGIT));
+    }
+
+    #[test]
+    fn splitlines_matches_python() {
+        assert_eq!(py_splitlines("a\r\nb\rc\n\nd\u{2028}e\n"), vec!["a", "b", "c", "", "d", "e"]);
+        assert!(py_splitlines("").is_empty());
+        assert_eq!(py_splitlines("\n"), vec![""]);
+    }
+
+    #[test]
+    fn newline_runs_match_re_split() {
+        assert_eq!(split_newline_runs("\na\n\n\nb\n", 1), vec!["", "a", "b", ""]);
+        assert_eq!(split_newline_runs("a\nb\n\nc", 2), vec!["a\nb", "c"]);
+    }
+
+    #[test]
+    fn char_len_counts_code_points() {
+        assert_eq!(char_len("héllo"), 5);
+        assert_eq!(char_len("abc"), 3);
+    }
+}

@@ -1,0 +1,531 @@
+//! A port of spaCy 3.8's tokenizer with the blank English rules, which is what
+//! datatrove 0.10.1's `load_word_tokenizer("en")` runs (`spacy.blank("en")`).
+//!
+//! The algorithm follows `spacy/tokenizer.pyx` step for step: whitespace split, special
+//! cases, the prefix/suffix loop, URL match, infixes. The regexes of
+//! `spacy/lang/punctuation.py` and `spacy/lang/en/punctuation.py` are hand-compiled
+//! into char-class tests, because they are alternations of single chars, dot runs and
+//! fixed strings with one-char lookarounds; this avoids a regex engine in the hot loop.
+//!
+//! Not ported: the post-pass that re-applies special cases spanning several tokens
+//! (`_apply_special_cases` with its PhraseMatcher); it only fires on specials that
+//! themselves contain affixes and land inside a longer token, which is rare in text.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::chars::{
+    flags, is, is_space, PREFIX1, SENT_PUNCT, SP_ALPHA, SP_ICON, SP_LOWER, SP_QUOTE, SP_UPPER,
+    SUFFIX1, SUF_DOT_LB, UNI_PUNCT,
+};
+use crate::hash::FxBuild;
+use crate::tables::{CURRENCY, SPECIALS, UNITS};
+
+/// The special-case table keyed by exact string.
+fn specials() -> &'static HashMap<&'static str, &'static [u8], FxBuild> {
+    static MAP: OnceLock<HashMap<&'static str, &'static [u8], FxBuild>> = OnceLock::new();
+    MAP.get_or_init(|| SPECIALS.iter().copied().collect())
+}
+
+/// Longest special case in bytes, to skip the hash lookup for long spans.
+fn max_special_len() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| SPECIALS.iter().map(|(k, _)| k.len()).max().unwrap_or(0))
+}
+
+#[inline]
+fn special(s: &str) -> Option<&'static [u8]> {
+    if s.len() > max_special_len() {
+        return None;
+    }
+    specials().get(s).copied()
+}
+
+#[inline]
+fn first_char(s: &str) -> Option<char> {
+    s.chars().next()
+}
+
+#[inline]
+fn last_char(s: &str) -> Option<char> {
+    s.chars().next_back()
+}
+
+#[inline]
+fn is_ascii_digit(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_ascii_digit())
+}
+
+#[inline]
+fn has(c: Option<char>, mask: u16) -> bool {
+    c.is_some_and(|c| is(c, mask))
+}
+
+/// Byte length of the prefix that spaCy's prefix regex matches at the start of `s`.
+fn find_prefix(s: &str) -> usize {
+    let Some(c) = first_char(s) else { return 0 };
+    if is(c, PREFIX1) {
+        return c.len_utf8();
+    }
+    let b = s.as_bytes();
+    match c {
+        // `\.\.+`
+        '.' => {
+            let run = b.iter().take_while(|&&x| x == b'.').count();
+            if run >= 2 {
+                run
+            } else {
+                0
+            }
+        }
+        // `\+(?![0-9])`
+        '+' => {
+            if b.get(1).is_some_and(u8::is_ascii_digit) {
+                0
+            } else {
+                1
+            }
+        }
+        'U' if s.starts_with("US$") => 3,
+        'C' if s.starts_with("C$") => 2,
+        'A' if s.starts_with("A$") => 2,
+        _ => 0,
+    }
+}
+
+/// Byte length of the suffix spaCy's suffix regex finds: `re.search` with every
+/// alternative anchored at `$` returns the leftmost start, i.e. the longest suffix.
+fn find_suffix(s: &str) -> usize {
+    let Some(c) = last_char(s) else { return 0 };
+    let before = &s[..s.len() - c.len_utf8()];
+    let prev = last_char(before);
+    let mut best = 0usize; // in chars; every candidate ends at the end of `s`
+    let mut best_bytes = 0usize;
+    let mut consider = |chars: usize, bytes: usize| {
+        if chars > best {
+            best = chars;
+            best_bytes = bytes;
+        }
+    };
+    if is(c, SUFFIX1) {
+        consider(1, c.len_utf8());
+    }
+    match c {
+        '.' => {
+            let run = s.as_bytes().iter().rev().take_while(|&&x| x == b'.').count();
+            if run >= 2 {
+                consider(run, run);
+            } else if has(prev, SUF_DOT_LB) {
+                // `(?<=[0-9{al}%²\-\+{p}(?:{q})])\.`
+                consider(1, 1);
+            } else {
+                let mut it = before.chars().rev();
+                let (p1, p2) = (it.next(), it.next());
+                // `(?<=°[FfCcKk])\.` and `(?<=[{au}][{au}])\.`
+                let degree = matches!(p1, Some('F' | 'f' | 'C' | 'c' | 'K' | 'k')) && p2 == Some('°');
+                if degree || (has(p1, SP_UPPER) && has(p2, SP_UPPER)) {
+                    consider(1, 1);
+                }
+            }
+        }
+        's' | 'S' if matches!(prev, Some('\'' | '’')) => {
+            consider(2, 1 + prev.map_or(0, char::len_utf8));
+        }
+        // `(?<=[0-9])\+`
+        '+' if is_ascii_digit(prev) => consider(1, 1),
+        _ => {}
+    }
+    // `(?<=[0-9])(?:CURRENCY)` and `(?<=[0-9])(?:UNITS)`: only worth trying near a digit.
+    let tail_start = s.len().saturating_sub(16);
+    if s.as_bytes()[tail_start..].iter().any(u8::is_ascii_digit) {
+        for unit in CURRENCY.iter().chain(UNITS.iter()) {
+            if let Some(rest) = s.strip_suffix(unit) {
+                if is_ascii_digit(last_char(rest)) {
+                    consider(unit.chars().count(), unit.len());
+                }
+            }
+        }
+    }
+    best_bytes
+}
+
+/// The next infix match at or after byte `from`, as `re.finditer` over spaCy's infix
+/// alternation would return it.
+fn next_infix(s: &str, from: usize) -> Option<(usize, usize)> {
+    let mut prev: Option<char> = last_char(&s[..from]);
+    let mut iter = s[from..].char_indices();
+    while let Some((off, c)) = iter.next() {
+        let i = from + off;
+        let after = &s[i + c.len_utf8()..];
+        let next = first_char(after);
+        let single = Some((i, i + c.len_utf8()));
+        match c {
+            '.' if next == Some('.') => {
+                let run = s.as_bytes()[i..].iter().take_while(|&&x| x == b'.').count();
+                return Some((i, i + run));
+            }
+            '…' => return single,
+            _ if is(c, SP_ICON) => return single,
+            _ => {}
+        }
+        let prev_digit = is_ascii_digit(prev);
+        // `(?<=[0-9])[+\-\*^](?=[0-9-])`
+        if matches!(c, '+' | '-' | '*' | '^') && prev_digit && (is_ascii_digit(next) || next == Some('-')) {
+            return single;
+        }
+        // `(?<=[{al}{q}])\.(?=[{au}{q}])`
+        if c == '.' && has(prev, SP_LOWER | SP_QUOTE) && has(next, SP_UPPER | SP_QUOTE) {
+            return single;
+        }
+        let prev_alpha = has(prev, SP_ALPHA);
+        // `(?<=[{a}]),(?=[{a}])`
+        if c == ',' && prev_alpha && has(next, SP_ALPHA) {
+            return single;
+        }
+        if prev_alpha || prev_digit {
+            // `(?<=[{a}0-9])(?:-|–|—|--|---|——|~)(?=[{a}])`, alternatives in regex order
+            let hyphens: &[&str] = match c {
+                '-' => &["-", "--", "---"],
+                '–' => &["–"],
+                '—' => &["—", "——"],
+                '~' => &["~"],
+                _ => &[],
+            };
+            for h in hyphens {
+                if s[i..].starts_with(h) && has(first_char(&s[i + h.len()..]), SP_ALPHA) {
+                    return Some((i, i + h.len()));
+                }
+            }
+            // `(?<=[{a}0-9])[:<>=/](?=[{a}])`
+            if matches!(c, ':' | '<' | '>' | '=' | '/') && has(next, SP_ALPHA) {
+                return single;
+            }
+        }
+        prev = Some(c);
+    }
+    None
+}
+
+/// spaCy's `URL_MATCH` (`spacy/lang/tokenizer_exceptions.py`) on a whitespace-free string.
+///
+/// The regex is deterministic once split at its fixed separators, so it is matched by
+/// trying each optional scheme / userinfo split. The private-network exclusions of the
+/// IP branch are not ported: they only change how `10.x.x.x/path`-like tokens split.
+fn url_match(s: &str) -> bool {
+    let mut schemes = vec![s];
+    if let Some(p) = s.find("://") {
+        let scheme = &s[..p];
+        let ok = scheme.chars().count() >= 2
+            && scheme.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+        if ok {
+            schemes.push(&s[p + 3..]);
+        }
+    }
+    schemes.into_iter().any(|rest| {
+        // `(?:\S+(?::\S*)?@)?`: any non-empty prefix ending in '@'
+        host_port_path(rest) || rest.match_indices('@').any(|(i, _)| i > 0 && host_port_path(&rest[i + 1..]))
+    })
+}
+
+#[inline]
+fn url_label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || ('\u{a1}'..='\u{ffff}').contains(&c)
+}
+
+fn host_port_path(s: &str) -> bool {
+    let host_end = s
+        .char_indices()
+        .find(|&(_, c)| !(url_label_char(c) || matches!(c, '_' | '-' | '.')))
+        .map_or(s.len(), |(i, _)| i);
+    let (host, mut rest) = s.split_at(host_end);
+    if !(domain(host) || ipv4(host)) {
+        return false;
+    }
+    // `(?::\d{2,5})?`; the host run cannot contain ':' so the port must follow here.
+    if let Some(r) = rest.strip_prefix(':') {
+        let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+        if !(2..=5).contains(&digits) {
+            return false;
+        }
+        rest = &r[digits..];
+    }
+    rest.is_empty() || rest.starts_with(['/', '?', '#'])
+}
+
+fn domain(host: &str) -> bool {
+    let Some((labels, tld)) = host.rsplit_once('.') else { return false };
+    let tld_len = tld.chars().count();
+    if !(2..=63).contains(&tld_len) || !tld.chars().all(|c| is(c, SP_LOWER)) {
+        return false;
+    }
+    labels.split('.').all(|label| {
+        let n = label.chars().count();
+        (1..=64).contains(&n)
+            && first_char(label).is_some_and(url_label_char)
+            && last_char(label).is_some_and(url_label_char)
+    })
+}
+
+fn ipv4(host: &str) -> bool {
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4
+        && parts.iter().enumerate().all(|(i, p)| {
+            let Ok(v) = p.parse::<u16>() else { return false };
+            let canonical = !p.starts_with('0') || (i != 0 && i != 3 && p.len() <= 3);
+            let in_range = match i {
+                0 => (1..=223).contains(&v),
+                3 => (1..=254).contains(&v),
+                _ => v <= 255,
+            };
+            p.bytes().all(|b| b.is_ascii_digit()) && canonical && in_range
+        })
+}
+
+/// Calls `emit(start, end, is_whitespace)` with the byte range of every spaCy token of
+/// `text`, in order. Whitespace tokens (runs other than a single separating `' '`) are
+/// reported too because the sentencizer sees them; datatrove's word lists drop them.
+///
+/// `scratch` is reused between calls so tokenising allocates nothing per token.
+pub fn tokenize(text: &str, scratch: &mut Vec<usize>, mut emit: impl FnMut(usize, usize, bool)) {
+    let Some(first) = first_char(text) else { return };
+    let mut in_ws = is_space(first);
+    let mut start = 0usize;
+    for (i, c) in text.char_indices() {
+        if is_space(c) != in_ws {
+            if start < i {
+                span(text, start, i, in_ws, scratch, &mut emit);
+            }
+            start = if c == ' ' { i + 1 } else { i };
+            in_ws = !in_ws;
+        }
+    }
+    if start < text.len() {
+        span(text, start, text.len(), in_ws, scratch, &mut emit);
+    }
+}
+
+/// Tokenises one whitespace-delimited span (`Tokenizer._tokenize`).
+fn span(text: &str, lo: usize, hi: usize, ws: bool, suffixes: &mut Vec<usize>, emit: &mut impl FnMut(usize, usize, bool)) {
+    if ws {
+        // No affix rule matches whitespace, so a whitespace span is always one token.
+        emit(lo, hi, true);
+        return;
+    }
+    let whole = &text[lo..hi];
+    if let Some(pieces) = special(whole) {
+        emit_pieces(lo, pieces, emit);
+        return;
+    }
+    // `_split_affixes`: prefixes are emitted as found, suffix starts are stacked.
+    suffixes.clear();
+    let (mut a, mut b) = (lo, hi);
+    let mut last_size = usize::MAX;
+    let mut inner_special = None;
+    while a < b && b - a != last_size {
+        let s = &text[a..b];
+        if let Some(p) = special(s) {
+            inner_special = Some(p);
+            break;
+        }
+        last_size = b - a;
+        let pre = find_prefix(s);
+        if pre != 0 && a + pre < b {
+            if let Some(p) = special(&s[pre..]) {
+                emit(a, a + pre, false);
+                a += pre;
+                inner_special = Some(p);
+                break;
+            }
+        }
+        let suf = find_suffix(&s[pre..]);
+        if suf != 0 && b - suf > a {
+            if let Some(p) = special(&s[..s.len() - suf]) {
+                suffixes.push(b - suf);
+                b -= suf;
+                inner_special = Some(p);
+                break;
+            }
+        }
+        if pre != 0 {
+            emit(a, a + pre, false);
+            a += pre;
+        }
+        if suf != 0 {
+            suffixes.push(b - suf);
+            b -= suf;
+        }
+    }
+    // `_attach_tokens`
+    if a < b {
+        if let Some(p) = inner_special {
+            emit_pieces(a, p, emit);
+        } else {
+            attach_infixes(text, a, b, emit);
+        }
+    }
+    // Suffix k was cut after suffixes 0..k, so they are emitted in reverse order.
+    for k in (0..suffixes.len()).rev() {
+        let end = if k == 0 { hi } else { suffixes[k - 1] };
+        emit(suffixes[k], end, false);
+    }
+}
+
+fn emit_pieces(mut at: usize, pieces: &[u8], emit: &mut impl FnMut(usize, usize, bool)) {
+    for &len in pieces {
+        let len = usize::from(len);
+        emit(at, at + len, false);
+        at += len;
+    }
+}
+
+fn attach_infixes(text: &str, a: usize, b: usize, emit: &mut impl FnMut(usize, usize, bool)) {
+    let s = &text[a..b];
+    let Some(first) = next_infix(s, 0) else {
+        emit(a, b, false);
+        return;
+    };
+    if url_match(s) {
+        emit(a, b, false);
+        return;
+    }
+    let mut start = 0usize;
+    let mut m = Some(first);
+    while let Some((ist, ien)) = m {
+        // spaCy skips an infix at the very start of the string.
+        if ist != 0 {
+            if ist != start {
+                emit(a + start, a + ist, false);
+            }
+            emit(a + ist, a + ien, false);
+            start = ien;
+        }
+        m = next_infix(s, ien);
+    }
+    if start < s.len() {
+        emit(a + start, b, false);
+    }
+}
+
+/// The state machine of spaCy's `Sentencizer.predict` with its default punctuation.
+#[derive(Default)]
+pub(crate) struct Sentencizer {
+    seen_period: bool,
+    started: bool,
+}
+
+impl Sentencizer {
+    /// Feeds the next token; returns whether it starts a new sentence.
+    #[inline]
+    pub(crate) fn push(&mut self, tok: &str, ws: bool) -> bool {
+        if !self.started {
+            self.started = true;
+            self.seen_period = is_sent_punct(tok);
+            return true;
+        }
+        let in_punct_chars = is_sent_punct(tok);
+        // `token.is_punct`: every char is in a Unicode P* category.
+        let is_punct = !ws && tok.chars().all(|c| is(c, UNI_PUNCT));
+        if self.seen_period && !is_punct && !in_punct_chars {
+            self.seen_period = false;
+            true
+        } else {
+            if in_punct_chars {
+                self.seen_period = true;
+            }
+            false
+        }
+    }
+}
+
+/// Whether the token is exactly one of the sentencizer's punctuation chars.
+#[inline]
+fn is_sent_punct(tok: &str) -> bool {
+    let mut it = tok.chars();
+    matches!((it.next(), it.next()), (Some(c), None) if flags(c) & SENT_PUNCT != 0)
+}
+
+/// Number of sentences spaCy's sentencizer finds in `text` (`len(doc.sents)`).
+pub(crate) fn count_sentences(text: &str, scratch: &mut Vec<usize>) -> usize {
+    let mut sz = Sentencizer::default();
+    let mut n = 0;
+    tokenize(text, scratch, |a, b, ws| {
+        if sz.push(&text[a..b], ws) {
+            n += 1;
+        }
+    });
+    n
+}
+
+/// datatrove's `split_into_sentences`: `text` cut after each spaCy sentence's last
+/// token, the last piece running to the end of the text.
+pub(crate) fn split_sentences<'a>(text: &'a str, scratch: &mut Vec<usize>) -> Vec<&'a str> {
+    let mut ends = Vec::new();
+    let mut sz = Sentencizer::default();
+    let mut prev_end = 0usize;
+    tokenize(text, scratch, |a, b, ws| {
+        if sz.push(&text[a..b], ws) && a > 0 {
+            ends.push(prev_end);
+        }
+        prev_end = b;
+    });
+    let mut out = Vec::with_capacity(ends.len() + 1);
+    let mut start = 0;
+    for e in ends {
+        out.push(&text[start..e]);
+        start = e;
+    }
+    out.push(&text[start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(text: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        tokenize(text, &mut Vec::new(), |a, b, ws| {
+            if !ws {
+                v.push(&text[a..b]);
+            }
+        });
+        v
+    }
+
+    // Expected outputs were produced with spacy 3.8.18 `spacy.blank("en")`.
+    #[test]
+    fn affixes_and_specials() {
+        assert_eq!(toks("Hello, world!"), ["Hello", ",", "world", "!"]);
+        assert_eq!(toks("(don't)"), ["(", "do", "n't", ")"]);
+        assert_eq!(toks("U.S. e.g. Mr. Smith's"), ["U.S.", "e.g.", "Mr.", "Smith", "'s"]);
+        assert_eq!(toks("$5.00 10km 3+4 well-known"), ["$", "5.00", "10", "km", "3", "+", "4", "well", "-", "known"]);
+        assert_eq!(toks("end.Start a,b x...y"), ["end", ".", "Start", "a", ",", "b", "x", "...", "y"]);
+        assert_eq!(toks("\"quoted\"..."), ["\"", "quoted", "\"", "..."]);
+    }
+
+    #[test]
+    fn urls_stay_whole() {
+        assert_eq!(toks("see https://example.com/a-b/c."), ["see", "https://example.com/a-b/c", "."]);
+        assert_eq!(toks("this/that 10-20 a--b and/or"), ["this", "/", "that", "10", "-", "20", "a", "--", "b", "and/or"]);
+    }
+
+    #[test]
+    fn whitespace_tokens_are_reported() {
+        let mut v = Vec::new();
+        let t = " a  b\n";
+        tokenize(t, &mut Vec::new(), |a, b, ws| v.push((&t[a..b], ws)));
+        assert_eq!(v, [(" ", true), ("a", false), (" ", true), ("b", false), ("\n", true)]);
+    }
+
+    #[test]
+    fn sentencizer() {
+        let s = &mut Vec::new();
+        assert_eq!(count_sentences("One. Two! Three? four", s), 4);
+        assert_eq!(count_sentences("Wait... what", s), 1);
+        assert_eq!(count_sentences("No end", s), 1);
+        // "b." is a special case, so no "." token ends the first sentence.
+        assert_eq!(count_sentences("A b. C d", s), 1);
+        assert_eq!(count_sentences("Hi.  \t! x", s), 3);
+        assert_eq!(split_sentences("One two. Three four", s), ["One two.", " Three four"]);
+    }
+}
