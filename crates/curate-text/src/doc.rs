@@ -3,7 +3,7 @@
 use std::cell::{OnceCell, RefCell};
 
 use crate::chars::{char_len, py_splitlines};
-use crate::tokenizer::tokenize;
+use crate::tokenizer::{tokenize, Scratch};
 
 /// One document and its splits, each computed at most once and only when a rule asks.
 ///
@@ -14,7 +14,7 @@ pub struct Doc<'a> {
     words: OnceCell<Vec<&'a str>>,
     word_chars: OnceCell<Vec<u32>>,
     lines: OnceCell<Vec<&'a str>>,
-    scratch: RefCell<Vec<usize>>,
+    scratch: RefCell<Scratch>,
 }
 
 impl<'a> Doc<'a> {
@@ -26,7 +26,7 @@ impl<'a> Doc<'a> {
             words: OnceCell::new(),
             word_chars: OnceCell::new(),
             lines: OnceCell::new(),
-            scratch: RefCell::new(Vec::new()),
+            scratch: RefCell::new(Scratch::default()),
         }
     }
 
@@ -71,7 +71,7 @@ impl<'a> Doc<'a> {
     }
 
     /// Runs `f` with the reusable tokenizer scratch buffer of this document.
-    pub(crate) fn with_scratch<R>(&self, f: impl FnOnce(&mut Vec<usize>) -> R) -> R {
+    pub(crate) fn with_scratch<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
         f(&mut self.scratch.borrow_mut())
     }
 }

@@ -7,9 +7,9 @@
 //! into char-class tests, because they are alternations of single chars, dot runs and
 //! fixed strings with one-char lookarounds; this avoids a regex engine in the hot loop.
 //!
-//! Not ported: the post-pass that re-applies special cases spanning several tokens
-//! (`_apply_special_cases` with its PhraseMatcher); it only fires on specials that
-//! themselves contain affixes and land inside a longer token, which is rare in text.
+//! The post-pass that re-applies special cases over affix-split tokens
+//! (`_apply_special_cases`, e.g. `)` `:` -> `):`) is ported per whitespace-delimited
+//! span: a special without whitespace can only match tokens with no space between them.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -19,7 +19,7 @@ use crate::chars::{
     SUFFIX1, SUF_DOT_LB, UNI_PUNCT,
 };
 use crate::hash::FxBuild;
-use crate::tables::{CURRENCY, SPECIALS, UNITS};
+use crate::tables::{CURRENCY, SPECIALS, SPECIAL_PATTERNS, UNITS};
 
 /// The special-case table keyed by exact string.
 fn specials() -> &'static HashMap<&'static str, &'static [u8], FxBuild> {
@@ -31,6 +31,15 @@ fn specials() -> &'static HashMap<&'static str, &'static [u8], FxBuild> {
 fn max_special_len() -> usize {
     static MAX: OnceLock<usize> = OnceLock::new();
     *MAX.get_or_init(|| SPECIALS.iter().map(|(k, _)| k.len()).max().unwrap_or(0))
+}
+
+/// Specials of the post-pass, keyed by string, with the token lengths they must span.
+fn special_patterns() -> &'static (HashMap<&'static str, &'static [u8], FxBuild>, usize) {
+    static MAP: OnceLock<(HashMap<&'static str, &'static [u8], FxBuild>, usize)> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let max = SPECIAL_PATTERNS.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+        (SPECIAL_PATTERNS.iter().copied().collect(), max)
+    })
 }
 
 #[inline]
@@ -281,12 +290,19 @@ fn ipv4(host: &str) -> bool {
         })
 }
 
+/// Reusable buffers of [`tokenize`], so tokenising allocates nothing per token.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    suffixes: Vec<usize>,
+    toks: Vec<(usize, usize)>,
+    matches: Vec<(usize, usize)>,
+    seen: Vec<bool>,
+}
+
 /// Calls `emit(start, end, is_whitespace)` with the byte range of every spaCy token of
 /// `text`, in order. Whitespace tokens (runs other than a single separating `' '`) are
 /// reported too because the sentencizer sees them; datatrove's word lists drop them.
-///
-/// `scratch` is reused between calls so tokenising allocates nothing per token.
-pub fn tokenize(text: &str, scratch: &mut Vec<usize>, mut emit: impl FnMut(usize, usize, bool)) {
+pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, usize, bool)) {
     let Some(first) = first_char(text) else { return };
     let mut in_ws = is_space(first);
     let mut start = 0usize;
@@ -305,7 +321,7 @@ pub fn tokenize(text: &str, scratch: &mut Vec<usize>, mut emit: impl FnMut(usize
 }
 
 /// Tokenises one whitespace-delimited span (`Tokenizer._tokenize`).
-fn span(text: &str, lo: usize, hi: usize, ws: bool, suffixes: &mut Vec<usize>, emit: &mut impl FnMut(usize, usize, bool)) {
+fn span(text: &str, lo: usize, hi: usize, ws: bool, sc: &mut Scratch, emit: &mut impl FnMut(usize, usize, bool)) {
     if ws {
         // No affix rule matches whitespace, so a whitespace span is always one token.
         emit(lo, hi, true);
@@ -313,11 +329,14 @@ fn span(text: &str, lo: usize, hi: usize, ws: bool, suffixes: &mut Vec<usize>, e
     }
     let whole = &text[lo..hi];
     if let Some(pieces) = special(whole) {
-        emit_pieces(lo, pieces, emit);
+        pieces_at(lo, pieces, &mut |a, b| emit(a, b, false));
         return;
     }
-    // `_split_affixes`: prefixes are emitted as found, suffix starts are stacked.
-    suffixes.clear();
+    sc.toks.clear();
+    sc.suffixes.clear();
+    let toks = &mut sc.toks;
+    let mut push = |a: usize, b: usize| toks.push((a, b));
+    // `_split_affixes`: prefixes are pushed as found, suffix starts are stacked.
     let (mut a, mut b) = (lo, hi);
     let mut last_size = usize::MAX;
     let mut inner_special = None;
@@ -331,7 +350,7 @@ fn span(text: &str, lo: usize, hi: usize, ws: bool, suffixes: &mut Vec<usize>, e
         let pre = find_prefix(s);
         if pre != 0 && a + pre < b {
             if let Some(p) = special(&s[pre..]) {
-                emit(a, a + pre, false);
+                push(a, a + pre);
                 a += pre;
                 inner_special = Some(p);
                 break;
@@ -340,52 +359,117 @@ fn span(text: &str, lo: usize, hi: usize, ws: bool, suffixes: &mut Vec<usize>, e
         let suf = find_suffix(&s[pre..]);
         if suf != 0 && b - suf > a {
             if let Some(p) = special(&s[..s.len() - suf]) {
-                suffixes.push(b - suf);
+                sc.suffixes.push(b - suf);
                 b -= suf;
                 inner_special = Some(p);
                 break;
             }
         }
         if pre != 0 {
-            emit(a, a + pre, false);
+            push(a, a + pre);
             a += pre;
         }
         if suf != 0 {
-            suffixes.push(b - suf);
+            sc.suffixes.push(b - suf);
             b -= suf;
         }
     }
     // `_attach_tokens`
     if a < b {
-        if let Some(p) = inner_special {
-            emit_pieces(a, p, emit);
-        } else {
-            attach_infixes(text, a, b, emit);
+        match inner_special {
+            Some(p) => pieces_at(a, p, &mut push),
+            None => attach_infixes(text, a, b, &mut push),
         }
     }
-    // Suffix k was cut after suffixes 0..k, so they are emitted in reverse order.
-    for k in (0..suffixes.len()).rev() {
-        let end = if k == 0 { hi } else { suffixes[k - 1] };
-        emit(suffixes[k], end, false);
+    // Suffix k was cut after suffixes 0..k, so they are pushed in reverse order.
+    for k in (0..sc.suffixes.len()).rev() {
+        let end = if k == 0 { hi } else { sc.suffixes[k - 1] };
+        push(sc.suffixes[k], end);
+    }
+    apply_special_cases(text, sc, emit);
+}
+
+/// `_apply_special_cases` over one span's tokens: windows of tokens that spell a
+/// special exactly as its rule-less split are replaced by the special's pieces.
+fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize, usize, bool)) {
+    let toks = &sc.toks;
+    // A one-token span equals the whole span, which already missed the specials.
+    if toks.len() < 2 {
+        for &(a, b) in toks {
+            emit(a, b, false);
+        }
+        return;
+    }
+    let (patterns, max_len) = special_patterns();
+    sc.matches.clear();
+    for i in 0..toks.len() {
+        for len in 1..=(*max_len).min(toks.len() - i) {
+            let window = &toks[i..i + len];
+            let s = &text[window[0].0..window[len - 1].1];
+            if let Some(lens) = patterns.get(s) {
+                let same = lens.len() == len && window.iter().zip(lens.iter()).all(|(&(a, b), &l)| b - a == usize::from(l));
+                if same {
+                    sc.matches.push((i, i + len));
+                }
+            }
+        }
+    }
+    if sc.matches.is_empty() {
+        for &(a, b) in toks {
+            emit(a, b, false);
+        }
+        return;
+    }
+    // `_filter_special_spans`: longest first, then leftmost; a span is kept unless its
+    // first or last token is already covered, and covers its tokens either way.
+    sc.matches.sort_unstable_by(|x, y| (y.1 - y.0).cmp(&(x.1 - x.0)).then(x.0.cmp(&y.0)));
+    sc.seen.clear();
+    sc.seen.resize(toks.len(), false);
+    let mut kept = Vec::new();
+    for &(st, en) in &sc.matches {
+        if !sc.seen[st] && !sc.seen[en - 1] {
+            kept.push((st, en));
+        }
+        sc.seen[st..en].iter_mut().for_each(|x| *x = true);
+    }
+    kept.sort_unstable();
+    let mut i = 0;
+    let mut next = kept.into_iter().peekable();
+    while i < toks.len() {
+        match next.peek() {
+            Some(&(st, en)) if st == i => {
+                let (a, b) = (toks[st].0, toks[en - 1].1);
+                match special(&text[a..b]) {
+                    Some(p) => pieces_at(a, p, &mut |x, y| emit(x, y, false)),
+                    None => (st..en).for_each(|k| emit(toks[k].0, toks[k].1, false)),
+                }
+                next.next();
+                i = en;
+            }
+            _ => {
+                emit(toks[i].0, toks[i].1, false);
+                i += 1;
+            }
+        }
     }
 }
 
-fn emit_pieces(mut at: usize, pieces: &[u8], emit: &mut impl FnMut(usize, usize, bool)) {
+fn pieces_at(mut at: usize, pieces: &[u8], emit: &mut impl FnMut(usize, usize)) {
     for &len in pieces {
         let len = usize::from(len);
-        emit(at, at + len, false);
+        emit(at, at + len);
         at += len;
     }
 }
 
-fn attach_infixes(text: &str, a: usize, b: usize, emit: &mut impl FnMut(usize, usize, bool)) {
+fn attach_infixes(text: &str, a: usize, b: usize, emit: &mut impl FnMut(usize, usize)) {
     let s = &text[a..b];
     let Some(first) = next_infix(s, 0) else {
-        emit(a, b, false);
+        emit(a, b);
         return;
     };
     if url_match(s) {
-        emit(a, b, false);
+        emit(a, b);
         return;
     }
     let mut start = 0usize;
@@ -394,15 +478,15 @@ fn attach_infixes(text: &str, a: usize, b: usize, emit: &mut impl FnMut(usize, u
         // spaCy skips an infix at the very start of the string.
         if ist != 0 {
             if ist != start {
-                emit(a + start, a + ist, false);
+                emit(a + start, a + ist);
             }
-            emit(a + ist, a + ien, false);
+            emit(a + ist, a + ien);
             start = ien;
         }
         m = next_infix(s, ien);
     }
     if start < s.len() {
-        emit(a + start, b, false);
+        emit(a + start, b);
     }
 }
 
@@ -445,7 +529,7 @@ fn is_sent_punct(tok: &str) -> bool {
 }
 
 /// Number of sentences spaCy's sentencizer finds in `text` (`len(doc.sents)`).
-pub(crate) fn count_sentences(text: &str, scratch: &mut Vec<usize>) -> usize {
+pub(crate) fn count_sentences(text: &str, scratch: &mut Scratch) -> usize {
     let mut sz = Sentencizer::default();
     let mut n = 0;
     tokenize(text, scratch, |a, b, ws| {
@@ -458,7 +542,7 @@ pub(crate) fn count_sentences(text: &str, scratch: &mut Vec<usize>) -> usize {
 
 /// datatrove's `split_into_sentences`: `text` cut after each spaCy sentence's last
 /// token, the last piece running to the end of the text.
-pub(crate) fn split_sentences<'a>(text: &'a str, scratch: &mut Vec<usize>) -> Vec<&'a str> {
+pub(crate) fn split_sentences<'a>(text: &'a str, scratch: &mut Scratch) -> Vec<&'a str> {
     let mut ends = Vec::new();
     let mut sz = Sentencizer::default();
     let mut prev_end = 0usize;
@@ -484,7 +568,7 @@ mod tests {
 
     fn toks(text: &str) -> Vec<&str> {
         let mut v = Vec::new();
-        tokenize(text, &mut Vec::new(), |a, b, ws| {
+        tokenize(text, &mut Scratch::default(), |a, b, ws| {
             if !ws {
                 v.push(&text[a..b]);
             }
@@ -501,6 +585,8 @@ mod tests {
         assert_eq!(toks("$5.00 10km 3+4 well-known"), ["$", "5.00", "10", "km", "3", "+", "4", "well", "-", "known"]);
         assert_eq!(toks("end.Start a,b x...y"), ["end", ".", "Start", "a", ",", "b", "x", "...", "y"]);
         assert_eq!(toks("\"quoted\"..."), ["\"", "quoted", "\"", "..."]);
+        // Re-applied specials: `)` `:` and `m` `.` merge back after affix splitting.
+        assert_eq!(toks("(default): cortex-m.**"), ["(", "default", "):", "cortex", "-", "m.", "*", "*"]);
     }
 
     #[test]
@@ -513,13 +599,13 @@ mod tests {
     fn whitespace_tokens_are_reported() {
         let mut v = Vec::new();
         let t = " a  b\n";
-        tokenize(t, &mut Vec::new(), |a, b, ws| v.push((&t[a..b], ws)));
+        tokenize(t, &mut Scratch::default(), |a, b, ws| v.push((&t[a..b], ws)));
         assert_eq!(v, [(" ", true), ("a", false), (" ", true), ("b", false), ("\n", true)]);
     }
 
     #[test]
     fn sentencizer() {
-        let s = &mut Vec::new();
+        let s = &mut Scratch::default();
         assert_eq!(count_sentences("One. Two! Three? four", s), 4);
         assert_eq!(count_sentences("Wait... what", s), 1);
         assert_eq!(count_sentences("No end", s), 1);

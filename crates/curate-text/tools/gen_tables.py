@@ -116,3 +116,24 @@ for k, pieces in items:
     assert "".join(p[65] for p in pieces) == k
     out.write("    (%s, &[%s]),\n" % (rs(k), ", ".join(map(str, lens))))
 out.write("];\n")
+
+# Specials that spaCy also re-applies after affix splitting (`_apply_special_cases`):
+# those the affix rules would cut up. Their pattern is how the tokenizer splits them
+# with no special cases at all, which a rule-less clone of the tokenizer reproduces.
+from spacy.tokenizer import Tokenizer
+
+bare = Tokenizer(nlp.vocab, rules={}, prefix_search=tok.prefix_search, suffix_search=tok.suffix_search,
+                 infix_finditer=tok.infix_finditer, token_match=tok.token_match, url_match=tok.url_match)
+matched = []
+for k, _ in items:
+    if tok.find_prefix(k) or tok.find_infix(k) or tok.find_suffix(k) or " " in k:
+        if any(c.isspace() for c in k):
+            continue  # whitespace specials never sit inside a non-whitespace span
+        pattern = [t.text for t in bare(k)]
+        assert "".join(pattern) == k
+        matched.append((k, [len(p.encode("utf-8")) for p in pattern]))
+out.write("\n/// Specials re-applied over affix-split tokens: the string and its rule-less split.\n")
+out.write("pub(crate) static SPECIAL_PATTERNS: [(&str, &[u8]); %d] = [\n" % len(matched))
+for k, lens in matched:
+    out.write("    (%s, &[%s]),\n" % (rs(k), ", ".join(map(str, lens))))
+out.write("];\n")
