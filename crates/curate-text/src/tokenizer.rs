@@ -8,8 +8,8 @@
 //! fixed strings with one-char lookarounds; this avoids a regex engine in the hot loop.
 //!
 //! The post-pass that re-applies special cases over affix-split tokens
-//! (`_apply_special_cases`, e.g. `)` `:` -> `):`) is ported per whitespace-delimited
-//! span: a special without whitespace can only match tokens with no space between them.
+//! (`_apply_special_cases`, e.g. `)` `:` -> `):`) is ported too, including its quirk
+//! that matches across a space still win the overlap resolution without being applied.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -33,12 +33,20 @@ fn max_special_len() -> usize {
     *MAX.get_or_init(|| SPECIALS.iter().map(|(k, _)| k.len()).max().unwrap_or(0))
 }
 
-/// Specials of the post-pass, keyed by string, with the token lengths they must span.
-fn special_patterns() -> &'static (HashMap<&'static str, &'static [u8], FxBuild>, usize) {
-    static MAP: OnceLock<(HashMap<&'static str, &'static [u8], FxBuild>, usize)> = OnceLock::new();
-    MAP.get_or_init(|| {
-        let max = SPECIAL_PATTERNS.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
-        (SPECIAL_PATTERNS.iter().copied().collect(), max)
+/// Specials of the post-pass (keyed by string, with the token lengths they must span),
+/// the first tokens of their patterns, and the longest pattern in tokens.
+struct Patterns {
+    by_string: HashMap<&'static str, &'static [u8], FxBuild>,
+    first_tokens: std::collections::HashSet<&'static str, FxBuild>,
+    max_tokens: usize,
+}
+
+fn special_patterns() -> &'static Patterns {
+    static P: OnceLock<Patterns> = OnceLock::new();
+    P.get_or_init(|| Patterns {
+        by_string: SPECIAL_PATTERNS.iter().copied().collect(),
+        first_tokens: SPECIAL_PATTERNS.iter().map(|(s, lens)| &s[..lens.first().map_or(0, |&l| usize::from(l))]).collect(),
+        max_tokens: SPECIAL_PATTERNS.iter().map(|(_, p)| p.len()).max().unwrap_or(0),
     })
 }
 
@@ -294,48 +302,49 @@ fn ipv4(host: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Scratch {
     suffixes: Vec<usize>,
-    toks: Vec<(usize, usize)>,
+    toks: Vec<(usize, usize, bool)>,
     matches: Vec<(usize, usize)>,
     seen: Vec<bool>,
+    key: String,
 }
 
 /// Calls `emit(start, end, is_whitespace)` with the byte range of every spaCy token of
 /// `text`, in order. Whitespace tokens (runs other than a single separating `' '`) are
 /// reported too because the sentencizer sees them; datatrove's word lists drop them.
 pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, usize, bool)) {
+    scratch.toks.clear();
     let Some(first) = first_char(text) else { return };
     let mut in_ws = is_space(first);
     let mut start = 0usize;
     for (i, c) in text.char_indices() {
         if is_space(c) != in_ws {
             if start < i {
-                span(text, start, i, in_ws, scratch, &mut emit);
+                span(text, start, i, in_ws, scratch);
             }
             start = if c == ' ' { i + 1 } else { i };
             in_ws = !in_ws;
         }
     }
     if start < text.len() {
-        span(text, start, text.len(), in_ws, scratch, &mut emit);
+        span(text, start, text.len(), in_ws, scratch);
     }
+    apply_special_cases(text, scratch, &mut emit);
 }
 
-/// Tokenises one whitespace-delimited span (`Tokenizer._tokenize`).
-fn span(text: &str, lo: usize, hi: usize, ws: bool, sc: &mut Scratch, emit: &mut impl FnMut(usize, usize, bool)) {
+/// Tokenises one whitespace-delimited span (`Tokenizer._tokenize`) into `sc.toks`.
+fn span(text: &str, lo: usize, hi: usize, ws: bool, sc: &mut Scratch) {
+    let toks = &mut sc.toks;
     if ws {
         // No affix rule matches whitespace, so a whitespace span is always one token.
-        emit(lo, hi, true);
+        toks.push((lo, hi, true));
         return;
     }
-    let whole = &text[lo..hi];
-    if let Some(pieces) = special(whole) {
-        pieces_at(lo, pieces, &mut |a, b| emit(a, b, false));
+    let mut push = |a: usize, b: usize| toks.push((a, b, false));
+    if let Some(pieces) = special(&text[lo..hi]) {
+        pieces_at(lo, pieces, &mut push);
         return;
     }
-    sc.toks.clear();
     sc.suffixes.clear();
-    let toks = &mut sc.toks;
-    let mut push = |a: usize, b: usize| toks.push((a, b));
     // `_split_affixes`: prefixes are pushed as found, suffix starts are stacked.
     let (mut a, mut b) = (lo, hi);
     let mut last_size = usize::MAX;
@@ -386,42 +395,44 @@ fn span(text: &str, lo: usize, hi: usize, ws: bool, sc: &mut Scratch, emit: &mut
         let end = if k == 0 { hi } else { sc.suffixes[k - 1] };
         push(sc.suffixes[k], end);
     }
-    apply_special_cases(text, sc, emit);
 }
 
-/// `_apply_special_cases` over one span's tokens: windows of tokens that spell a
-/// special exactly as its rule-less split are replaced by the special's pieces.
+/// `_apply_special_cases`, then emits the tokens. spaCy's PhraseMatcher finds runs of
+/// tokens that spell a special's rule-less split (ignoring the spaces between them);
+/// overlaps are resolved longest-first, then leftmost; a surviving run is replaced by the
+/// special's pieces only when its text, spaces included, is the special itself.
 fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize, usize, bool)) {
+    let pats = special_patterns();
     let toks = &sc.toks;
-    // A one-token span equals the whole span, which already missed the specials.
-    if toks.len() < 2 {
-        for &(a, b) in toks {
-            emit(a, b, false);
-        }
-        return;
-    }
-    let (patterns, max_len) = special_patterns();
     sc.matches.clear();
     for i in 0..toks.len() {
-        for len in 1..=(*max_len).min(toks.len() - i) {
-            let window = &toks[i..i + len];
-            let s = &text[window[0].0..window[len - 1].1];
-            if let Some(lens) = patterns.get(s) {
-                let same = lens.len() == len && window.iter().zip(lens.iter()).all(|(&(a, b), &l)| b - a == usize::from(l));
-                if same {
+        let (a, b, ws) = toks[i];
+        if ws || !pats.first_tokens.contains(&text[a..b]) {
+            continue;
+        }
+        sc.key.clear();
+        for len in 1..=pats.max_tokens.min(toks.len() - i) {
+            let (a, b, ws) = toks[i + len - 1];
+            if ws {
+                break;
+            }
+            sc.key.push_str(&text[a..b]);
+            if let Some(lens) = pats.by_string.get(sc.key.as_str()) {
+                let window = &toks[i..i + len];
+                if lens.len() == len && window.iter().zip(lens.iter()).all(|(t, &l)| t.1 - t.0 == usize::from(l)) {
                     sc.matches.push((i, i + len));
                 }
             }
         }
     }
     if sc.matches.is_empty() {
-        for &(a, b) in toks {
-            emit(a, b, false);
+        for &(a, b, ws) in toks {
+            emit(a, b, ws);
         }
         return;
     }
-    // `_filter_special_spans`: longest first, then leftmost; a span is kept unless its
-    // first or last token is already covered, and covers its tokens either way.
+    // `_filter_special_spans`: a run is kept unless its first or last token is already
+    // covered, and covers its tokens either way.
     sc.matches.sort_unstable_by(|x, y| (y.1 - y.0).cmp(&(x.1 - x.0)).then(x.0.cmp(&y.0)));
     sc.seen.clear();
     sc.seen.resize(toks.len(), false);
@@ -447,7 +458,7 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
                 i = en;
             }
             _ => {
-                emit(toks[i].0, toks[i].1, false);
+                emit(toks[i].0, toks[i].1, toks[i].2);
                 i += 1;
             }
         }
@@ -587,6 +598,10 @@ mod tests {
         assert_eq!(toks("\"quoted\"..."), ["\"", "quoted", "\"", "..."]);
         // Re-applied specials: `)` `:` and `m` `.` merge back after affix splitting.
         assert_eq!(toks("(default): cortex-m.**"), ["(", "default", "):", "cortex", "-", "m.", "*", "*"]);
+        // `: ((` spells the special `:((` across a space: it is not applied but still
+        // beats the overlapping `):`.
+        assert_eq!(toks("X): (("), ["X", ")", ":", "(", "("]);
+        assert_eq!(toks("X): ("), ["X", "):", "("]);
     }
 
     #[test]
