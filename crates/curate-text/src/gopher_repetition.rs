@@ -75,50 +75,64 @@ pub struct Signals {
 
 /// Computes every signal of `doc` (no short-circuit).
 pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
+    compute(doc, params, false)
+}
+
+/// Computes signals in rule order; with `stop_early`, stops at the first failing rule
+/// (as datatrove does) and leaves the rest NaN / absent.
+fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
     let text = doc.text();
     let text_len = doc.char_len();
+    let mut s = Signals {
+        dup_para_frac: f64::NAN,
+        dup_para_char_frac: f64::NAN,
+        dup_line_frac: f64::NAN,
+        dup_line_char_frac: f64::NAN,
+        top_n_gram_char_frac: Vec::with_capacity(params.top_n_grams.len()),
+        dup_n_gram_char_frac: Vec::with_capacity(params.dup_n_grams.len()),
+    };
+    // `decide` on partial signals: NaN and missing entries never fail a rule.
+    let failed = |s: &Signals| stop_early && !decide(s, params).is_keep();
+
     let paragraphs = split_newline_runs(py_strip(text), 2);
     let (para_dups, para_chars) = find_duplicates(paragraphs.iter().copied());
+    s.dup_para_frac = ratio(para_dups, paragraphs.len());
+    s.dup_para_char_frac = ratio(para_chars, text_len);
+    if failed(&s) {
+        return s;
+    }
     let lines = split_newline_runs(text, 1);
     let (line_dups, line_chars) = find_duplicates(lines.iter().copied());
+    s.dup_line_frac = ratio(line_dups, lines.len());
+    s.dup_line_char_frac = ratio(line_chars, text_len);
+    if failed(&s) {
+        return s;
+    }
 
     let words = doc.words();
-    let lens = doc.word_char_lens();
     // prefix[i] = code points of words[..i], so any window's length is one subtraction.
     let mut prefix = Vec::with_capacity(words.len() + 1);
     prefix.push(0u64);
     let mut acc = 0u64;
-    for &l in lens {
+    for &l in doc.word_char_lens() {
         acc += u64::from(l);
         prefix.push(acc);
     }
     let ids = intern(words);
-    let top = params
-        .top_n_grams
-        .iter()
-        .map(|t| top_ngram_chars(&ids, &prefix, t.n).map(|c| ratio_u64(c, text_len)))
-        .collect();
-    let concat: String = words.concat();
-    let mut offsets = Vec::with_capacity(words.len() + 1);
-    offsets.push(0usize);
-    let mut off = 0;
-    for w in words {
-        off += w.len();
-        offsets.push(off);
+    for t in &params.top_n_grams {
+        s.top_n_gram_char_frac.push(top_ngram_chars(&ids, &prefix, t.n).map(|c| ratio_u64(c, text_len)));
+        if failed(&s) {
+            return s;
+        }
     }
-    let dup = params
-        .dup_n_grams
-        .iter()
-        .map(|t| ratio_u64(all_duplicate_chars(&concat, &offsets, &prefix, t.n), text_len))
-        .collect();
-    Signals {
-        dup_para_frac: ratio(para_dups, paragraphs.len()),
-        dup_para_char_frac: ratio(para_chars, text_len),
-        dup_line_frac: ratio(line_dups, lines.len()),
-        dup_line_char_frac: ratio(line_chars, text_len),
-        top_n_gram_char_frac: top,
-        dup_n_gram_char_frac: dup,
+    let hashes = WindowHashes::new(words);
+    for t in &params.dup_n_grams {
+        s.dup_n_gram_char_frac.push(ratio_u64(all_duplicate_chars(words, &ids, &hashes, &prefix, t.n), text_len));
+        if failed(&s) {
+            return s;
+        }
     }
+    s
 }
 
 fn ratio_u64(a: u64, b: usize) -> f64 {
@@ -148,12 +162,23 @@ fn top_ngram_chars(ids: &[u32], prefix: &[u64], n: usize) -> Option<u64> {
     if n == 0 || ids.len() < n {
         return None;
     }
-    // Space-joined n-grams are equal exactly when their word sequences are.
-    let mut counts: HashMap<&[u32], (u32, u32), FxBuild> =
-        HashMap::with_capacity_and_hasher(ids.len(), FxBuild::default());
+    // Space-joined n-grams are equal exactly when their word sequences are, and up to
+    // four 32-bit ids pack losslessly into one u128 key.
+    let (count, first) = if n <= 4 {
+        most_common(ids.windows(n).map(|w| w.iter().fold(0u128, |k, &id| (k << 32) | u128::from(id))), ids.len())
+    } else {
+        most_common(ids.windows(n), ids.len())
+    };
+    let len = prefix[first + n] - prefix[first] + (n as u64 - 1);
+    Some(len * u64::from(count))
+}
+
+/// Count and first index of the most frequent key, the earliest-seen one among ties.
+fn most_common<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>, cap: usize) -> (u32, usize) {
+    let mut counts: HashMap<K, (u32, u32), FxBuild> = HashMap::with_capacity_and_hasher(cap, FxBuild::default());
     let (mut best_count, mut best_first) = (0u32, 0usize);
-    for (i, w) in ids.windows(n).enumerate() {
-        let e = counts.entry(w).or_insert((0, u32::try_from(i).unwrap_or(u32::MAX)));
+    for (i, k) in keys.enumerate() {
+        let e = counts.entry(k).or_insert((0, u32::try_from(i).unwrap_or(u32::MAX)));
         e.0 += 1;
         let first = e.1 as usize;
         if e.0 > best_count || (e.0 == best_count && first < best_first) {
@@ -161,22 +186,106 @@ fn top_ngram_chars(ids: &[u32], prefix: &[u64], n: usize) -> Option<u64> {
             best_first = first;
         }
     }
-    let len = prefix[best_first + n] - prefix[best_first] + (n as u64 - 1);
-    Some(len * u64::from(best_count))
+    (best_count, best_first)
+}
+
+/// Polynomial hash of the words' concatenated bytes (datatrove's `"".join`), kept only
+/// at word boundaries so any window's hash costs O(1). Arithmetic is mod 2^64 with an
+/// odd base, which is invertible; equal hashes are confirmed before they count.
+struct WindowHashes {
+    /// `prefix[i]` = hash of the bytes of `words[..i]`.
+    prefix: Vec<u64>,
+    /// `BASE^bytes(words[..i])`.
+    pow: Vec<u64>,
+    /// `BASE^-bytes(words[..i])`.
+    inv_pow: Vec<u64>,
+}
+
+/// Odd multiplier of the rolling hash.
+const BASE: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// `BASE^-1 mod 2^64` by Newton's iteration (each step doubles the correct low bits).
+const INV_BASE: u64 = {
+    let mut x = BASE;
+    let mut i = 0;
+    while i < 6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(BASE.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+};
+
+impl WindowHashes {
+    fn new(words: &[&str]) -> Self {
+        let mut prefix = Vec::with_capacity(words.len() + 1);
+        let mut pow = Vec::with_capacity(words.len() + 1);
+        let mut inv_pow = Vec::with_capacity(words.len() + 1);
+        let (mut h, mut p, mut ip) = (0u64, 1u64, 1u64);
+        prefix.push(h);
+        pow.push(p);
+        inv_pow.push(ip);
+        for w in words {
+            for &b in w.as_bytes() {
+                h = h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
+                p = p.wrapping_mul(BASE);
+                ip = ip.wrapping_mul(INV_BASE);
+            }
+            prefix.push(h);
+            pow.push(p);
+            inv_pow.push(ip);
+        }
+        WindowHashes { prefix, pow, inv_pow }
+    }
+
+    /// Hash of the concatenation of words `i..j`.
+    #[inline]
+    fn hash(&self, i: usize, j: usize) -> u64 {
+        let shift = self.pow[j].wrapping_mul(self.inv_pow[i]);
+        self.prefix[j].wrapping_sub(self.prefix[i].wrapping_mul(shift))
+    }
+}
+
+/// Whether words `a..a + n` and `b..b + n` concatenate to the same string.
+fn same_concat(words: &[&str], ids: &[u32], a: usize, b: usize, n: usize) -> bool {
+    ids[a..a + n] == ids[b..b + n]
+        || words[a..a + n].iter().flat_map(|w| w.bytes()).eq(words[b..b + n].iter().flat_map(|w| w.bytes()))
 }
 
 /// datatrove's `find_all_duplicate`: scan `"".join`-ed n-grams left to right, skipping a
 /// whole n-gram after each repeat, and sum the repeated characters.
-fn all_duplicate_chars(concat: &str, offsets: &[usize], prefix: &[u64], n: usize) -> u64 {
-    let n_words = offsets.len() - 1;
+fn all_duplicate_chars(words: &[&str], ids: &[u32], hashes: &WindowHashes, prefix: &[u64], n: usize) -> u64 {
+    let n_words = words.len();
     if n == 0 || n_words < n {
         return 0;
     }
-    let mut seen: HashSet<&str, FxBuild> = HashSet::with_capacity_and_hasher(n_words, FxBuild::default());
+    // Keyed by hash, holding the first window with it; a genuine collision (different
+    // text, same hash) falls back to exact string keys.
+    let mut seen: HashMap<u64, usize, FxBuild> = HashMap::with_capacity_and_hasher(n_words, FxBuild::default());
     let (mut repeated, mut idx) = (0u64, 0usize);
     while idx + n <= n_words {
-        let gram = &concat[offsets[idx]..offsets[idx + n]];
-        if seen.insert(gram) {
+        match seen.entry(hashes.hash(idx, idx + n)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(idx);
+                idx += 1;
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                if !same_concat(words, ids, *o.get(), idx, n) {
+                    return all_duplicate_chars_exact(words, prefix, n);
+                }
+                repeated += prefix[idx + n] - prefix[idx];
+                idx += n;
+            }
+        }
+    }
+    repeated
+}
+
+/// [`all_duplicate_chars`] keyed by the concatenated n-gram strings themselves.
+fn all_duplicate_chars_exact(words: &[&str], prefix: &[u64], n: usize) -> u64 {
+    let mut seen: HashSet<String, FxBuild> = HashSet::with_hasher(FxBuild::default());
+    let (mut repeated, mut idx) = (0u64, 0usize);
+    while idx + n <= words.len() {
+        if seen.insert(words[idx..idx + n].concat()) {
             idx += 1;
         } else {
             repeated += prefix[idx + n] - prefix[idx];
@@ -184,6 +293,43 @@ fn all_duplicate_chars(concat: &str, offsets: &[usize], prefix: &[u64], n: usize
         }
     }
     repeated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_and_exact_duplicate_scans_agree() {
+        // "ab c" and "a bc" concatenate equally, as datatrove's "".join compares them.
+        let words = ["ab", "c", "x", "a", "bc", "x", "ab", "c", "x", "y"];
+        let ids = intern(&words);
+        let hashes = WindowHashes::new(&words);
+        let mut prefix = vec![0u64];
+        for w in words {
+            prefix.push(prefix[prefix.len() - 1] + w.len() as u64);
+        }
+        for n in 1..=4 {
+            let fast = all_duplicate_chars(&words, &ids, &hashes, &prefix, n);
+            assert_eq!(fast, all_duplicate_chars_exact(&words, &prefix, n));
+        }
+        // n=2: "abc" seen at 0, "cx" at 1, "xa" at 2, "abc" repeats at 3 (+3), skip to 5:
+        // "xab" new, "abc" repeats at 6 (+3), skip to 8: "xy" new.
+        assert_eq!(all_duplicate_chars(&words, &ids, &hashes, &prefix, 2), 6);
+        assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
+    }
+
+    #[test]
+    fn top_ngram_ties_go_to_the_first_seen() {
+        // "b c" and "a b" both occur twice; "a b" was seen first.
+        let ids = [0, 1, 2, 0, 1, 2, 1];
+        let prefix: Vec<u64> = (0..=7).map(|i| i * 3).collect();
+        // 3-char words: "a b" is 7 chars, times 2.
+        assert_eq!(top_ngram_chars(&ids, &prefix, 2), Some(14));
+        assert_eq!(top_ngram_chars(&ids, &prefix, 8), None);
+        // The slice-keyed path for n > 4 agrees with a direct count.
+        assert_eq!(top_ngram_chars(&[5, 5, 5, 5, 5, 5], &[0, 1, 2, 3, 4, 5, 6], 5), Some(9 * 2));
+    }
 }
 
 /// datatrove's decision on precomputed signals, in its rule order.
@@ -223,4 +369,12 @@ pub fn evaluate(doc: &Doc<'_>, params: &Params) -> (Signals, Decision) {
     let s = signals(doc, params);
     let d = if doc.text().is_empty() { drop(FILTER, "empty") } else { decide(&s, params) };
     (s, d)
+}
+
+/// The decision alone, computing only the signals up to the first failing rule.
+pub fn check(doc: &Doc<'_>, params: &Params) -> Decision {
+    if doc.text().is_empty() {
+        return drop(FILTER, "empty");
+    }
+    decide(&compute(doc, params, true), params)
 }

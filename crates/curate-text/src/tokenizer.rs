@@ -21,23 +21,52 @@ use crate::chars::{
 use crate::hash::FxBuild;
 use crate::tables::{CURRENCY, SPECIALS, SPECIAL_PATTERNS, UNITS};
 
-/// The special-case table keyed by exact string.
-fn specials() -> &'static HashMap<&'static str, &'static [u8], FxBuild> {
-    static MAP: OnceLock<HashMap<&'static str, &'static [u8], FxBuild>> = OnceLock::new();
-    MAP.get_or_init(|| SPECIALS.iter().copied().collect())
+/// A set of strings with a (first byte, byte length) pre-filter: most words share
+/// neither with any member, which skips hashing them.
+struct StrTable<V> {
+    map: HashMap<&'static str, V, FxBuild>,
+    shape: [u64; 256],
 }
 
-/// Longest special case in bytes, to skip the hash lookup for long spans.
-fn max_special_len() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| SPECIALS.iter().map(|(k, _)| k.len()).max().unwrap_or(0))
+impl<V: Copy> StrTable<V> {
+    fn new(items: impl Iterator<Item = (&'static str, V)>) -> Self {
+        let mut shape = [0u64; 256];
+        let map: HashMap<_, _, FxBuild> = items.collect();
+        for k in map.keys() {
+            if let Some(&b) = k.as_bytes().first() {
+                shape[usize::from(b)] |= 1 << k.len().min(63);
+            }
+        }
+        StrTable { map, shape }
+    }
+
+    #[inline]
+    fn get(&self, s: &str) -> Option<V> {
+        let b = *s.as_bytes().first()?;
+        if self.shape[usize::from(b)] & (1 << s.len().min(63)) == 0 {
+            return None;
+        }
+        self.map.get(s).copied()
+    }
+}
+
+/// Currencies and units that split off a preceding number.
+fn units() -> &'static StrTable<()> {
+    static MAP: OnceLock<StrTable<()>> = OnceLock::new();
+    MAP.get_or_init(|| StrTable::new(CURRENCY.iter().chain(UNITS.iter()).map(|u| (*u, ()))))
+}
+
+/// The special-case table keyed by exact string.
+fn specials() -> &'static StrTable<&'static [u8]> {
+    static MAP: OnceLock<StrTable<&'static [u8]>> = OnceLock::new();
+    MAP.get_or_init(|| StrTable::new(SPECIALS.iter().copied()))
 }
 
 /// Specials of the post-pass (keyed by string, with the token lengths they must span),
 /// the first tokens of their patterns, and the longest pattern in tokens.
 struct Patterns {
     by_string: HashMap<&'static str, &'static [u8], FxBuild>,
-    first_tokens: std::collections::HashSet<&'static str, FxBuild>,
+    first_tokens: StrTable<()>,
     max_tokens: usize,
 }
 
@@ -45,17 +74,16 @@ fn special_patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| Patterns {
         by_string: SPECIAL_PATTERNS.iter().copied().collect(),
-        first_tokens: SPECIAL_PATTERNS.iter().map(|(s, lens)| &s[..lens.first().map_or(0, |&l| usize::from(l))]).collect(),
+        first_tokens: StrTable::new(
+            SPECIAL_PATTERNS.iter().map(|(s, lens)| (&s[..lens.first().map_or(0, |&l| usize::from(l))], ())),
+        ),
         max_tokens: SPECIAL_PATTERNS.iter().map(|(_, p)| p.len()).max().unwrap_or(0),
     })
 }
 
 #[inline]
 fn special(s: &str) -> Option<&'static [u8]> {
-    if s.len() > max_special_len() {
-        return None;
-    }
-    specials().get(s).copied()
+    specials().get(s)
 }
 
 #[inline]
@@ -152,15 +180,12 @@ fn find_suffix(s: &str) -> usize {
         '+' if is_ascii_digit(prev) => consider(1, 1),
         _ => {}
     }
-    // `(?<=[0-9])(?:CURRENCY)` and `(?<=[0-9])(?:UNITS)`: only worth trying near a digit.
-    let tail_start = s.len().saturating_sub(16);
-    if s.as_bytes()[tail_start..].iter().any(u8::is_ascii_digit) {
-        for unit in CURRENCY.iter().chain(UNITS.iter()) {
-            if let Some(rest) = s.strip_suffix(unit) {
-                if is_ascii_digit(last_char(rest)) {
-                    consider(unit.chars().count(), unit.len());
-                }
-            }
+    // `(?<=[0-9])(?:CURRENCY)` and `(?<=[0-9])(?:UNITS)`: no unit contains an ASCII
+    // digit, so the only candidate is everything after the last digit.
+    if let Some(d) = s.bytes().rposition(|b| b.is_ascii_digit()) {
+        let tail = &s[d + 1..];
+        if units().get(tail).is_some() {
+            consider(tail.chars().count(), tail.len());
         }
     }
     best_bytes
@@ -298,6 +323,17 @@ fn ipv4(host: &str) -> bool {
         })
 }
 
+/// `str.isspace` of each ASCII byte.
+const ASCII_SPACE: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut i = 0;
+    while i < 128 {
+        t[i] = crate::tables::ASCII[i] & crate::tables::SPACE != 0;
+        i += 1;
+    }
+    t
+};
+
 /// Reusable buffers of [`tokenize`], so tokenising allocates nothing per token.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -316,23 +352,39 @@ pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, u
     let Some(first) = first_char(text) else { return };
     let mut in_ws = is_space(first);
     let mut start = 0usize;
-    for (i, c) in text.char_indices() {
-        if is_space(c) != in_ws {
+    let bytes = text.as_bytes();
+    // Whether the current span is only ASCII letters: such a span has no prefix, suffix
+    // or infix, so it is one token unless it is a special case.
+    let mut letters = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Byte loop with an ASCII fast path; only non-ASCII chars are decoded.
+        let b = bytes[i];
+        let (space, len) = if b < 128 {
+            (ASCII_SPACE[usize::from(b)], 1)
+        } else {
+            let c = first_char(&text[i..]).unwrap_or(' ');
+            (is_space(c), c.len_utf8())
+        };
+        if space != in_ws {
             if start < i {
-                span(text, start, i, in_ws, scratch);
+                span(text, start, i, in_ws, letters, scratch);
             }
-            start = if c == ' ' { i + 1 } else { i };
+            start = if b == b' ' { i + 1 } else { i };
             in_ws = !in_ws;
+            letters = true;
         }
+        letters &= b.is_ascii_alphabetic();
+        i += len;
     }
     if start < text.len() {
-        span(text, start, text.len(), in_ws, scratch);
+        span(text, start, text.len(), in_ws, letters, scratch);
     }
     apply_special_cases(text, scratch, &mut emit);
 }
 
 /// Tokenises one whitespace-delimited span (`Tokenizer._tokenize`) into `sc.toks`.
-fn span(text: &str, lo: usize, hi: usize, ws: bool, sc: &mut Scratch) {
+fn span(text: &str, lo: usize, hi: usize, ws: bool, letters: bool, sc: &mut Scratch) {
     let toks = &mut sc.toks;
     if ws {
         // No affix rule matches whitespace, so a whitespace span is always one token.
@@ -342,6 +394,10 @@ fn span(text: &str, lo: usize, hi: usize, ws: bool, sc: &mut Scratch) {
     let mut push = |a: usize, b: usize| toks.push((a, b, false));
     if let Some(pieces) = special(&text[lo..hi]) {
         pieces_at(lo, pieces, &mut push);
+        return;
+    }
+    if letters {
+        push(lo, hi);
         return;
     }
     sc.suffixes.clear();
@@ -407,7 +463,7 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
     sc.matches.clear();
     for i in 0..toks.len() {
         let (a, b, ws) = toks[i];
-        if ws || !pats.first_tokens.contains(&text[a..b]) {
+        if ws || pats.first_tokens.get(&text[a..b]).is_none() {
             continue;
         }
         sc.key.clear();
@@ -473,8 +529,25 @@ fn pieces_at(mut at: usize, pieces: &[u8], emit: &mut impl FnMut(usize, usize)) 
     }
 }
 
+/// ASCII bytes that can take part in an infix match (no ASCII char is an icon).
+const INFIX_ASCII: [bool; 128] = {
+    let mut t = [false; 128];
+    let chars = b".+-*^,~:<>=/";
+    let mut i = 0;
+    while i < chars.len() {
+        t[chars[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 fn attach_infixes(text: &str, a: usize, b: usize, emit: &mut impl FnMut(usize, usize)) {
     let s = &text[a..b];
+    // Plain ASCII words cannot contain an infix; skip the char-by-char scan.
+    if s.bytes().all(|x| x < 128 && !INFIX_ASCII[usize::from(x)]) {
+        emit(a, b);
+        return;
+    }
     let Some(first) = next_infix(s, 0) else {
         emit(a, b);
         return;
@@ -608,6 +681,16 @@ mod tests {
     fn urls_stay_whole() {
         assert_eq!(toks("see https://example.com/a-b/c."), ["see", "https://example.com/a-b/c", "."]);
         assert_eq!(toks("this/that 10-20 a--b and/or"), ["this", "/", "that", "10", "-", "20", "a", "--", "b", "and/or"]);
+    }
+
+    #[test]
+    fn no_unit_contains_an_ascii_digit() {
+        assert!(CURRENCY.iter().chain(UNITS.iter()).all(|u| !u.bytes().any(|b| b.is_ascii_digit())));
+    }
+
+    #[test]
+    fn no_ascii_char_is_an_icon() {
+        assert!((0u8..128).all(|b| !is(char::from(b), SP_ICON)));
     }
 
     #[test]

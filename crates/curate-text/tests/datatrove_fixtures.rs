@@ -161,3 +161,18 @@ fn params_deserialize_with_defaults_and_reject_unknown_fields() {
     let f: fineweb_quality::Params = serde_json::from_str("{}").unwrap();
     assert_eq!(f.short_line_length, 30);
 }
+
+#[test]
+fn repetition_check_agrees_with_evaluate() {
+    let p = gopher_repetition::Params::default();
+    for text in [
+        PROSE.repeat(4),
+        [PROSE, PROSE, PROSE, "Another paragraph here."].join("\n\n"),
+        "Hello world.".to_owned(),
+        String::new(),
+        format!("{PROSE}\n{}", "one two three four five six seven ".repeat(3)),
+    ] {
+        let doc = Doc::new(&text);
+        assert_eq!(gopher_repetition::check(&doc, &p), gopher_repetition::evaluate(&doc, &p).1, "{text:?}");
+    }
+}
