@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::Hasher;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -9,7 +10,8 @@ use serde::Deserialize;
 use crate::chars::{py_strip, split_newline_runs};
 use crate::decision::{active, drop, find_duplicates, ratio, Decision, Reason};
 use crate::doc::Doc;
-use crate::hash::FxBuild;
+use crate::hash::{FxBuild, FxHasher};
+use crate::table::Table;
 
 const FILTER: &str = "gopher_repetition";
 
@@ -118,16 +120,20 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
         acc += u64::from(l);
         prefix.push(acc);
     }
-    let ids = intern(words);
+    let mut table = Table::new();
+    let ids = intern(words, &mut table);
+    let mut table = Table::new();
     for t in &params.top_n_grams {
-        s.top_n_gram_char_frac.push(top_ngram_chars(&ids, &prefix, t.n).map(|c| ratio_u64(c, text_len)));
+        s.top_n_gram_char_frac.push(top_ngram_chars(&ids, &prefix, t.n, &mut table).map(|c| ratio_u64(c, text_len)));
         if failed(&s) {
             return s;
         }
     }
     let hashes = WindowHashes::new(words);
+    let mut table = Table::new();
     for t in &params.dup_n_grams {
-        s.dup_n_gram_char_frac.push(ratio_u64(all_duplicate_chars(words, &ids, &hashes, &prefix, t.n), text_len));
+        let chars = all_duplicate_chars(words, &ids, &hashes, &prefix, t.n, &mut table);
+        s.dup_n_gram_char_frac.push(ratio_u64(chars, text_len));
         if failed(&s) {
             return s;
         }
@@ -143,9 +149,30 @@ fn ratio_u64(a: u64, b: usize) -> f64 {
     }
 }
 
-/// Maps each distinct word to a small id so n-grams compare as integer slices.
-fn intern(words: &[&str]) -> Vec<u32> {
-    let mut map: HashMap<&str, u32, FxBuild> = HashMap::with_capacity_and_hasher(words.len() / 2 + 1, FxBuild::default());
+/// Maps each distinct word to a small id so n-grams compare as integers. Words are
+/// keyed by a 64-bit hash and confirmed byte-wise; a genuine collision falls back to a
+/// string-keyed map.
+fn intern(words: &[&str], table: &mut Table<u64>) -> Vec<u32> {
+    table.reset(words.len());
+    let mut ids = Vec::with_capacity(words.len());
+    let mut next = 0u32;
+    for (i, w) in words.iter().enumerate() {
+        let mut h = FxHasher::default();
+        h.write(w.as_bytes());
+        let (slot, new) = table.upsert(h.finish(), next, u32::try_from(i).unwrap_or(u32::MAX - 1));
+        if new {
+            next += 1;
+        } else if words[slot.2 as usize] != *w {
+            return intern_exact(words);
+        }
+        ids.push(slot.1);
+    }
+    ids
+}
+
+/// [`intern`] keyed by the strings themselves.
+fn intern_exact(words: &[&str]) -> Vec<u32> {
+    let mut map: HashMap<&str, u32, FxBuild> = HashMap::with_capacity_and_hasher(words.len(), FxBuild::default());
     words
         .iter()
         .map(|w| {
@@ -158,14 +185,26 @@ fn intern(words: &[&str]) -> Vec<u32> {
 /// datatrove's `find_top_duplicate` over `" ".join`-ed n-grams: length times count of the
 /// most common n-gram, ties going to the one seen first (`Counter.most_common(1)`).
 /// `None` when there is no n-gram.
-fn top_ngram_chars(ids: &[u32], prefix: &[u64], n: usize) -> Option<u64> {
+fn top_ngram_chars(ids: &[u32], prefix: &[u64], n: usize, table: &mut Table<u128>) -> Option<u64> {
     if n == 0 || ids.len() < n {
         return None;
     }
     // Space-joined n-grams are equal exactly when their word sequences are, and up to
     // four 32-bit ids pack losslessly into one u128 key.
     let (count, first) = if n <= 4 {
-        most_common(ids.windows(n).map(|w| w.iter().fold(0u128, |k, &id| (k << 32) | u128::from(id))), ids.len())
+        table.reset(ids.len());
+        let (mut best_count, mut best_first) = (0u32, 0usize);
+        for (i, w) in ids.windows(n).enumerate() {
+            let key = w.iter().fold(0u128, |k, &id| (k << 32) | u128::from(id));
+            let (slot, _) = table.upsert(key, 0, u32::try_from(i).unwrap_or(u32::MAX - 1));
+            slot.1 += 1;
+            let (c, f) = (slot.1, slot.2 as usize);
+            if c > best_count || (c == best_count && f < best_first) {
+                best_count = c;
+                best_first = f;
+            }
+        }
+        (best_count, best_first)
     } else {
         most_common(ids.windows(n), ids.len())
     };
@@ -253,28 +292,32 @@ fn same_concat(words: &[&str], ids: &[u32], a: usize, b: usize, n: usize) -> boo
 
 /// datatrove's `find_all_duplicate`: scan `"".join`-ed n-grams left to right, skipping a
 /// whole n-gram after each repeat, and sum the repeated characters.
-fn all_duplicate_chars(words: &[&str], ids: &[u32], hashes: &WindowHashes, prefix: &[u64], n: usize) -> u64 {
+fn all_duplicate_chars(
+    words: &[&str],
+    ids: &[u32],
+    hashes: &WindowHashes,
+    prefix: &[u64],
+    n: usize,
+    table: &mut Table<u64>,
+) -> u64 {
     let n_words = words.len();
     if n == 0 || n_words < n {
         return 0;
     }
     // Keyed by hash, holding the first window with it; a genuine collision (different
     // text, same hash) falls back to exact string keys.
-    let mut seen: HashMap<u64, usize, FxBuild> = HashMap::with_capacity_and_hasher(n_words, FxBuild::default());
+    table.reset(n_words);
     let (mut repeated, mut idx) = (0u64, 0usize);
     while idx + n <= n_words {
-        match seen.entry(hashes.hash(idx, idx + n)) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(idx);
-                idx += 1;
+        let (slot, new) = table.upsert(hashes.hash(idx, idx + n), 0, u32::try_from(idx).unwrap_or(u32::MAX - 1));
+        if new {
+            idx += 1;
+        } else {
+            if !same_concat(words, ids, slot.2 as usize, idx, n) {
+                return all_duplicate_chars_exact(words, prefix, n);
             }
-            std::collections::hash_map::Entry::Occupied(o) => {
-                if !same_concat(words, ids, *o.get(), idx, n) {
-                    return all_duplicate_chars_exact(words, prefix, n);
-                }
-                repeated += prefix[idx + n] - prefix[idx];
-                idx += n;
-            }
+            repeated += prefix[idx + n] - prefix[idx];
+            idx += n;
         }
     }
     repeated
@@ -303,19 +346,21 @@ mod tests {
     fn hashed_and_exact_duplicate_scans_agree() {
         // "ab c" and "a bc" concatenate equally, as datatrove's "".join compares them.
         let words = ["ab", "c", "x", "a", "bc", "x", "ab", "c", "x", "y"];
-        let ids = intern(&words);
+        let mut table = Table::new();
+        let ids = intern(&words, &mut table);
+        assert_eq!(ids, intern_exact(&words));
         let hashes = WindowHashes::new(&words);
         let mut prefix = vec![0u64];
         for w in words {
             prefix.push(prefix[prefix.len() - 1] + w.len() as u64);
         }
         for n in 1..=4 {
-            let fast = all_duplicate_chars(&words, &ids, &hashes, &prefix, n);
+            let fast = all_duplicate_chars(&words, &ids, &hashes, &prefix, n, &mut table);
             assert_eq!(fast, all_duplicate_chars_exact(&words, &prefix, n));
         }
         // n=2: "abc" seen at 0, "cx" at 1, "xa" at 2, "abc" repeats at 3 (+3), skip to 5:
         // "xab" new, "abc" repeats at 6 (+3), skip to 8: "xy" new.
-        assert_eq!(all_duplicate_chars(&words, &ids, &hashes, &prefix, 2), 6);
+        assert_eq!(all_duplicate_chars(&words, &ids, &hashes, &prefix, 2, &mut table), 6);
         assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
     }
 
@@ -325,10 +370,11 @@ mod tests {
         let ids = [0, 1, 2, 0, 1, 2, 1];
         let prefix: Vec<u64> = (0..=7).map(|i| i * 3).collect();
         // 3-char words: "a b" is 7 chars, times 2.
-        assert_eq!(top_ngram_chars(&ids, &prefix, 2), Some(14));
-        assert_eq!(top_ngram_chars(&ids, &prefix, 8), None);
+        let t = &mut Table::new();
+        assert_eq!(top_ngram_chars(&ids, &prefix, 2, t), Some(14));
+        assert_eq!(top_ngram_chars(&ids, &prefix, 8, t), None);
         // The slice-keyed path for n > 4 agrees with a direct count.
-        assert_eq!(top_ngram_chars(&[5, 5, 5, 5, 5, 5], &[0, 1, 2, 3, 4, 5, 6], 5), Some(9 * 2));
+        assert_eq!(top_ngram_chars(&[5, 5, 5, 5, 5, 5], &[0, 1, 2, 3, 4, 5, 6], 5, t), Some(9 * 2));
     }
 }
 

@@ -15,6 +15,7 @@ pub mod fineweb_quality;
 pub mod gopher_quality;
 pub mod gopher_repetition;
 mod hash;
+mod table;
 #[rustfmt::skip]
 mod tables;
 pub mod tokenizer;

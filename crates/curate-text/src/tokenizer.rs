@@ -21,29 +21,33 @@ use crate::chars::{
 use crate::hash::FxBuild;
 use crate::tables::{CURRENCY, SPECIALS, SPECIAL_PATTERNS, UNITS};
 
-/// A set of strings with a (first byte, byte length) pre-filter: most words share
-/// neither with any member, which skips hashing them.
+/// A set of strings with a (first byte, byte length) and (last byte, byte length)
+/// pre-filter: most words match no member on both, which skips hashing them.
 struct StrTable<V> {
     map: HashMap<&'static str, V, FxBuild>,
-    shape: [u64; 256],
+    first: [u64; 256],
+    last: [u64; 256],
 }
 
 impl<V: Copy> StrTable<V> {
     fn new(items: impl Iterator<Item = (&'static str, V)>) -> Self {
-        let mut shape = [0u64; 256];
+        let (mut first, mut last) = ([0u64; 256], [0u64; 256]);
         let map: HashMap<_, _, FxBuild> = items.collect();
         for k in map.keys() {
-            if let Some(&b) = k.as_bytes().first() {
-                shape[usize::from(b)] |= 1 << k.len().min(63);
+            if let (Some(&f), Some(&l)) = (k.as_bytes().first(), k.as_bytes().last()) {
+                first[usize::from(f)] |= 1 << k.len().min(63);
+                last[usize::from(l)] |= 1 << k.len().min(63);
             }
         }
-        StrTable { map, shape }
+        StrTable { map, first, last }
     }
 
     #[inline]
     fn get(&self, s: &str) -> Option<V> {
-        let b = *s.as_bytes().first()?;
-        if self.shape[usize::from(b)] & (1 << s.len().min(63)) == 0 {
+        let b = s.as_bytes();
+        let (&f, &l) = (b.first()?, b.last()?);
+        let bit = 1 << b.len().min(63);
+        if self.first[usize::from(f)] & self.last[usize::from(l)] & bit == 0 {
             return None;
         }
         self.map.get(s).copied()
