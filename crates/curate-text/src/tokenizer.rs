@@ -66,22 +66,30 @@ fn specials() -> &'static StrTable<&'static [u8]> {
     MAP.get_or_init(|| StrTable::new(SPECIALS.iter().copied()))
 }
 
-/// Specials of the post-pass (keyed by string, with the token lengths they must span),
-/// the first tokens of their patterns, and the longest pattern in tokens.
+/// Specials of the post-pass: every token-boundary prefix of their rule-less splits,
+/// mapped to the split's token lengths when the prefix is a whole special. A window
+/// of tokens can only grow into a match while its text stays such a prefix.
 struct Patterns {
-    by_string: HashMap<&'static str, &'static [u8], FxBuild>,
-    first_tokens: StrTable<()>,
+    prefixes: StrTable<Option<&'static [u8]>>,
     max_tokens: usize,
 }
 
 fn special_patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
-    P.get_or_init(|| Patterns {
-        by_string: SPECIAL_PATTERNS.iter().copied().collect(),
-        first_tokens: StrTable::new(
-            SPECIAL_PATTERNS.iter().map(|(s, lens)| (&s[..lens.first().map_or(0, |&l| usize::from(l))], ())),
-        ),
-        max_tokens: SPECIAL_PATTERNS.iter().map(|(_, p)| p.len()).max().unwrap_or(0),
+    P.get_or_init(|| {
+        let mut prefixes: HashMap<&'static str, Option<&'static [u8]>, FxBuild> = HashMap::default();
+        for &(s, lens) in SPECIAL_PATTERNS.iter() {
+            let mut end = 0;
+            for &l in lens {
+                end += usize::from(l);
+                prefixes.entry(&s[..end]).or_insert(None);
+            }
+            prefixes.insert(s, Some(lens));
+        }
+        Patterns {
+            prefixes: StrTable::new(prefixes.into_iter()),
+            max_tokens: SPECIAL_PATTERNS.iter().map(|(_, p)| p.len()).max().unwrap_or(0),
+        }
     })
 }
 
@@ -466,10 +474,6 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
     let toks = &sc.toks;
     sc.matches.clear();
     for i in 0..toks.len() {
-        let (a, b, ws) = toks[i];
-        if ws || pats.first_tokens.get(&text[a..b]).is_none() {
-            continue;
-        }
         sc.key.clear();
         for len in 1..=pats.max_tokens.min(toks.len() - i) {
             let (a, b, ws) = toks[i + len - 1];
@@ -477,10 +481,14 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
                 break;
             }
             sc.key.push_str(&text[a..b]);
-            if let Some(lens) = pats.by_string.get(sc.key.as_str()) {
-                let window = &toks[i..i + len];
-                if lens.len() == len && window.iter().zip(lens.iter()).all(|(t, &l)| t.1 - t.0 == usize::from(l)) {
-                    sc.matches.push((i, i + len));
+            match pats.prefixes.get(sc.key.as_str()) {
+                None => break,
+                Some(None) => {}
+                Some(Some(lens)) => {
+                    let window = &toks[i..i + len];
+                    if lens.len() == len && window.iter().zip(lens.iter()).all(|(t, &l)| t.1 - t.0 == usize::from(l)) {
+                        sc.matches.push((i, i + len));
+                    }
                 }
             }
         }
