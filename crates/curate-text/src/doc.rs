@@ -46,7 +46,9 @@ impl<'a> Doc<'a> {
             let text = self.text;
             // English prose averages well over 4 bytes per token; avoids regrowth.
             let mut words = Vec::with_capacity(text.len() / 4 + 1);
-            tokenize(text, &mut self.scratch.borrow_mut(), |a, b, ws| {
+            let scratch = &mut *self.scratch.borrow_mut();
+            scratch.reserve(text.len() / 3 + 1);
+            tokenize(text, scratch, |a, b, ws| {
                 if !ws {
                     words.push(&text[a..b]);
                 }

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use crate::chars::{flags, py_lstrip, py_rstrip, DT_PUNCT, PY_ALPHA};
 use crate::decision::{active, drop, ratio, Decision};
+use crate::tables::ASCII;
 use crate::doc::Doc;
 
 const FILTER: &str = "gopher_quality";
@@ -87,12 +88,18 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
     let n_words = words.len();
     let (mut n_non_symbol, mut non_symbol_chars, mut n_alpha) = (0usize, 0u64, 0usize);
     for (w, &len) in words.iter().zip(lens) {
-        let (mut non_symbol, mut alpha) = (false, false);
-        for c in w.chars() {
-            let f = flags(c);
-            non_symbol |= f & DT_PUNCT == 0;
-            alpha |= f & PY_ALPHA != 0;
+        // OR of the inverted punctuation flag and of the alpha flag over the word.
+        let mut any = 0u16;
+        if w.is_ascii() {
+            for b in w.bytes() {
+                any |= ASCII[usize::from(b)] ^ DT_PUNCT;
+            }
+        } else {
+            for c in w.chars() {
+                any |= flags(c) ^ DT_PUNCT;
+            }
         }
+        let (non_symbol, alpha) = (any & DT_PUNCT != 0, any & PY_ALPHA != 0);
         if non_symbol {
             n_non_symbol += 1;
             non_symbol_chars += u64::from(len);

@@ -356,6 +356,13 @@ pub struct Scratch {
     key: String,
 }
 
+impl Scratch {
+    /// Makes room for `tokens` tokens, to avoid regrowing on long texts.
+    pub fn reserve(&mut self, tokens: usize) {
+        self.toks.reserve(tokens);
+    }
+}
+
 /// Calls `emit(start, end, is_whitespace)` with the byte range of every spaCy token of
 /// `text`, in order. Whitespace tokens (runs other than a single separating `' '`) are
 /// reported too because the sentencizer sees them; datatrove's word lists drop them.
