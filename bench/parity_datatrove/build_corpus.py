@@ -1,6 +1,6 @@
 """Build the parity corpus: JSONL {"id", "text"} of real English documents shipped on
-this Debian machine (Rust toolchain HTML docs, man pages, /usr/share/doc files, crate
-sources from the cargo registry) plus deliberately low-quality documents derived from
+this Debian machine (Python HTML docs from `apt-get install python3-doc`, Rust toolchain
+HTML docs, man pages, /usr/share/doc files, crate sources from the cargo registry) plus deliberately low-quality documents derived from
 them (navigation boilerplate, lists, repeated lines, code, cookie notices, lorem ipsum).
 
 Deterministic for a given machine: files are sorted and sampled with a fixed seed.
@@ -93,6 +93,12 @@ def rust_docs(k_book, k_api):
             yield f"{kind}:{os.path.relpath(p, root)}", html_to_text(read(p))
 
 
+def python_docs(k):
+    root = "/usr/share/doc/python3.11/html"
+    for p in sample(glob.glob(f"{root}/**/*.html", recursive=True), k):
+        yield f"pydoc:{os.path.relpath(p, root)}", html_to_text(read(p))
+
+
 def man_pages(k):
     for p in sample(glob.glob("/usr/share/man/man[1-8]/*.gz"), k):
         try:
@@ -181,8 +187,8 @@ def main():
     a = ap.parse_args()
     s = a.scale
     real = []
-    for gen in (rust_docs(int(900 * s), int(700 * s)), man_pages(int(700 * s)), share_doc(int(900 * s)),
-                crate_sources(int(300 * s))):
+    for gen in (python_docs(int(500 * s)), rust_docs(int(900 * s), int(700 * s)), man_pages(int(700 * s)),
+                share_doc(int(900 * s)), crate_sources(int(300 * s))):
         for doc_id, text in gen:
             text = cap(text)
             if text.strip():

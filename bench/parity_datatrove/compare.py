@@ -2,6 +2,7 @@
 
   compare.py filters DT.jsonl CURATE.jsonl [DISAGREEMENTS.jsonl]
   compare.py tokens  DT.jsonl CURATE.jsonl
+  compare.py bench   DT.json  CURATE.json
 """
 import collections
 import json
@@ -76,8 +77,30 @@ def tokens(dt, cu):
         print(f"  {i}\n    datatrove: {a}\n    curate:    {b}")
 
 
+
+
+def bench(dt_path, cu_path):
+    with open(dt_path) as f:
+        dt = json.loads(f.read().strip().splitlines()[-1])
+    with open(cu_path) as f:
+        cu = json.loads(f.read().strip().splitlines()[-1])
+    print("chain GopherRepetition -> GopherQuality -> C4(filter_no_terminal_punct=False) -> FineWeb, one core")
+    print(f"{'':<12}{'docs':>7}{'kept':>7}{'cpu s':>10}{'docs/cpu-s':>13}{'wall s':>10}{'docs/wall-s':>13}")
+    for name, r in (("datatrove", dt), ("curate", cu)):
+        n = r["docs"] * r["repeats"]
+        print(f"{name:<12}{n:>7}{r['kept']:>7}{r['cpu_seconds']:>10.2f}{r['docs_per_cpu_s']:>13.1f}"
+              f"{r['wall_seconds']:>10.2f}{r['docs_per_wall_s']:>13.1f}")
+    print(f"speed-up per core (CPU time): {cu['docs_per_cpu_s'] / dt['docs_per_cpu_s']:.1f}x; "
+          f"(wall clock: {cu['docs_per_wall_s'] / dt['docs_per_wall_s']:.1f}x)")
+    if dt["kept"] != cu["kept"]:
+        print(f"WARNING: chain kept counts differ: datatrove {dt['kept']}, curate {cu['kept']}")
+
+
 if __name__ == "__main__":
     mode, a, b = sys.argv[1:4]
     if mode == "filters":
         sys.exit(0 if filters(read(a), read(b), sys.argv[4] if len(sys.argv) > 4 else None) else 1)
-    tokens(read(a), read(b))
+    elif mode == "tokens":
+        tokens(read(a), read(b))
+    else:
+        bench(a, b)
