@@ -5,6 +5,7 @@
 #   bench/parity_datatrove/run.sh              # full run (~10 min on a quiet 2-core box)
 #   SCALE=0.2 bench/parity_datatrove/run.sh    # smaller corpus
 #   BENCH_DOCS=1000 BENCH_REPEATS=3 ...        # datatrove timing subset / curate repeats
+#   REUSE_DT=1 ...                             # reuse datatrove's parity outputs for this corpus
 #
 # Everything it writes goes under bench/.work/ (gitignored).
 set -euo pipefail
@@ -43,15 +44,16 @@ if command -v taskset >/dev/null; then PIN=(taskset -c "$CORE"); fi
 
 # 4. Parity: each filter alone with datatrove's defaults on the same documents.
 echo "== parity (datatrove 0.10.1 vs curate-text) on $CORPUS"
-"$PY" "$HERE/dt_run.py" filters "$CORPUS" "$WORK/dt_filters.jsonl"
+DT_F="$WORK/dt_filters-$SCALE.jsonl" DT_T="$WORK/dt_tokens-$SCALE.jsonl"
+if [ "${REUSE_DT:-0}" = 0 ] || [ ! -s "$DT_F" ]; then "$PY" "$HERE/dt_run.py" filters "$CORPUS" "$DT_F"; fi
 "$CU" filters "$CORPUS" "$WORK/cu_filters.jsonl"
 status=0
-python3 "$HERE/compare.py" filters "$WORK/dt_filters.jsonl" "$WORK/cu_filters.jsonl" "$WORK/disagreements.jsonl" || status=$?
+python3 "$HERE/compare.py" filters "$DT_F" "$WORK/cu_filters.jsonl" "$WORK/disagreements.jsonl" || status=$?
 
 echo "== tokenizer parity (split_into_words vs Doc::words)"
-"$PY" "$HERE/dt_run.py" tokens "$CORPUS" "$WORK/dt_tokens.jsonl"
+if [ "${REUSE_DT:-0}" = 0 ] || [ ! -s "$DT_T" ]; then "$PY" "$HERE/dt_run.py" tokens "$CORPUS" "$DT_T"; fi
 "$CU" tokens "$CORPUS" "$WORK/cu_tokens.jsonl"
-python3 "$HERE/compare.py" tokens "$WORK/dt_tokens.jsonl" "$WORK/cu_tokens.jsonl"
+python3 "$HERE/compare.py" tokens "$DT_T" "$WORK/cu_tokens.jsonl"
 
 # 5. Speed: the same chain in both, in-process, pinned to one core.
 BENCH="$CORPUS"

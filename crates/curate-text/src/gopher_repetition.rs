@@ -338,46 +338,6 @@ fn all_duplicate_chars_exact(words: &[&str], prefix: &[u64], n: usize) -> u64 {
     repeated
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashed_and_exact_duplicate_scans_agree() {
-        // "ab c" and "a bc" concatenate equally, as datatrove's "".join compares them.
-        let words = ["ab", "c", "x", "a", "bc", "x", "ab", "c", "x", "y"];
-        let mut table = Table::new();
-        let ids = intern(&words, &mut table);
-        assert_eq!(ids, intern_exact(&words));
-        let hashes = WindowHashes::new(&words);
-        let mut prefix = vec![0u64];
-        for w in words {
-            prefix.push(prefix[prefix.len() - 1] + w.len() as u64);
-        }
-        for n in 1..=4 {
-            let fast = all_duplicate_chars(&words, &ids, &hashes, &prefix, n, &mut table);
-            assert_eq!(fast, all_duplicate_chars_exact(&words, &prefix, n));
-        }
-        // n=2: "abc" seen at 0, "cx" at 1, "xa" at 2, "abc" repeats at 3 (+3), skip to 5:
-        // "xab" new, "abc" repeats at 6 (+3), skip to 8: "xy" new.
-        assert_eq!(all_duplicate_chars(&words, &ids, &hashes, &prefix, 2, &mut table), 6);
-        assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
-    }
-
-    #[test]
-    fn top_ngram_ties_go_to_the_first_seen() {
-        // "b c" and "a b" both occur twice; "a b" was seen first.
-        let ids = [0, 1, 2, 0, 1, 2, 1];
-        let prefix: Vec<u64> = (0..=7).map(|i| i * 3).collect();
-        // 3-char words: "a b" is 7 chars, times 2.
-        let t = &mut Table::new();
-        assert_eq!(top_ngram_chars(&ids, &prefix, 2, t), Some(14));
-        assert_eq!(top_ngram_chars(&ids, &prefix, 8, t), None);
-        // The slice-keyed path for n > 4 agrees with a direct count.
-        assert_eq!(top_ngram_chars(&[5, 5, 5, 5, 5, 5], &[0, 1, 2, 3, 4, 5, 6], 5, t), Some(9 * 2));
-    }
-}
-
 /// datatrove's decision on precomputed signals, in its rule order.
 pub fn decide(s: &Signals, p: &Params) -> Decision {
     let r = |rule| drop(FILTER, rule);
@@ -423,4 +383,44 @@ pub fn check(doc: &Doc<'_>, params: &Params) -> Decision {
         return drop(FILTER, "empty");
     }
     decide(&compute(doc, params, true), params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_and_exact_duplicate_scans_agree() {
+        // "ab c" and "a bc" concatenate equally, as datatrove's "".join compares them.
+        let words = ["ab", "c", "x", "a", "bc", "x", "ab", "c", "x", "y"];
+        let mut table = Table::new();
+        let ids = intern(&words, &mut table);
+        assert_eq!(ids, intern_exact(&words));
+        let hashes = WindowHashes::new(&words);
+        let mut prefix = vec![0u64];
+        for w in words {
+            prefix.push(prefix[prefix.len() - 1] + w.len() as u64);
+        }
+        for n in 1..=4 {
+            let fast = all_duplicate_chars(&words, &ids, &hashes, &prefix, n, &mut table);
+            assert_eq!(fast, all_duplicate_chars_exact(&words, &prefix, n));
+        }
+        // n=2: "abc" seen at 0, "cx" at 1, "xa" at 2, "abc" repeats at 3 (+3), skip to 5:
+        // "xab" new, "abc" repeats at 6 (+3), skip to 8: "xy" new.
+        assert_eq!(all_duplicate_chars(&words, &ids, &hashes, &prefix, 2, &mut table), 6);
+        assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
+    }
+
+    #[test]
+    fn top_ngram_ties_go_to_the_first_seen() {
+        // "b c" and "a b" both occur twice; "a b" was seen first.
+        let ids = [0, 1, 2, 0, 1, 2, 1];
+        let prefix: Vec<u64> = (0..=7).map(|i| i * 3).collect();
+        // 3-char words: "a b" is 7 chars, times 2.
+        let t = &mut Table::new();
+        assert_eq!(top_ngram_chars(&ids, &prefix, 2, t), Some(14));
+        assert_eq!(top_ngram_chars(&ids, &prefix, 8, t), None);
+        // The slice-keyed path for n > 4 agrees with a direct count.
+        assert_eq!(top_ngram_chars(&[5, 5, 5, 5, 5, 5], &[0, 1, 2, 3, 4, 5, 6], 5, t), Some(9 * 2));
+    }
 }

@@ -207,8 +207,7 @@ fn find_suffix(s: &str) -> usize {
 /// alternation would return it.
 fn next_infix(s: &str, from: usize) -> Option<(usize, usize)> {
     let mut prev: Option<char> = last_char(&s[..from]);
-    let mut iter = s[from..].char_indices();
-    while let Some((off, c)) = iter.next() {
+    for (off, c) in s[from..].char_indices() {
         let i = from + off;
         let after = &s[i + c.len_utf8()..];
         let next = first_char(after);
