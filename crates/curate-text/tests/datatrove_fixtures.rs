@@ -176,3 +176,21 @@ fn repetition_check_agrees_with_evaluate() {
         assert_eq!(gopher_repetition::check(&doc, &p), gopher_repetition::evaluate(&doc, &p).1, "{text:?}");
     }
 }
+
+#[test]
+fn params_schemas_document_every_field() {
+    let schemas = [
+        serde_json::to_value(schemars::schema_for!(gopher_quality::Params)).unwrap(),
+        serde_json::to_value(schemars::schema_for!(gopher_repetition::Params)).unwrap(),
+        serde_json::to_value(schemars::schema_for!(c4::Params)).unwrap(),
+        serde_json::to_value(schemars::schema_for!(fineweb_quality::Params)).unwrap(),
+    ];
+    for schema in schemas {
+        let props = schema["properties"].as_object().expect("object schema");
+        assert!(!props.is_empty());
+        for (name, prop) in props {
+            assert!(prop.get("description").is_some(), "{name} lacks a description in {schema}");
+        }
+        assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false));
+    }
+}
