@@ -69,32 +69,28 @@ pub(crate) fn char_len(s: &str) -> usize {
     }
 }
 
-/// Whether a line boundary of Python's `str.splitlines` starts at this char.
-#[inline]
-fn is_line_break(c: char) -> bool {
-    matches!(
-        c,
-        '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
-    )
-}
-
 /// Python's `str.splitlines()` (without `keepends`): `"\r\n"` is one break and a
 /// trailing break does not open an empty last line.
 pub(crate) fn py_splitlines(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    let mut iter = text.char_indices().peekable();
-    while let Some((i, c)) = iter.next() {
-        if is_line_break(c) {
-            out.push(&text[start..i]);
-            let mut next = i + c.len_utf8();
-            if c == '\r' && bytes.get(next) == Some(&b'\n') {
-                iter.next();
-                next += 1;
+    let b = text.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        // Byte-level scan: ASCII breaks directly, the non-ASCII ones (U+0085 = C2 85,
+        // U+2028/U+2029 = E2 80 A8/A9) by their lead byte.
+        let len = match b[i] {
+            b'\r' if b.get(i + 1) == Some(&b'\n') => 2,
+            b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
+            0xC2 if b.get(i + 1) == Some(&0x85) => 2,
+            0xE2 if b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xA8 | 0xA9)) => 3,
+            _ => {
+                i += 1;
+                continue;
             }
-            start = next;
-        }
+        };
+        out.push(&text[start..i]);
+        i += len;
+        start = i;
     }
     if start < text.len() {
         out.push(&text[start..]);
@@ -143,6 +139,8 @@ mod tests {
         assert_eq!(py_splitlines("a\r\nb\rc\n\nd\u{2028}e\n"), vec!["a", "b", "c", "", "d", "e"]);
         assert!(py_splitlines("").is_empty());
         assert_eq!(py_splitlines("\n"), vec![""]);
+        assert_eq!(py_splitlines("a\u{85}b\u{2029}c\u{1e}\u{c}d\r"), vec!["a", "b", "c", "", "d"]);
+        assert_eq!(py_splitlines("é\u{2027}x"), vec!["é\u{2027}x"]);
     }
 
     #[test]

@@ -107,8 +107,7 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
         n_alpha += usize::from(alpha);
     }
     let avg_word_length = if n_non_symbol == 0 { f64::NAN } else { non_symbol_chars as f64 / n_non_symbol as f64 };
-    let hashes = text.bytes().filter(|&b| b == b'#').count();
-    let ellipses = text.matches("...").count() + text.matches('…').count();
+    let (hashes, ellipses) = count_hashes_and_ellipses(text.as_bytes());
     let lines = doc.lines();
     let bullets = lines
         .iter()
@@ -141,16 +140,66 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
     }
 }
 
+/// `text.count("#")` and `text.count("...") + text.count("…")` in one pass: a run of
+/// r dots holds r / 3 non-overlapping "...".
+fn count_hashes_and_ellipses(b: &[u8]) -> (usize, usize) {
+    let (mut hashes, mut ellipses, mut dots) = (0, 0, 0);
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'.' {
+            dots += 1;
+            continue;
+        }
+        ellipses += dots / 3;
+        dots = 0;
+        match c {
+            b'#' => hashes += 1,
+            // '…' is E2 80 A6 in UTF-8
+            0xE2 if b.get(i + 1) == Some(&0x80) && b.get(i + 2) == Some(&0xA6) => ellipses += 1,
+            _ => {}
+        }
+    }
+    (hashes, ellipses + dots / 3)
+}
+
+/// A word of at most 7 bytes as one integer (bytes, zero padding, length in the top
+/// byte, so "a" and "a\0" differ), letting short words compare in one instruction.
+#[inline]
+fn pack8(w: &str) -> Option<u64> {
+    let b = w.as_bytes();
+    if b.len() > 7 {
+        return None;
+    }
+    let mut x = [0u8; 8];
+    x[..b.len()].copy_from_slice(b);
+    x[7] = b.len() as u8;
+    Some(u64::from_le_bytes(x))
+}
+
 /// `len(set(stop_words) & set(words))`.
 fn count_stop_words<'s>(words: &[&str], stop: impl Iterator<Item = &'s str>) -> usize {
     let mut stop: Vec<&str> = stop.collect();
     stop.sort_unstable();
     stop.dedup();
-    let max_len = stop.iter().map(|s| s.len()).max().unwrap_or(0);
     let mut found = vec![false; stop.len()];
-    for w in words.iter().filter(|w| w.len() <= max_len) {
-        if let Ok(i) = stop.binary_search(w) {
-            found[i] = true;
+    let packed: Option<Vec<u64>> = stop.iter().map(|s| pack8(s)).collect();
+    match packed {
+        // Every stop word is short: compare packed integers.
+        Some(packed) => {
+            for w in words {
+                if let Some(k) = pack8(w) {
+                    if let Some(i) = packed.iter().position(|&p| p == k) {
+                        found[i] = true;
+                    }
+                }
+            }
+        }
+        None => {
+            let max_len = stop.iter().map(|s| s.len()).max().unwrap_or(0);
+            for w in words.iter().filter(|w| w.len() <= max_len) {
+                if let Ok(i) = stop.binary_search(w) {
+                    found[i] = true;
+                }
+            }
         }
     }
     found.iter().filter(|&&f| f).count()
@@ -200,4 +249,25 @@ pub fn evaluate(doc: &Doc<'_>, params: &Params) -> (Signals, Decision) {
     let s = signals(doc, params);
     let d = decide(&s, params);
     (s, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_ellipses_count_like_python() {
+        assert_eq!(count_hashes_and_ellipses("a.......b # … ##...".as_bytes()), (3, 4));
+        assert_eq!(count_hashes_and_ellipses(b"..."), (0, 1));
+        assert_eq!(count_hashes_and_ellipses(b""), (0, 0));
+    }
+
+    #[test]
+    fn stop_words_match_whole_tokens() {
+        let words = ["the", "them", "of", "The", "and", "and"];
+        assert_eq!(count_stop_words(&words, DEFAULT_STOP_WORDS.iter().copied()), 3);
+        let long = ["international", "x"];
+        assert_eq!(count_stop_words(&long, ["international", "y"].into_iter()), 1);
+        assert_eq!(count_stop_words(&["a\0"], ["a"].into_iter()), 0);
+    }
 }

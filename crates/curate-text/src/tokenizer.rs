@@ -21,33 +21,34 @@ use crate::chars::{
 use crate::hash::FxBuild;
 use crate::tables::{CURRENCY, SPECIALS, SPECIAL_PATTERNS, UNITS};
 
-/// A set of strings with a (first byte, byte length) and (last byte, byte length)
-/// pre-filter: most words match no member on both, which skips hashing them.
+/// A set of strings behind a bitset over (first byte, last byte, byte length): most
+/// words share that triple with no member, which skips hashing them.
 struct StrTable<V> {
     map: HashMap<&'static str, V, FxBuild>,
-    first: [u64; 256],
-    last: [u64; 256],
+    shape: Box<[u64; 1024]>,
+}
+
+/// Bit index of a string's (first byte, last byte, length) triple in a 2^16-bit set.
+#[inline]
+fn shape_bit(b: &[u8]) -> Option<usize> {
+    let (&f, &l) = (b.first()?, b.last()?);
+    Some(((usize::from(f) << 8 | usize::from(l)) ^ (b.len().min(255) << 5).wrapping_mul(0x9E5)) & 0xFFFF)
 }
 
 impl<V: Copy> StrTable<V> {
     fn new(items: impl Iterator<Item = (&'static str, V)>) -> Self {
-        let (mut first, mut last) = ([0u64; 256], [0u64; 256]);
+        let mut shape = Box::new([0u64; 1024]);
         let map: HashMap<_, _, FxBuild> = items.collect();
-        for k in map.keys() {
-            if let (Some(&f), Some(&l)) = (k.as_bytes().first(), k.as_bytes().last()) {
-                first[usize::from(f)] |= 1 << k.len().min(63);
-                last[usize::from(l)] |= 1 << k.len().min(63);
-            }
+        for bit in map.keys().filter_map(|k| shape_bit(k.as_bytes())) {
+            shape[bit >> 6] |= 1 << (bit & 63);
         }
-        StrTable { map, first, last }
+        StrTable { map, shape }
     }
 
     #[inline]
     fn get(&self, s: &str) -> Option<V> {
-        let b = s.as_bytes();
-        let (&f, &l) = (b.first()?, b.last()?);
-        let bit = 1 << b.len().min(63);
-        if self.first[usize::from(f)] & self.last[usize::from(l)] & bit == 0 {
+        let bit = shape_bit(s.as_bytes())?;
+        if self.shape[bit >> 6] & (1 << (bit & 63)) == 0 {
             return None;
         }
         self.map.get(s).copied()
