@@ -102,21 +102,16 @@ pub(crate) fn py_splitlines(text: &str) -> Vec<&str> {
 pub(crate) fn split_newline_runs(text: &str, min: usize) -> Vec<&str> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\n' {
-            let run_start = i;
-            while i < bytes.len() && bytes[i] == b'\n' {
-                i += 1;
-            }
-            if i - run_start >= min {
-                out.push(&text[start..run_start]);
-                start = i;
-            }
-        } else {
-            i += 1;
+    let (mut start, mut from) = (0, 0);
+    // `str::find` with a char pattern runs memchr, so long lines are skipped quickly.
+    while let Some(off) = text[from..].find('\n') {
+        let run_start = from + off;
+        let run_end = run_start + bytes[run_start..].iter().take_while(|&&b| b == b'\n').count();
+        if run_end - run_start >= min {
+            out.push(&text[start..run_start]);
+            start = run_end;
         }
+        from = run_end;
     }
     out.push(&text[start..]);
     out

@@ -169,10 +169,9 @@ fn pack8(w: &str) -> Option<u64> {
     if b.len() > 7 {
         return None;
     }
-    let mut x = [0u8; 8];
-    x[..b.len()].copy_from_slice(b);
-    x[7] = b.len() as u8;
-    Some(u64::from_le_bytes(x))
+    // A byte loop rather than a variable-length copy, which would be a memcpy call.
+    let packed = b.iter().rev().fold(0u64, |k, &c| (k << 8) | u64::from(c));
+    Some(packed | (b.len() as u64) << 56)
 }
 
 /// `len(set(stop_words) & set(words))`.

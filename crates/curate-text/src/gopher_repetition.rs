@@ -11,7 +11,7 @@ use crate::chars::{py_strip, split_newline_runs};
 use crate::decision::{active, drop, find_duplicates, ratio, Decision, Reason};
 use crate::doc::Doc;
 use crate::hash::{FxBuild, FxHasher};
-use crate::table::Table;
+use crate::table::{TagSet, Table};
 
 const FILTER: &str = "gopher_repetition";
 
@@ -130,9 +130,9 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
         }
     }
     let hashes = WindowHashes::new(words);
-    let mut table = Table::new();
+    let mut seen = TagSet::new();
     for t in &params.dup_n_grams {
-        let chars = all_duplicate_chars(words, &ids, &hashes, &prefix, t.n, &mut table);
+        let chars = all_duplicate_chars(words, &ids, &hashes, &prefix, t.n, &mut seen);
         s.dup_n_gram_char_frac.push(ratio_u64(chars, text_len));
         if failed(&s) {
             return s;
@@ -298,26 +298,31 @@ fn all_duplicate_chars(
     hashes: &WindowHashes,
     prefix: &[u64],
     n: usize,
-    table: &mut Table<u64>,
+    seen: &mut TagSet,
 ) -> u64 {
     let n_words = words.len();
+    // n = 0 would never advance (datatrove loops forever on it).
     if n == 0 || n_words < n {
         return 0;
     }
+    if u32::try_from(n_words).is_err() {
+        return all_duplicate_chars_exact(words, prefix, n);
+    }
     // Keyed by hash, holding the first window with it; a genuine collision (different
     // text, same hash) falls back to exact string keys.
-    table.reset(n_words);
+    seen.reset(n_words);
     let (mut repeated, mut idx) = (0u64, 0usize);
     while idx + n <= n_words {
-        let (slot, new) = table.upsert(hashes.hash(idx, idx + n), 0, u32::try_from(idx).unwrap_or(u32::MAX - 1));
-        if new {
-            idx += 1;
-        } else {
-            if !same_concat(words, ids, slot.2 as usize, idx, n) {
-                return all_duplicate_chars_exact(words, prefix, n);
+        let hash_of = |j: u32| hashes.hash(j as usize, j as usize + n);
+        match seen.find_or_insert(hashes.hash(idx, idx + n), idx as u32, hash_of) {
+            None => idx += 1,
+            Some(first) => {
+                if !same_concat(words, ids, first as usize, idx, n) {
+                    return all_duplicate_chars_exact(words, prefix, n);
+                }
+                repeated += prefix[idx + n] - prefix[idx];
+                idx += n;
             }
-            repeated += prefix[idx + n] - prefix[idx];
-            idx += n;
         }
     }
     repeated
@@ -395,6 +400,7 @@ mod tests {
         let words = ["ab", "c", "x", "a", "bc", "x", "ab", "c", "x", "y"];
         let mut table = Table::new();
         let ids = intern(&words, &mut table);
+        let mut table = TagSet::new();
         assert_eq!(ids, intern_exact(&words));
         let hashes = WindowHashes::new(&words);
         let mut prefix = vec![0u64];

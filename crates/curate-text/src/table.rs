@@ -86,3 +86,65 @@ mod tests {
         assert!(t.upsert(5, 0, 0).1);
     }
 }
+
+/// A set of indices keyed by 64-bit hashes in 8-byte slots (32-bit tag + index): half
+/// the footprint of [`Table`], for passes that mostly insert. A tag match is confirmed by
+/// recomputing the full hash of the stored index.
+pub(crate) struct TagSet {
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+}
+
+impl TagSet {
+    /// An empty set; call [`TagSet::reset`] before use.
+    pub(crate) fn new() -> Self {
+        TagSet { slots: Vec::new(), shift: 64 }
+    }
+
+    /// Empties the set and sizes it for `n` entries.
+    pub(crate) fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        self.shift = 64 - cap.trailing_zeros();
+        self.slots.clear();
+        self.slots.resize(cap, (0, 0));
+    }
+
+    /// The index stored under `hash` (as told by `hash_of`), or inserts `idx` and
+    /// returns `None`. `idx` must be below `u32::MAX`.
+    #[inline]
+    pub(crate) fn find_or_insert(&mut self, hash: u64, idx: u32, hash_of: impl Fn(u32) -> u64) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let tag = hash as u32;
+        let mut i = (hash.wrapping_mul(MUL) >> self.shift) as usize;
+        loop {
+            let (t, v) = self.slots[i];
+            if v == 0 {
+                self.slots[i] = (tag, idx + 1);
+                return None;
+            }
+            if t == tag && hash_of(v - 1) == hash {
+                return Some(v - 1);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::*;
+
+    #[test]
+    fn finds_only_equal_full_hashes() {
+        // Hashes sharing their low 32 bits must not be confused.
+        let hashes: Vec<u64> = (0..200u64).map(|i| (i << 32) | 7).collect();
+        let mut s = TagSet::new();
+        s.reset(hashes.len());
+        for (i, &h) in hashes.iter().enumerate() {
+            assert_eq!(s.find_or_insert(h, i as u32, |j| hashes[j as usize]), None);
+        }
+        for (i, &h) in hashes.iter().enumerate() {
+            assert_eq!(s.find_or_insert(h, 999, |j| hashes[j as usize]), Some(i as u32));
+        }
+    }
+}

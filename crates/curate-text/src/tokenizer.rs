@@ -335,6 +335,30 @@ fn ipv4(host: &str) -> bool {
         })
 }
 
+/// [`ASCII_CLASS`] of an ASCII letter.
+const LETTER: u8 = 0;
+/// [`ASCII_CLASS`] of any other non-space ASCII byte.
+const OTHER: u8 = 1;
+/// [`ASCII_CLASS`] of an ASCII space byte or of any non-ASCII byte (decoded separately).
+const SPACE_OR_WIDE: u8 = 2;
+
+/// Per-byte class for the tokenizer's inner scan.
+const ASCII_CLASS: [u8; 256] = {
+    let mut t = [SPACE_OR_WIDE; 256];
+    let mut i = 0;
+    while i < 128 {
+        t[i] = if ASCII_SPACE[i] {
+            SPACE_OR_WIDE
+        } else if (i as u8).is_ascii_alphabetic() {
+            LETTER
+        } else {
+            OTHER
+        };
+        i += 1;
+    }
+    t
+};
+
 /// `str.isspace` of each ASCII byte.
 const ASCII_SPACE: [bool; 128] = {
     let mut t = [false; 128];
@@ -377,6 +401,20 @@ pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, u
     let mut letters = true;
     let mut i = 0;
     while i < bytes.len() {
+        // Inside a word, run over plain ASCII bytes without the transition logic.
+        if !in_ws {
+            while let Some(&b) = bytes.get(i) {
+                match ASCII_CLASS[usize::from(b)] {
+                    LETTER => {}
+                    OTHER => letters = false,
+                    _ => break,
+                }
+                i += 1;
+            }
+            if i == bytes.len() {
+                break;
+            }
+        }
         // Byte loop with an ASCII fast path; only non-ASCII chars are decoded.
         let b = bytes[i];
         let (space, len) = if b < 128 {
