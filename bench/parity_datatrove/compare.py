@@ -8,7 +8,9 @@ import collections
 import json
 import sys
 
-FILTERS = ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
+FILTERS = ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality", "c4_quality_sentences"]
+# Filters whose kept documents carry a rewritten text to compare.
+REWRITES = {"c4_quality", "c4_quality_sentences"}
 
 
 def read(path):
@@ -19,7 +21,7 @@ def read(path):
 def filters(dt, cu, dis_path):
     ids = [i for i in dt if i in cu]
     print(f"documents compared: {len(ids)} (datatrove {len(dt)}, curate {len(cu)})")
-    print(f"{'filter':<20}{'docs':>7}{'dt kept':>9}{'keep/drop agree':>17}{'reason agree':>14}{'C4 text identical':>19}")
+    print(f"{'filter':<20}{'docs':>7}{'dt kept':>9}{'keep/drop agree':>17}{'reason agree':>14}{'rewrite identical':>19}")
     dis = []
     ok = True
     for name in FILTERS:
@@ -32,16 +34,16 @@ def filters(dt, cu, dis_path):
                 reason += 1
             else:
                 dis.append({"id": i, "filter": name, "datatrove": a, "curate": b})
-            if name == "c4_quality" and a is None and b is None:
+            if name in REWRITES and a is None and b is None:
                 both_kept += 1
-                if dt[i]["c4_text"] == cu[i]["c4_text"]:
+                if dt[i][name + "_text"] == cu[i][name + "_text"]:
                     text_same += 1
                 else:
-                    dis.append({"id": i, "filter": "c4_text"})
+                    dis.append({"id": i, "filter": name + "_text"})
         kept = sum(dt[i][name] is None for i in ids)
         pct = 100 * agree / len(ids)
         ok &= pct >= 99.5
-        c4 = f"{100 * text_same / both_kept:.2f}% of {both_kept}" if name == "c4_quality" else ""
+        c4 = f"{100 * text_same / max(both_kept, 1):.2f}% of {both_kept}" if name in REWRITES else ""
         print(f"{name:<20}{len(ids):>7}{kept:>9}{pct:>16.2f}%{100 * reason / len(ids):>13.2f}%{c4:>19}")
     classes = collections.Counter((d["filter"], d.get("datatrove"), d.get("curate")) for d in dis)
     if classes:

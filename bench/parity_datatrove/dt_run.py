@@ -1,6 +1,7 @@
 """datatrove 0.10.1 side of the parity harness, using the filter classes in-process.
 
-  dt_run.py filters IN.jsonl OUT.jsonl   per-filter reasons (default params) + C4 text
+  dt_run.py filters IN.jsonl OUT.jsonl   per-filter reasons (default params) + C4 text, and C4
+                                         with split_paragraph=False
   dt_run.py tokens  IN.jsonl OUT.jsonl   split_into_words(text, "en") per document
   dt_run.py bench   IN.jsonl REPEATS     time the chain Repetition -> Quality -> C4 -> FineWeb
 """
@@ -30,15 +31,18 @@ def run(filt, doc_id, text):
 
 def filters(docs, out):
     rep, qual, c4, fw = GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(), FineWebQualityFilter()
+    # C4 also in its sentence mode, which splits with spaCy's sentencizer instead of lines.
+    c4_sent = C4QualityFilter(split_paragraph=False)
     with open(out, "w", encoding="utf-8") as f:
         for d in docs:
             row = {"id": d["id"]}
             for name, filt in (("gopher_repetition", rep), ("gopher_quality", qual), ("fineweb_quality", fw)):
                 keep, reason, _ = run(filt, d["id"], d["text"])
                 row[name] = None if keep else (reason or "")
-            keep, reason, text = run(c4, d["id"], d["text"])
-            row["c4_quality"] = None if keep else (reason or "")
-            row["c4_text"] = text if keep else None
+            for name, filt in (("c4_quality", c4), ("c4_quality_sentences", c4_sent)):
+                keep, reason, text = run(filt, d["id"], d["text"])
+                row[name] = None if keep else (reason or "")
+                row[name + "_text"] = text if keep else None
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 

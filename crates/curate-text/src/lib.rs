@@ -27,6 +27,8 @@
 //! assert!(d.is_keep());
 //! ```
 
+#![warn(missing_docs)]
+
 mod chars;
 pub mod c4;
 mod decision;

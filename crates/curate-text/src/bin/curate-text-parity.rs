@@ -41,7 +41,11 @@ struct FilterRow<'a> {
     gopher_quality: Option<String>,
     c4_quality: Option<String>,
     /// The rewritten text when C4 keeps the document.
-    c4_text: Option<&'a str>,
+    c4_quality_text: Option<&'a str>,
+    /// C4 with `split_paragraph: false` (spaCy sentences instead of lines).
+    c4_quality_sentences: Option<String>,
+    /// Its rewritten text when kept.
+    c4_quality_sentences_text: Option<&'a str>,
     fineweb_quality: Option<String>,
 }
 
@@ -79,16 +83,20 @@ fn filters(docs: &[InDoc], out: &mut impl Write) -> Result<(), Error> {
     let rp = gopher_repetition::Params::default();
     let qp = gopher_quality::Params::default();
     let cp = c4::Params::default();
+    let cp_sent = c4::Params { split_paragraph: false, ..Default::default() };
     let fp = fineweb_quality::Params::default();
     for d in docs {
         let doc = Doc::new(&d.text);
         let c4_out = c4::evaluate(&doc, &cp);
+        let c4_sent = c4::evaluate(&doc, &cp_sent);
         let row = FilterRow {
             id: &d.id,
             gopher_repetition: rule(&gopher_repetition::evaluate(&doc, &rp).1),
             gopher_quality: rule(&gopher_quality::evaluate(&doc, &qp).1),
             c4_quality: rule(&c4_out.decision),
-            c4_text: c4_out.decision.is_keep().then_some(&*c4_out.text),
+            c4_quality_text: c4_out.decision.is_keep().then_some(&*c4_out.text),
+            c4_quality_sentences: rule(&c4_sent.decision),
+            c4_quality_sentences_text: c4_sent.decision.is_keep().then_some(&*c4_sent.text),
             fineweb_quality: rule(&fineweb_quality::evaluate(&doc, &fp).1),
         };
         serde_json::to_writer(&mut *out, &row)?;
