@@ -55,6 +55,17 @@ if [ "${REUSE_DT:-0}" = 0 ] || [ ! -s "$DT_T" ]; then "$PY" "$HERE/dt_run.py" to
 "$CU" tokens "$CORPUS" "$WORK/cu_tokens.jsonl"
 python3 "$HERE/compare.py" tokens "$DT_T" "$WORK/cu_tokens.jsonl"
 
+# 4b. Differential fuzzing: random documents made of tokenizer/filter-sensitive fragments.
+FUZZ="$WORK/fuzz.jsonl"
+[ -s "$FUZZ" ] || python3 "$HERE/fuzz_corpus.py" "$FUZZ" 3000 7
+echo "== parity on $FUZZ (generated adversarial documents)"
+"$PY" "$HERE/dt_run.py" filters "$FUZZ" "$WORK/dt_fuzz.jsonl"
+"$CU" filters "$FUZZ" "$WORK/cu_fuzz.jsonl"
+python3 "$HERE/compare.py" filters "$WORK/dt_fuzz.jsonl" "$WORK/cu_fuzz.jsonl" "$WORK/disagreements_fuzz.jsonl" || status=$?
+"$PY" "$HERE/dt_run.py" tokens "$FUZZ" "$WORK/dt_fuzz_tokens.jsonl"
+"$CU" tokens "$FUZZ" "$WORK/cu_fuzz_tokens.jsonl"
+python3 "$HERE/compare.py" tokens "$WORK/dt_fuzz_tokens.jsonl" "$WORK/cu_fuzz_tokens.jsonl"
+
 # 5. Speed: the same chain in both, in-process, pinned to one core.
 BENCH="$CORPUS"
 if [ "$BENCH_DOCS" != 0 ]; then

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::chars::{
-    flags, is, is_space, PREFIX1, SENT_PUNCT, SP_ALPHA, SP_ICON, SP_LOWER, SP_QUOTE, SP_UPPER,
+    flags, is, is_space, PREFIX1, PY_WORD, SENT_PUNCT, SP_ALPHA, SP_ICON, SP_LOWER, SP_QUOTE, SP_UPPER,
     SUFFIX1, SUF_DOT_LB, UNI_PUNCT,
 };
 use crate::hash::FxBuild;
@@ -168,6 +168,11 @@ fn find_suffix(s: &str) -> usize {
     if is(c, SUFFIX1) {
         consider(1, c.len_utf8());
     }
+    // LIST_PUNCT's only multi-char entry; as a prefix "…" wins first, as a suffix the
+    // leftmost match does.
+    if s.ends_with("……") {
+        consider(2, "……".len());
+    }
     match c {
         '.' => {
             let run = s.as_bytes().iter().rev().take_while(|&&x| x == b'.').count();
@@ -269,8 +274,8 @@ fn url_match(s: &str) -> bool {
     let mut schemes = vec![s];
     if let Some(p) = s.find("://") {
         let scheme = &s[..p];
-        let ok = scheme.chars().count() >= 2
-            && scheme.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+        // `[\w\+\-\.]{2,}` with Python's `\w` (not Rust's alphanumeric: combining marks differ)
+        let ok = scheme.chars().count() >= 2 && scheme.chars().all(|c| is(c, PY_WORD) || matches!(c, '+' | '-' | '.'));
         if ok {
             schemes.push(&s[p + 3..]);
         }
@@ -737,6 +742,11 @@ mod tests {
     #[test]
     fn urls_stay_whole() {
         assert_eq!(toks("see https://example.com/a-b/c."), ["see", "https://example.com/a-b/c", "."]);
+        // "……" is a suffix of its own but "…" wins as a prefix.
+        assert_eq!(toks("x…… ……x"), ["x", "……", "…", "…", "x"]);
+        // A combining mark is not `\w`, so it breaks the URL scheme.
+        assert_eq!(toks("\u{a71}https://example.com/a?b=1"), ["\u{a71}https://example.com", "/", "a?b=1"]);
+        assert_eq!(toks("Xhttps://example.com/a?b=1"), ["Xhttps://example.com/a?b=1"]);
         assert_eq!(toks("this/that 10-20 a--b and/or"), ["this", "/", "that", "10", "-", "20", "a", "--", "b", "and/or"]);
     }
 

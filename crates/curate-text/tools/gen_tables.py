@@ -47,6 +47,8 @@ FLAGS = [
     ("DT_TERMINAL", lambda c: c in TERMINAL_PUNCTUATION),
     # `\d` of Python's `re` on str patterns (datatrove's CITATION_REGEX)
     ("PY_DIGIT", re.compile(r"\d").fullmatch),
+    # `\w` of Python's `re` on str patterns (the scheme of spaCy's URL_MATCH)
+    ("PY_WORD", re.compile(r"\w").fullmatch),
 ]
 
 
