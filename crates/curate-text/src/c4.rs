@@ -14,8 +14,14 @@ use crate::tokenizer::{count_sentences, split_sentences};
 const FILTER: &str = "c4_quality";
 
 /// Lines containing any of these (lowercased) are removed (datatrove's `POLICY_SUBSTRINGS`).
-const POLICY_SUBSTRINGS: [&str; 6] =
-    ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"];
+const POLICY_SUBSTRINGS: [&str; 6] = [
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+];
 
 /// Rules of the C4 quality filter; `-1` disables the integer ones, as in datatrove.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -125,7 +131,11 @@ pub fn evaluate<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
             sig.lines_too_long_word += 1;
             continue;
         }
-        let line: Cow<'a, str> = if params.remove_citations { remove_citations(stripped) } else { Cow::Borrowed(stripped) };
+        let line: Cow<'a, str> = if params.remove_citations {
+            remove_citations(stripped)
+        } else {
+            Cow::Borrowed(stripped)
+        };
         if params.filter_no_terminal_punct
             && (!line.ends_with(['.', '?', '!', '"', '\'']) || line.ends_with("..."))
         {
@@ -148,12 +158,20 @@ pub fn evaluate<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
             sig.curly_bracket_lines += 1;
             first_doc_rule.get_or_insert(DocRule::CurlyBracket);
         }
-        if params.filter_policy && POLICY_SUBSTRINGS.iter().any(|p| contains_ascii_ci(&line, p)) {
+        if params.filter_policy
+            && POLICY_SUBSTRINGS
+                .iter()
+                .any(|p| contains_ascii_ci(&line, p))
+        {
             sig.lines_policy += 1;
             continue;
         }
         if params.min_num_sentences != -1 {
-            sig.num_sentences += if params.split_paragraph { doc.with_scratch(|s| count_sentences(&line, s)) } else { 1 };
+            sig.num_sentences += if params.split_paragraph {
+                doc.with_scratch(|s| count_sentences(&line, s))
+            } else {
+                1
+            };
         }
         sig.lines_kept += 1;
         kept.push(line);
@@ -161,7 +179,9 @@ pub fn evaluate<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
     let decision = match first_doc_rule {
         Some(DocRule::LoremIpsum) => drop(FILTER, "lorem_ipsum"),
         Some(DocRule::CurlyBracket) => drop(FILTER, "curly_bracket"),
-        None if (sig.num_sentences as i64) < params.min_num_sentences => drop(FILTER, "too_few_sentences"),
+        None if (sig.num_sentences as i64) < params.min_num_sentences => {
+            drop(FILTER, "too_few_sentences")
+        }
         None => Decision::Keep,
     };
     let sep = if params.split_paragraph { "\n" } else { " " };
@@ -177,7 +197,11 @@ pub fn evaluate<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
             }
         }
     };
-    Output { signals: sig, decision, text }
+    Output {
+        signals: sig,
+        decision,
+        text,
+    }
 }
 
 /// `"sep".join(parts)`, borrowing when there is a single borrowed part.
@@ -201,7 +225,9 @@ fn join<'a>(parts: &[Cow<'a, str>], sep: &str) -> Cow<'a, str> {
 
 /// `len(line.split())` and the longest word's code-point length.
 fn word_stats(line: &str) -> (usize, usize) {
-    line.split(is_space).filter(|w| !w.is_empty()).fold((0, 0), |(n, m), w| (n + 1, m.max(char_len(w))))
+    line.split(is_space)
+        .filter(|w| !w.is_empty())
+        .fold((0, 0), |(n, m), w| (n + 1, m.max(char_len(w))))
 }
 
 /// `CITATION_REGEX.sub("", line)` with `\[\d*]|\[edit]|\[citation needed]`.
@@ -215,7 +241,11 @@ fn remove_citations(line: &str) -> Cow<'_, str> {
     while let Some(off) = line[i..].find('[') {
         let at = i + off;
         let rest = &line[at + 1..];
-        let digits: usize = rest.chars().take_while(|&c| is(c, PY_DIGIT)).map(char::len_utf8).sum();
+        let digits: usize = rest
+            .chars()
+            .take_while(|&c| is(c, PY_DIGIT))
+            .map(char::len_utf8)
+            .sum();
         let len = if rest[digits..].starts_with(']') {
             Some(1 + digits + 1)
         } else if rest.starts_with("edit]") {
@@ -252,6 +282,10 @@ fn contains_ascii_ci(haystack: &str, needle: &str) -> bool {
     }
     let first = n[0];
     (0..=h.len() - n.len()).any(|i| {
-        h[i].to_ascii_lowercase() == first && h[i..i + n.len()].iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b)
+        h[i].to_ascii_lowercase() == first
+            && h[i..i + n.len()]
+                .iter()
+                .zip(n)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
     })
 }

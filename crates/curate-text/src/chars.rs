@@ -106,7 +106,11 @@ pub(crate) fn split_newline_runs(text: &str, min: usize) -> Vec<&str> {
     // `str::find` with a char pattern runs memchr, so long lines are skipped quickly.
     while let Some(off) = text[from..].find('\n') {
         let run_start = from + off;
-        let run_end = run_start + bytes[run_start..].iter().take_while(|&&b| b == b'\n').count();
+        let run_end = run_start
+            + bytes[run_start..]
+                .iter()
+                .take_while(|&&b| b == b'\n')
+                .count();
         if run_end - run_start >= min {
             out.push(&text[start..run_start]);
             start = run_end;
@@ -131,16 +135,25 @@ mod tests {
 
     #[test]
     fn splitlines_matches_python() {
-        assert_eq!(py_splitlines("a\r\nb\rc\n\nd\u{2028}e\n"), vec!["a", "b", "c", "", "d", "e"]);
+        assert_eq!(
+            py_splitlines("a\r\nb\rc\n\nd\u{2028}e\n"),
+            vec!["a", "b", "c", "", "d", "e"]
+        );
         assert!(py_splitlines("").is_empty());
         assert_eq!(py_splitlines("\n"), vec![""]);
-        assert_eq!(py_splitlines("a\u{85}b\u{2029}c\u{1e}\u{c}d\r"), vec!["a", "b", "c", "", "d"]);
+        assert_eq!(
+            py_splitlines("a\u{85}b\u{2029}c\u{1e}\u{c}d\r"),
+            vec!["a", "b", "c", "", "d"]
+        );
         assert_eq!(py_splitlines("é\u{2027}x"), vec!["é\u{2027}x"]);
     }
 
     #[test]
     fn newline_runs_match_re_split() {
-        assert_eq!(split_newline_runs("\na\n\n\nb\n", 1), vec!["", "a", "b", ""]);
+        assert_eq!(
+            split_newline_runs("\na\n\n\nb\n", 1),
+            vec!["", "a", "b", ""]
+        );
         assert_eq!(split_newline_runs("a\nb\n\nc", 2), vec!["a\nb", "c"]);
     }
 

@@ -48,7 +48,10 @@ impl Decision {
 
 /// Builds a `Drop` for a fixed rule name.
 pub(crate) fn drop(filter: &'static str, rule: &'static str) -> Decision {
-    Decision::Drop(Reason { filter, rule: Cow::Borrowed(rule) })
+    Decision::Drop(Reason {
+        filter,
+        rule: Cow::Borrowed(rule),
+    })
 }
 
 /// `a / b` as Python computes it on ints, with 0 instead of `ZeroDivisionError`.
@@ -65,7 +68,8 @@ pub(crate) fn ratio(a: usize, b: usize) -> f64 {
 /// total length in code points.
 pub(crate) fn find_duplicates<'a>(items: impl IntoIterator<Item = &'a str>) -> (usize, usize) {
     let iter = items.into_iter();
-    let mut seen: HashSet<&str, FxBuild> = HashSet::with_capacity_and_hasher(iter.size_hint().0, FxBuild::default());
+    let mut seen: HashSet<&str, FxBuild> =
+        HashSet::with_capacity_and_hasher(iter.size_hint().0, FxBuild::default());
     let (mut n, mut chars) = (0, 0);
     for s in iter {
         if !seen.insert(s) {

@@ -62,7 +62,10 @@ pub struct Signals {
 /// Computes every signal of `doc` (no short-circuit).
 pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
     let text = doc.text();
-    let lines: Vec<&str> = text.split('\n').filter(|l| !py_strip(l).is_empty()).collect();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .filter(|l| !py_strip(l).is_empty())
+        .collect();
     let punct = lines
         .iter()
         .filter(|l| match &params.stop_chars {
@@ -70,7 +73,10 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
             Some(stops) => stops.iter().any(|s| l.ends_with(s.as_str())),
         })
         .count();
-    let short = lines.iter().filter(|l| char_len(l) <= params.short_line_length).count();
+    let short = lines
+        .iter()
+        .filter(|l| char_len(l) <= params.short_line_length)
+        .count();
     let (_, dup_chars) = find_duplicates(lines.iter().copied());
     let newlines = text.bytes().filter(|&b| b == b'\n').count();
     Signals {

@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use crate::chars::{flags, py_lstrip, py_rstrip, DT_PUNCT, PY_ALPHA};
 use crate::decision::{active, drop, ratio, Decision};
-use crate::tables::ASCII;
 use crate::doc::Doc;
+use crate::tables::ASCII;
 
 const FILTER: &str = "gopher_quality";
 
@@ -106,7 +106,11 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
         }
         n_alpha += usize::from(alpha);
     }
-    let avg_word_length = if n_non_symbol == 0 { f64::NAN } else { non_symbol_chars as f64 / n_non_symbol as f64 };
+    let avg_word_length = if n_non_symbol == 0 {
+        f64::NAN
+    } else {
+        non_symbol_chars as f64 / n_non_symbol as f64
+    };
     let (hashes, ellipses) = count_hashes_and_ellipses(text.as_bytes());
     let lines = doc.lines();
     let bullets = lines
@@ -256,7 +260,10 @@ mod tests {
 
     #[test]
     fn hashes_and_ellipses_count_like_python() {
-        assert_eq!(count_hashes_and_ellipses("a.......b # … ##...".as_bytes()), (3, 4));
+        assert_eq!(
+            count_hashes_and_ellipses("a.......b # … ##...".as_bytes()),
+            (3, 4)
+        );
         assert_eq!(count_hashes_and_ellipses(b"..."), (0, 1));
         assert_eq!(count_hashes_and_ellipses(b""), (0, 0));
     }
@@ -264,9 +271,15 @@ mod tests {
     #[test]
     fn stop_words_match_whole_tokens() {
         let words = ["the", "them", "of", "The", "and", "and"];
-        assert_eq!(count_stop_words(&words, DEFAULT_STOP_WORDS.iter().copied()), 3);
+        assert_eq!(
+            count_stop_words(&words, DEFAULT_STOP_WORDS.iter().copied()),
+            3
+        );
         let long = ["international", "x"];
-        assert_eq!(count_stop_words(&long, ["international", "y"].into_iter()), 1);
+        assert_eq!(
+            count_stop_words(&long, ["international", "y"].into_iter()),
+            1
+        );
         assert_eq!(count_stop_words(&["a\0"], ["a"].into_iter()), 0);
     }
 }

@@ -11,7 +11,7 @@ use crate::chars::{py_strip, split_newline_runs};
 use crate::decision::{active, drop, find_duplicates, ratio, Decision, Reason};
 use crate::doc::Doc;
 use crate::hash::{FxBuild, FxHasher};
-use crate::table::{TagSet, Table};
+use crate::table::{Table, TagSet};
 
 const FILTER: &str = "gopher_repetition";
 
@@ -52,7 +52,14 @@ impl Default for Params {
             dup_line_char_frac: Some(0.2),
             dup_para_char_frac: Some(0.2),
             top_n_grams: vec![t(2, 0.2), t(3, 0.18), t(4, 0.16)],
-            dup_n_grams: vec![t(5, 0.15), t(6, 0.14), t(7, 0.13), t(8, 0.12), t(9, 0.11), t(10, 0.10)],
+            dup_n_grams: vec![
+                t(5, 0.15),
+                t(6, 0.14),
+                t(7, 0.13),
+                t(8, 0.12),
+                t(9, 0.11),
+                t(10, 0.10),
+            ],
         }
     }
 }
@@ -124,7 +131,8 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
     let ids = intern(words, &mut table);
     let mut table = Table::new();
     for t in &params.top_n_grams {
-        s.top_n_gram_char_frac.push(top_ngram_chars(&ids, &prefix, t.n, &mut table).map(|c| ratio_u64(c, text_len)));
+        s.top_n_gram_char_frac
+            .push(top_ngram_chars(&ids, &prefix, t.n, &mut table).map(|c| ratio_u64(c, text_len)));
         if failed(&s) {
             return s;
         }
@@ -172,7 +180,8 @@ fn intern(words: &[&str], table: &mut Table<u64>) -> Vec<u32> {
 
 /// [`intern`] keyed by the strings themselves.
 fn intern_exact(words: &[&str]) -> Vec<u32> {
-    let mut map: HashMap<&str, u32, FxBuild> = HashMap::with_capacity_and_hasher(words.len(), FxBuild::default());
+    let mut map: HashMap<&str, u32, FxBuild> =
+        HashMap::with_capacity_and_hasher(words.len(), FxBuild::default());
     words
         .iter()
         .map(|w| {
@@ -214,10 +223,13 @@ fn top_ngram_chars(ids: &[u32], prefix: &[u64], n: usize, table: &mut Table<u128
 
 /// Count and first index of the most frequent key, the earliest-seen one among ties.
 fn most_common<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>, cap: usize) -> (u32, usize) {
-    let mut counts: HashMap<K, (u32, u32), FxBuild> = HashMap::with_capacity_and_hasher(cap, FxBuild::default());
+    let mut counts: HashMap<K, (u32, u32), FxBuild> =
+        HashMap::with_capacity_and_hasher(cap, FxBuild::default());
     let (mut best_count, mut best_first) = (0u32, 0usize);
     for (i, k) in keys.enumerate() {
-        let e = counts.entry(k).or_insert((0, u32::try_from(i).unwrap_or(u32::MAX)));
+        let e = counts
+            .entry(k)
+            .or_insert((0, u32::try_from(i).unwrap_or(u32::MAX)));
         e.0 += 1;
         let first = e.1 as usize;
         if e.0 > best_count || (e.0 == best_count && first < best_first) {
@@ -273,7 +285,11 @@ impl WindowHashes {
             pow.push(p);
             inv_pow.push(ip);
         }
-        WindowHashes { prefix, pow, inv_pow }
+        WindowHashes {
+            prefix,
+            pow,
+            inv_pow,
+        }
     }
 
     /// Hash of the concatenation of words `i..j`.
@@ -287,7 +303,10 @@ impl WindowHashes {
 /// Whether words `a..a + n` and `b..b + n` concatenate to the same string.
 fn same_concat(words: &[&str], ids: &[u32], a: usize, b: usize, n: usize) -> bool {
     ids[a..a + n] == ids[b..b + n]
-        || words[a..a + n].iter().flat_map(|w| w.bytes()).eq(words[b..b + n].iter().flat_map(|w| w.bytes()))
+        || words[a..a + n]
+            .iter()
+            .flat_map(|w| w.bytes())
+            .eq(words[b..b + n].iter().flat_map(|w| w.bytes()))
 }
 
 /// datatrove's `find_all_duplicate`: scan `"".join`-ed n-grams left to right, skipping a
@@ -372,13 +391,20 @@ pub fn decide(s: &Signals, p: &Params) -> Decision {
 }
 
 fn ngram_drop(rule: String) -> Decision {
-    Decision::Drop(Reason { filter: FILTER, rule: Cow::Owned(rule) })
+    Decision::Drop(Reason {
+        filter: FILTER,
+        rule: Cow::Owned(rule),
+    })
 }
 
 /// Signals and decision for `doc`; an empty text is dropped as `empty`, as in datatrove.
 pub fn evaluate(doc: &Doc<'_>, params: &Params) -> (Signals, Decision) {
     let s = signals(doc, params);
-    let d = if doc.text().is_empty() { drop(FILTER, "empty") } else { decide(&s, params) };
+    let d = if doc.text().is_empty() {
+        drop(FILTER, "empty")
+    } else {
+        decide(&s, params)
+    };
     (s, d)
 }
 
@@ -413,7 +439,10 @@ mod tests {
         }
         // n=2: "abc" seen at 0, "cx" at 1, "xa" at 2, "abc" repeats at 3 (+3), skip to 5:
         // "xab" new, "abc" repeats at 6 (+3), skip to 8: "xy" new.
-        assert_eq!(all_duplicate_chars(&words, &ids, &hashes, &prefix, 2, &mut table), 6);
+        assert_eq!(
+            all_duplicate_chars(&words, &ids, &hashes, &prefix, 2, &mut table),
+            6
+        );
         assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
     }
 
@@ -427,6 +456,9 @@ mod tests {
         assert_eq!(top_ngram_chars(&ids, &prefix, 2, t), Some(14));
         assert_eq!(top_ngram_chars(&ids, &prefix, 8, t), None);
         // The slice-keyed path for n > 4 agrees with a direct count.
-        assert_eq!(top_ngram_chars(&[5, 5, 5, 5, 5, 5], &[0, 1, 2, 3, 4, 5, 6], 5, t), Some(9 * 2));
+        assert_eq!(
+            top_ngram_chars(&[5, 5, 5, 5, 5, 5], &[0, 1, 2, 3, 4, 5, 6], 5, t),
+            Some(9 * 2)
+        );
     }
 }

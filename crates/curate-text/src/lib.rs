@@ -29,8 +29,8 @@
 
 #![warn(missing_docs)]
 
-mod chars;
 pub mod c4;
+mod chars;
 mod decision;
 mod doc;
 pub mod fineweb_quality;

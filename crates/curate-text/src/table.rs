@@ -35,7 +35,10 @@ pub(crate) struct Table<K> {
 impl<K: Key> Table<K> {
     /// An empty table; call [`Table::reset`] before use.
     pub(crate) fn new() -> Self {
-        Table { slots: Vec::new(), shift: 64 }
+        Table {
+            slots: Vec::new(),
+            shift: 64,
+        }
     }
 
     /// Empties the table and sizes it for `n` keys.
@@ -98,7 +101,10 @@ pub(crate) struct TagSet {
 impl TagSet {
     /// An empty set; call [`TagSet::reset`] before use.
     pub(crate) fn new() -> Self {
-        TagSet { slots: Vec::new(), shift: 64 }
+        TagSet {
+            slots: Vec::new(),
+            shift: 64,
+        }
     }
 
     /// Empties the set and sizes it for `n` entries.
@@ -112,7 +118,12 @@ impl TagSet {
     /// The index stored under `hash` (as told by `hash_of`), or inserts `idx` and
     /// returns `None`. `idx` must be below `u32::MAX`.
     #[inline]
-    pub(crate) fn find_or_insert(&mut self, hash: u64, idx: u32, hash_of: impl Fn(u32) -> u64) -> Option<u32> {
+    pub(crate) fn find_or_insert(
+        &mut self,
+        hash: u64,
+        idx: u32,
+        hash_of: impl Fn(u32) -> u64,
+    ) -> Option<u32> {
         let mask = self.slots.len() - 1;
         let tag = hash as u32;
         let mut i = (hash.wrapping_mul(MUL) >> self.shift) as usize;
@@ -144,7 +155,10 @@ mod tag_tests {
             assert_eq!(s.find_or_insert(h, i as u32, |j| hashes[j as usize]), None);
         }
         for (i, &h) in hashes.iter().enumerate() {
-            assert_eq!(s.find_or_insert(h, 999, |j| hashes[j as usize]), Some(i as u32));
+            assert_eq!(
+                s.find_or_insert(h, 999, |j| hashes[j as usize]),
+                Some(i as u32)
+            );
         }
     }
 }

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::chars::{
-    flags, is, is_space, PREFIX1, PY_WORD, SENT_PUNCT, SP_ALPHA, SP_ICON, SP_LOWER, SP_QUOTE, SP_UPPER,
-    SUFFIX1, SUF_DOT_LB, UNI_PUNCT,
+    flags, is, is_space, PREFIX1, PY_WORD, SENT_PUNCT, SP_ALPHA, SP_ICON, SP_LOWER, SP_QUOTE,
+    SP_UPPER, SUFFIX1, SUF_DOT_LB, UNI_PUNCT,
 };
 use crate::hash::FxBuild;
 use crate::tables::{CURRENCY, SPECIALS, SPECIAL_PATTERNS, UNITS};
@@ -32,7 +32,10 @@ struct StrTable<V> {
 #[inline]
 fn shape_bit(b: &[u8]) -> Option<usize> {
     let (&f, &l) = (b.first()?, b.last()?);
-    Some(((usize::from(f) << 8 | usize::from(l)) ^ (b.len().min(255) << 5).wrapping_mul(0x9E5)) & 0xFFFF)
+    Some(
+        ((usize::from(f) << 8 | usize::from(l)) ^ (b.len().min(255) << 5).wrapping_mul(0x9E5))
+            & 0xFFFF,
+    )
 }
 
 impl<V: Copy> StrTable<V> {
@@ -78,7 +81,8 @@ struct Patterns {
 fn special_patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| {
-        let mut prefixes: HashMap<&'static str, Option<&'static [u8]>, FxBuild> = HashMap::default();
+        let mut prefixes: HashMap<&'static str, Option<&'static [u8]>, FxBuild> =
+            HashMap::default();
         for &(s, lens) in SPECIAL_PATTERNS.iter() {
             let mut end = 0;
             for &l in lens {
@@ -89,7 +93,11 @@ fn special_patterns() -> &'static Patterns {
         }
         Patterns {
             prefixes: StrTable::new(prefixes.into_iter()),
-            max_tokens: SPECIAL_PATTERNS.iter().map(|(_, p)| p.len()).max().unwrap_or(0),
+            max_tokens: SPECIAL_PATTERNS
+                .iter()
+                .map(|(_, p)| p.len())
+                .max()
+                .unwrap_or(0),
         }
     })
 }
@@ -175,7 +183,12 @@ fn find_suffix(s: &str) -> usize {
     }
     match c {
         '.' => {
-            let run = s.as_bytes().iter().rev().take_while(|&&x| x == b'.').count();
+            let run = s
+                .as_bytes()
+                .iter()
+                .rev()
+                .take_while(|&&x| x == b'.')
+                .count();
             if run >= 2 {
                 consider(run, run);
             } else if has(prev, SUF_DOT_LB) {
@@ -185,7 +198,8 @@ fn find_suffix(s: &str) -> usize {
                 let mut it = before.chars().rev();
                 let (p1, p2) = (it.next(), it.next());
                 // `(?<=°[FfCcKk])\.` and `(?<=[{au}][{au}])\.`
-                let degree = matches!(p1, Some('F' | 'f' | 'C' | 'c' | 'K' | 'k')) && p2 == Some('°');
+                let degree =
+                    matches!(p1, Some('F' | 'f' | 'C' | 'c' | 'K' | 'k')) && p2 == Some('°');
                 if degree || (has(p1, SP_UPPER) && has(p2, SP_UPPER)) {
                     consider(1, 1);
                 }
@@ -229,7 +243,10 @@ fn next_infix(s: &str, from: usize) -> Option<(usize, usize)> {
         }
         let prev_digit = is_ascii_digit(prev);
         // `(?<=[0-9])[+\-\*^](?=[0-9-])`
-        if matches!(c, '+' | '-' | '*' | '^') && prev_digit && (is_ascii_digit(next) || next == Some('-')) {
+        if matches!(c, '+' | '-' | '*' | '^')
+            && prev_digit
+            && (is_ascii_digit(next) || next == Some('-'))
+        {
             return single;
         }
         // `(?<=[{al}{q}])\.(?=[{au}{q}])`
@@ -275,14 +292,20 @@ fn url_match(s: &str) -> bool {
     if let Some(p) = s.find("://") {
         let scheme = &s[..p];
         // `[\w\+\-\.]{2,}` with Python's `\w` (not Rust's alphanumeric: combining marks differ)
-        let ok = scheme.chars().count() >= 2 && scheme.chars().all(|c| is(c, PY_WORD) || matches!(c, '+' | '-' | '.'));
+        let ok = scheme.chars().count() >= 2
+            && scheme
+                .chars()
+                .all(|c| is(c, PY_WORD) || matches!(c, '+' | '-' | '.'));
         if ok {
             schemes.push(&s[p + 3..]);
         }
     }
     schemes.into_iter().any(|rest| {
         // `(?:\S+(?::\S*)?@)?`: any non-empty prefix ending in '@'
-        host_port_path(rest) || rest.match_indices('@').any(|(i, _)| i > 0 && host_port_path(&rest[i + 1..]))
+        host_port_path(rest)
+            || rest
+                .match_indices('@')
+                .any(|(i, _)| i > 0 && host_port_path(&rest[i + 1..]))
     })
 }
 
@@ -312,7 +335,9 @@ fn host_port_path(s: &str) -> bool {
 }
 
 fn domain(host: &str) -> bool {
-    let Some((labels, tld)) = host.rsplit_once('.') else { return false };
+    let Some((labels, tld)) = host.rsplit_once('.') else {
+        return false;
+    };
     let tld_len = tld.chars().count();
     if !(2..=63).contains(&tld_len) || !tld.chars().all(|c| is(c, SP_LOWER)) {
         return false;
@@ -329,7 +354,9 @@ fn ipv4(host: &str) -> bool {
     let parts: Vec<&str> = host.split('.').collect();
     parts.len() == 4
         && parts.iter().enumerate().all(|(i, p)| {
-            let Ok(v) = p.parse::<u16>() else { return false };
+            let Ok(v) = p.parse::<u16>() else {
+                return false;
+            };
             let canonical = !p.starts_with('0') || (i != 0 && i != 3 && p.len() <= 3);
             let in_range = match i {
                 0 => (1..=223).contains(&v),
@@ -397,7 +424,9 @@ impl Scratch {
 /// reported too because the sentencizer sees them; datatrove's word lists drop them.
 pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, usize, bool)) {
     scratch.toks.clear();
-    let Some(first) = first_char(text) else { return };
+    let Some(first) = first_char(text) else {
+        return;
+    };
     let mut in_ws = is_space(first);
     let mut start = 0usize;
     let bytes = text.as_bytes();
@@ -536,7 +565,12 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
                 Some(None) => {}
                 Some(Some(lens)) => {
                     let window = &toks[i..i + len];
-                    if lens.len() == len && window.iter().zip(lens.iter()).all(|(t, &l)| t.1 - t.0 == usize::from(l)) {
+                    if lens.len() == len
+                        && window
+                            .iter()
+                            .zip(lens.iter())
+                            .all(|(t, &l)| t.1 - t.0 == usize::from(l))
+                    {
                         sc.matches.push((i, i + len));
                     }
                 }
@@ -551,7 +585,8 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
     }
     // `_filter_special_spans`: a run is kept unless its first or last token is already
     // covered, and covers its tokens either way.
-    sc.matches.sort_unstable_by(|x, y| (y.1 - y.0).cmp(&(x.1 - x.0)).then(x.0.cmp(&y.0)));
+    sc.matches
+        .sort_unstable_by(|x, y| (y.1 - y.0).cmp(&(x.1 - x.0)).then(x.0.cmp(&y.0)));
     sc.seen.clear();
     sc.seen.resize(toks.len(), false);
     let mut kept = Vec::new();
@@ -727,12 +762,24 @@ mod tests {
     fn affixes_and_specials() {
         assert_eq!(toks("Hello, world!"), ["Hello", ",", "world", "!"]);
         assert_eq!(toks("(don't)"), ["(", "do", "n't", ")"]);
-        assert_eq!(toks("U.S. e.g. Mr. Smith's"), ["U.S.", "e.g.", "Mr.", "Smith", "'s"]);
-        assert_eq!(toks("$5.00 10km 3+4 well-known"), ["$", "5.00", "10", "km", "3", "+", "4", "well", "-", "known"]);
-        assert_eq!(toks("end.Start a,b x...y"), ["end", ".", "Start", "a", ",", "b", "x", "...", "y"]);
+        assert_eq!(
+            toks("U.S. e.g. Mr. Smith's"),
+            ["U.S.", "e.g.", "Mr.", "Smith", "'s"]
+        );
+        assert_eq!(
+            toks("$5.00 10km 3+4 well-known"),
+            ["$", "5.00", "10", "km", "3", "+", "4", "well", "-", "known"]
+        );
+        assert_eq!(
+            toks("end.Start a,b x...y"),
+            ["end", ".", "Start", "a", ",", "b", "x", "...", "y"]
+        );
         assert_eq!(toks("\"quoted\"..."), ["\"", "quoted", "\"", "..."]);
         // Re-applied specials: `)` `:` and `m` `.` merge back after affix splitting.
-        assert_eq!(toks("(default): cortex-m.**"), ["(", "default", "):", "cortex", "-", "m.", "*", "*"]);
+        assert_eq!(
+            toks("(default): cortex-m.**"),
+            ["(", "default", "):", "cortex", "-", "m.", "*", "*"]
+        );
         // `: ((` spells the special `:((` across a space: it is not applied but still
         // beats the overlapping `):`.
         assert_eq!(toks("X): (("), ["X", ")", ":", "(", "("]);
@@ -741,18 +788,33 @@ mod tests {
 
     #[test]
     fn urls_stay_whole() {
-        assert_eq!(toks("see https://example.com/a-b/c."), ["see", "https://example.com/a-b/c", "."]);
+        assert_eq!(
+            toks("see https://example.com/a-b/c."),
+            ["see", "https://example.com/a-b/c", "."]
+        );
         // "……" is a suffix of its own but "…" wins as a prefix.
         assert_eq!(toks("x…… ……x"), ["x", "……", "…", "…", "x"]);
         // A combining mark is not `\w`, so it breaks the URL scheme.
-        assert_eq!(toks("\u{a71}https://example.com/a?b=1"), ["\u{a71}https://example.com", "/", "a?b=1"]);
-        assert_eq!(toks("Xhttps://example.com/a?b=1"), ["Xhttps://example.com/a?b=1"]);
-        assert_eq!(toks("this/that 10-20 a--b and/or"), ["this", "/", "that", "10", "-", "20", "a", "--", "b", "and/or"]);
+        assert_eq!(
+            toks("\u{a71}https://example.com/a?b=1"),
+            ["\u{a71}https://example.com", "/", "a?b=1"]
+        );
+        assert_eq!(
+            toks("Xhttps://example.com/a?b=1"),
+            ["Xhttps://example.com/a?b=1"]
+        );
+        assert_eq!(
+            toks("this/that 10-20 a--b and/or"),
+            ["this", "/", "that", "10", "-", "20", "a", "--", "b", "and/or"]
+        );
     }
 
     #[test]
     fn no_unit_contains_an_ascii_digit() {
-        assert!(CURRENCY.iter().chain(UNITS.iter()).all(|u| !u.bytes().any(|b| b.is_ascii_digit())));
+        assert!(CURRENCY
+            .iter()
+            .chain(UNITS.iter())
+            .all(|u| !u.bytes().any(|b| b.is_ascii_digit())));
     }
 
     #[test]
@@ -764,8 +826,19 @@ mod tests {
     fn whitespace_tokens_are_reported() {
         let mut v = Vec::new();
         let t = " a  b\n";
-        tokenize(t, &mut Scratch::default(), |a, b, ws| v.push((&t[a..b], ws)));
-        assert_eq!(v, [(" ", true), ("a", false), (" ", true), ("b", false), ("\n", true)]);
+        tokenize(t, &mut Scratch::default(), |a, b, ws| {
+            v.push((&t[a..b], ws))
+        });
+        assert_eq!(
+            v,
+            [
+                (" ", true),
+                ("a", false),
+                (" ", true),
+                ("b", false),
+                ("\n", true)
+            ]
+        );
     }
 
     #[test]
@@ -777,6 +850,9 @@ mod tests {
         // "b." is a special case, so no "." token ends the first sentence.
         assert_eq!(count_sentences("A b. C d", s), 1);
         assert_eq!(count_sentences("Hi.  \t! x", s), 3);
-        assert_eq!(split_sentences("One two. Three four", s), ["One two.", " Three four"]);
+        assert_eq!(
+            split_sentences("One two. Three four", s),
+            ["One two.", " Three four"]
+        );
     }
 }

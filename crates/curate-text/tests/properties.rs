@@ -24,14 +24,74 @@ impl Rng {
 /// Fragments that exercise the tokenizer's special cases, affixes, URLs and the
 /// filters' line rules.
 const FRAGMENTS: &[&str] = &[
-    "the", "and", "of", "don't", "e.g.", "U.S.", "Mr.", ":)", "):", "(:", "...", "…", "—", "-", "- ", "• ",
-    "#", "#tag", "$5", "10km", "5m.", "3+4", "a-b", "well-known", "x,y", "end.Start", "https://example.com/a?b=1",
-    "user@host.org", "[1]", "[edit]", "[citation needed]", "{", "}", "lorem ipsum", "JavaScript", "cookie policy",
-    "terms of use", "'s", "’s", "\"", "'", "(", ")", "?", "!", ".", ",", ";", ":", "°C.", "AB.", "IS_ALPHA",
-    "İ", "ß", "日本語", "한국어", "ﷺ", "\u{301}", "\u{200b}", "🙂", "𝪈", "\u{10ffff}",
+    "the",
+    "and",
+    "of",
+    "don't",
+    "e.g.",
+    "U.S.",
+    "Mr.",
+    ":)",
+    "):",
+    "(:",
+    "...",
+    "…",
+    "—",
+    "-",
+    "- ",
+    "• ",
+    "#",
+    "#tag",
+    "$5",
+    "10km",
+    "5m.",
+    "3+4",
+    "a-b",
+    "well-known",
+    "x,y",
+    "end.Start",
+    "https://example.com/a?b=1",
+    "user@host.org",
+    "[1]",
+    "[edit]",
+    "[citation needed]",
+    "{",
+    "}",
+    "lorem ipsum",
+    "JavaScript",
+    "cookie policy",
+    "terms of use",
+    "'s",
+    "’s",
+    "\"",
+    "'",
+    "(",
+    ")",
+    "?",
+    "!",
+    ".",
+    ",",
+    ";",
+    ":",
+    "°C.",
+    "AB.",
+    "IS_ALPHA",
+    "İ",
+    "ß",
+    "日本語",
+    "한국어",
+    "ﷺ",
+    "\u{301}",
+    "\u{200b}",
+    "🙂",
+    "𝪈",
+    "\u{10ffff}",
 ];
 
-const SPACES: &[&str] = &[" ", " ", " ", "  ", "\n", "\n\n", "\r\n", "\t", "\u{a0}", "\u{2028}", "\u{85}", "\u{b}", "\u{3000}"];
+const SPACES: &[&str] = &[
+    " ", " ", " ", "  ", "\n", "\n\n", "\r\n", "\t", "\u{a0}", "\u{2028}", "\u{85}", "\u{b}",
+    "\u{3000}",
+];
 
 fn random_text(rng: &mut Rng) -> String {
     let len = rng.below(200);
@@ -59,8 +119,15 @@ fn unit(name: &str, v: f64, text: &str) {
 #[test]
 fn filters_never_panic_and_ratios_stay_in_unit_interval() {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
-    let c4_np = c4::Params { filter_no_terminal_punct: false, ..Default::default() };
-    let c4_sent = c4::Params { split_paragraph: false, min_num_sentences: 1, ..Default::default() };
+    let c4_np = c4::Params {
+        filter_no_terminal_punct: false,
+        ..Default::default()
+    };
+    let c4_sent = c4::Params {
+        split_paragraph: false,
+        min_num_sentences: 1,
+        ..Default::default()
+    };
     for _ in 0..3000 {
         let text = random_text(&mut rng);
         let doc = Doc::new(&text);
@@ -78,7 +145,11 @@ fn filters_never_panic_and_ratios_stay_in_unit_interval() {
         assert!(q.avg_word_length.is_nan() == (q.n_non_symbol_words == 0));
 
         let (r, d) = gopher_repetition::evaluate(&doc, &Default::default());
-        assert_eq!(gopher_repetition::check(&doc, &Default::default()), d, "{text:?}");
+        assert_eq!(
+            gopher_repetition::check(&doc, &Default::default()),
+            d,
+            "{text:?}"
+        );
         for (n, v) in [
             ("dup_para_frac", r.dup_para_frac),
             ("dup_para_char_frac", r.dup_para_char_frac),
@@ -87,7 +158,9 @@ fn filters_never_panic_and_ratios_stay_in_unit_interval() {
         ] {
             unit(n, v, &text);
         }
-        r.dup_n_gram_char_frac.iter().for_each(|&v| unit("dup_n_gram_char_frac", v, &text));
+        r.dup_n_gram_char_frac
+            .iter()
+            .for_each(|&v| unit("dup_n_gram_char_frac", v, &text));
 
         let (f, _) = fineweb_quality::evaluate(&doc, &Default::default());
         for (n, v) in [
@@ -122,7 +195,10 @@ fn tokens_tile_the_text() {
         tokenize(&text, &mut scratch, |a, b, ws| {
             assert!(a < b && b <= text.len(), "{a}..{b} in {text:?}");
             // Only the single space spaCy folds into the previous token may be skipped.
-            assert!(a == pos || (a == pos + 1 && &text[pos..a] == " "), "gap before {a} in {text:?}");
+            assert!(
+                a == pos || (a == pos + 1 && &text[pos..a] == " "),
+                "gap before {a} in {text:?}"
+            );
             let tok = &text[a..b];
             // Rust's whitespace is a subset of Python's `isspace`, which splits words.
             if !ws {
@@ -130,6 +206,9 @@ fn tokens_tile_the_text() {
             }
             pos = b;
         });
-        assert!(pos == text.len() || (pos + 1 == text.len() && text.ends_with(' ')), "{text:?}");
+        assert!(
+            pos == text.len() || (pos + 1 == text.len() && text.ends_with(' ')),
+            "{text:?}"
+        );
     }
 }

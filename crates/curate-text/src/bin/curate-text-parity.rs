@@ -19,9 +19,16 @@ enum Error {
     #[error("usage: curate-text-parity (filters|tokens) <in.jsonl> <out.jsonl> | bench <in.jsonl> <repeats>")]
     Usage,
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {source}")]
-    Json { path: PathBuf, line: usize, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
     #[error("writing output: {0}")]
     Write(#[from] std::io::Error),
     #[error("encoding output: {0}")]
@@ -56,7 +63,10 @@ struct TokenRow<'a> {
 }
 
 fn read_docs(path: &PathBuf) -> Result<Vec<InDoc>, Error> {
-    let io = |source| Error::Io { path: path.clone(), source };
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
     let reader = BufReader::new(File::open(path).map_err(io)?);
     let mut docs = Vec::new();
     for (i, line) in reader.lines().enumerate() {
@@ -64,14 +74,23 @@ fn read_docs(path: &PathBuf) -> Result<Vec<InDoc>, Error> {
         if line.trim().is_empty() {
             continue;
         }
-        let doc = serde_json::from_str(&line).map_err(|source| Error::Json { path: path.clone(), line: i + 1, source })?;
+        let doc = serde_json::from_str(&line).map_err(|source| Error::Json {
+            path: path.clone(),
+            line: i + 1,
+            source,
+        })?;
         docs.push(doc);
     }
     Ok(docs)
 }
 
 fn create(path: &PathBuf) -> Result<BufWriter<File>, Error> {
-    File::create(path).map(BufWriter::new).map_err(|source| Error::Io { path: path.clone(), source })
+    File::create(path)
+        .map(BufWriter::new)
+        .map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })
 }
 
 /// The datatrove-style rule name of a decision (without the filter prefix).
@@ -83,7 +102,10 @@ fn filters(docs: &[InDoc], out: &mut impl Write) -> Result<(), Error> {
     let rp = gopher_repetition::Params::default();
     let qp = gopher_quality::Params::default();
     let cp = c4::Params::default();
-    let cp_sent = c4::Params { split_paragraph: false, ..Default::default() };
+    let cp_sent = c4::Params {
+        split_paragraph: false,
+        ..Default::default()
+    };
     let fp = fineweb_quality::Params::default();
     for d in docs {
         let doc = Doc::new(&d.text);
@@ -108,7 +130,13 @@ fn filters(docs: &[InDoc], out: &mut impl Write) -> Result<(), Error> {
 fn tokens(docs: &[InDoc], out: &mut impl Write) -> Result<(), Error> {
     for d in docs {
         let doc = Doc::new(&d.text);
-        serde_json::to_writer(&mut *out, &TokenRow { id: &d.id, words: doc.words() })?;
+        serde_json::to_writer(
+            &mut *out,
+            &TokenRow {
+                id: &d.id,
+                words: doc.words(),
+            },
+        )?;
         out.write_all(b"\n")?;
     }
     Ok(())
@@ -119,12 +147,17 @@ fn tokens(docs: &[InDoc], out: &mut impl Write) -> Result<(), Error> {
 fn chain(docs: &[InDoc]) -> usize {
     let rp = gopher_repetition::Params::default();
     let qp = gopher_quality::Params::default();
-    let cp = c4::Params { filter_no_terminal_punct: false, ..Default::default() };
+    let cp = c4::Params {
+        filter_no_terminal_punct: false,
+        ..Default::default()
+    };
     let fp = fineweb_quality::Params::default();
     let mut kept = 0;
     for d in docs {
         let doc = Doc::new(&d.text);
-        if !gopher_repetition::check(&doc, &rp).is_keep() || !gopher_quality::evaluate(&doc, &qp).1.is_keep() {
+        if !gopher_repetition::check(&doc, &rp).is_keep()
+            || !gopher_quality::evaluate(&doc, &qp).1.is_keep()
+        {
             continue;
         }
         let c4_out = c4::evaluate(&doc, &cp);
@@ -135,7 +168,9 @@ fn chain(docs: &[InDoc]) -> usize {
         let keep = if c4_out.text == d.text {
             fineweb_quality::evaluate(&doc, &fp).1.is_keep()
         } else {
-            fineweb_quality::evaluate(&Doc::new(&c4_out.text), &fp).1.is_keep()
+            fineweb_quality::evaluate(&Doc::new(&c4_out.text), &fp)
+                .1
+                .is_keep()
         };
         kept += usize::from(keep);
     }
