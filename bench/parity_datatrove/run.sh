@@ -31,7 +31,7 @@ fi
 PY="$WORK/venv/bin/python"
 
 # 2. Rust side, release build of the parity binary only.
-cargo build --release -q -p curate-text --bin curate-text-parity
+cargo build --release -q -p curate-text --features parity-bin --bin curate-text-parity
 CU=target/release/curate-text-parity
 
 # 3. Corpus (real documents + degraded variants), rebuilt only when missing.
