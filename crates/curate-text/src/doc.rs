@@ -1,0 +1,79 @@
+//! The shared, lazily computed split of one document that every filter reads.
+
+use std::cell::{OnceCell, RefCell};
+
+use crate::chars::{char_len, py_splitlines};
+use crate::tokenizer::{tokenize, Scratch};
+
+/// One document and its splits, each computed at most once and only when a rule asks.
+///
+/// All pieces borrow from the text; nothing is allocated per word.
+pub struct Doc<'a> {
+    text: &'a str,
+    text_chars: OnceCell<usize>,
+    words: OnceCell<Vec<&'a str>>,
+    word_chars: OnceCell<Vec<u32>>,
+    lines: OnceCell<Vec<&'a str>>,
+    scratch: RefCell<Scratch>,
+}
+
+impl<'a> Doc<'a> {
+    /// Wraps `text`; no split is computed until asked for.
+    pub fn new(text: &'a str) -> Self {
+        Doc {
+            text,
+            text_chars: OnceCell::new(),
+            words: OnceCell::new(),
+            word_chars: OnceCell::new(),
+            lines: OnceCell::new(),
+            scratch: RefCell::new(Scratch::default()),
+        }
+    }
+
+    /// The document text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// `len(text)` in Python terms (code points).
+    pub fn char_len(&self) -> usize {
+        *self.text_chars.get_or_init(|| char_len(self.text))
+    }
+
+    /// datatrove's `split_into_words(text, "en")`: spaCy tokens minus whitespace tokens.
+    pub fn words(&self) -> &[&'a str] {
+        self.words.get_or_init(|| {
+            let text = self.text;
+            // English prose averages well over 4 bytes per token; avoids regrowth.
+            let mut words = Vec::with_capacity(text.len() / 4 + 1);
+            let scratch = &mut *self.scratch.borrow_mut();
+            scratch.reserve(text.len() / 3 + 1);
+            tokenize(text, scratch, |a, b, ws| {
+                if !ws {
+                    words.push(&text[a..b]);
+                }
+            });
+            words
+        })
+    }
+
+    /// Code-point length of each word, aligned with [`Doc::words`].
+    pub fn word_char_lens(&self) -> &[u32] {
+        self.word_chars.get_or_init(|| {
+            self.words()
+                .iter()
+                .map(|w| u32::try_from(char_len(w)).unwrap_or(u32::MAX))
+                .collect()
+        })
+    }
+
+    /// Python's `text.splitlines()`.
+    pub fn lines(&self) -> &[&'a str] {
+        self.lines.get_or_init(|| py_splitlines(self.text))
+    }
+
+    /// Runs `f` with the reusable tokenizer scratch buffer of this document.
+    pub(crate) fn with_scratch<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
+        f(&mut self.scratch.borrow_mut())
+    }
+}

@@ -1,0 +1,164 @@
+//! A minimal open-addressing table from integer keys to a `u32` pair, reset and reused
+//! across the n-gram passes of one document instead of building a map per pass.
+
+/// Keys the table can hold, with a 64-bit mix of their bits.
+pub(crate) trait Key: Copy + Eq + Default {
+    /// Spreads the key's entropy into the high bits used for the slot index.
+    fn mix(self) -> u64;
+}
+
+const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Key for u64 {
+    #[inline]
+    fn mix(self) -> u64 {
+        (self ^ (self >> 29)).wrapping_mul(MUL)
+    }
+}
+
+impl Key for u128 {
+    #[inline]
+    fn mix(self) -> u64 {
+        ((self as u64) ^ ((self >> 64) as u64).wrapping_mul(MUL).rotate_left(31)).mix()
+    }
+}
+
+/// Marks a vacant slot in the second payload.
+const VACANT: u32 = u32::MAX;
+
+/// Linear-probing table; the load factor stays at or below one half.
+pub(crate) struct Table<K> {
+    slots: Vec<(K, u32, u32)>,
+    shift: u32,
+}
+
+impl<K: Key> Table<K> {
+    /// An empty table; call [`Table::reset`] before use.
+    pub(crate) fn new() -> Self {
+        Table {
+            slots: Vec::new(),
+            shift: 64,
+        }
+    }
+
+    /// Empties the table and sizes it for `n` keys.
+    pub(crate) fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        self.shift = 64 - cap.trailing_zeros();
+        self.slots.clear();
+        self.slots.resize(cap, (K::default(), 0, VACANT));
+    }
+
+    /// The payload of `key`, inserting `(a, b)` if absent; `b` must not be `u32::MAX`.
+    /// Returns the payload and whether it was just inserted.
+    #[inline]
+    pub(crate) fn upsert(&mut self, key: K, a: u32, b: u32) -> (&mut (K, u32, u32), bool) {
+        let mask = self.slots.len() - 1;
+        let mut i = (key.mix() >> self.shift) as usize;
+        loop {
+            let s = self.slots[i];
+            if s.2 == VACANT {
+                self.slots[i] = (key, a, b);
+                return (&mut self.slots[i], true);
+            }
+            if s.0 == key {
+                return (&mut self.slots[i], false);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsert_finds_and_inserts() {
+        let mut t: Table<u64> = Table::new();
+        t.reset(100);
+        for k in 0..100u64 {
+            assert!(t.upsert(k * 7919, 1, k as u32).1);
+        }
+        for k in 0..100u64 {
+            let (slot, new) = t.upsert(k * 7919, 0, 0);
+            assert!(!new);
+            assert_eq!(slot.2, k as u32);
+        }
+        t.reset(1);
+        assert!(t.upsert(5, 0, 0).1);
+    }
+}
+
+/// A set of indices keyed by 64-bit hashes in 8-byte slots (32-bit tag + index): half
+/// the footprint of [`Table`], for passes that mostly insert. A tag match is confirmed by
+/// recomputing the full hash of the stored index.
+pub(crate) struct TagSet {
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+}
+
+impl TagSet {
+    /// An empty set; call [`TagSet::reset`] before use.
+    pub(crate) fn new() -> Self {
+        TagSet {
+            slots: Vec::new(),
+            shift: 64,
+        }
+    }
+
+    /// Empties the set and sizes it for `n` entries.
+    pub(crate) fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        self.shift = 64 - cap.trailing_zeros();
+        self.slots.clear();
+        self.slots.resize(cap, (0, 0));
+    }
+
+    /// The index stored under `hash` (as told by `hash_of`), or inserts `idx` and
+    /// returns `None`. `idx` must be below `u32::MAX`.
+    #[inline]
+    pub(crate) fn find_or_insert(
+        &mut self,
+        hash: u64,
+        idx: u32,
+        hash_of: impl Fn(u32) -> u64,
+    ) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let tag = hash as u32;
+        let mut i = (hash.wrapping_mul(MUL) >> self.shift) as usize;
+        loop {
+            let (t, v) = self.slots[i];
+            if v == 0 {
+                self.slots[i] = (tag, idx + 1);
+                return None;
+            }
+            if t == tag && hash_of(v - 1) == hash {
+                return Some(v - 1);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::*;
+
+    #[test]
+    fn finds_only_equal_full_hashes() {
+        // Hashes sharing their low 32 bits must not be confused.
+        let hashes: Vec<u64> = (0..200u64).map(|i| (i << 32) | 7).collect();
+        let mut s = TagSet::new();
+        s.reset(hashes.len());
+        for (i, &h) in hashes.iter().enumerate() {
+            assert_eq!(s.find_or_insert(h, i as u32, |j| hashes[j as usize]), None);
+        }
+        for (i, &h) in hashes.iter().enumerate() {
+            assert_eq!(
+                s.find_or_insert(h, 999, |j| hashes[j as usize]),
+                Some(i as u32)
+            );
+        }
+    }
+}
