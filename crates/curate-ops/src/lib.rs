@@ -1,6 +1,7 @@
 //! curate's built-in operators.
 
 pub mod length_filter;
+pub mod quality;
 pub mod select;
 mod util;
 
@@ -11,5 +12,9 @@ pub fn registry() -> Registry {
     Registry::new(vec![
         OpDescriptor::of::<length_filter::LengthFilter>(),
         OpDescriptor::of::<select::Select>(),
+        OpDescriptor::of::<quality::Quality<quality::GopherRepetition>>(),
+        OpDescriptor::of::<quality::Quality<quality::GopherQuality>>(),
+        OpDescriptor::of::<quality::Quality<quality::C4Quality>>(),
+        OpDescriptor::of::<quality::Quality<quality::FinewebQuality>>(),
     ])
 }

@@ -1,0 +1,284 @@
+//! The heuristic quality filters of `curate-text` (Gopher quality and repetition, C4,
+//! FineWeb) as operators: every signal becomes a `<op>_<signal>` Float64 column, and the
+//! record is dropped for the first failing rule unless `annotate_only` is set, in which
+//! case a later `select` can apply other thresholds without recomputing anything.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, StringBuilder};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use curate_core::operator::{BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator, Verdicts};
+use curate_core::record::TEXT;
+use curate_text::{c4, fineweb_quality, gopher_quality, gopher_repetition, Decision, Doc};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::util::string_column;
+
+/// One `curate-text` filter, seen uniformly.
+pub trait TextFilter: Send + Sync + 'static {
+    /// Operator name.
+    const NAME: &'static str;
+    /// Operator version; bump when outputs change.
+    const VERSION: &'static str;
+    /// One-line description.
+    const SUMMARY: &'static str;
+    /// Whether the filter may rewrite the text column.
+    const REWRITES: bool = false;
+    /// The filter's rule parameters (datatrove's defaults).
+    type Rules: DeserializeOwned + JsonSchema + Send + Sync;
+    /// Signal names, in the order `evaluate` pushes their values.
+    fn signal_names(rules: &Self::Rules) -> Vec<String>;
+    /// Evaluates one document: pushes its signals and returns the decision and, for
+    /// filters that rewrite, the new text.
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, signals: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>);
+}
+
+/// Parameters shared by every quality operator, plus the filter's own rules.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct QualityParams<R> {
+    /// The filter's thresholds (datatrove 0.10.1 defaults).
+    #[serde(flatten)]
+    pub rules: R,
+    /// Compute the signal columns but drop nothing.
+    #[serde(default)]
+    pub annotate_only: bool,
+    /// Column holding the text.
+    #[serde(default = "default_column")]
+    pub column: String,
+}
+
+fn default_column() -> String {
+    TEXT.into()
+}
+
+/// A quality filter as an operator.
+pub struct Quality<F: TextFilter> {
+    params: QualityParams<F::Rules>,
+    columns: Vec<String>,
+    filter: PhantomData<F>,
+}
+
+impl<F: TextFilter> BuiltinOp for Quality<F> {
+    const NAME: &'static str = F::NAME;
+    const VERSION: &'static str = F::VERSION;
+    const KIND: OpKind = OpKind::Map;
+    const SUMMARY: &'static str = F::SUMMARY;
+    type Params = QualityParams<F::Rules>;
+
+    fn new(params: Self::Params) -> Result<Self, String> {
+        let columns = F::signal_names(&params.rules).into_iter().map(|s| format!("{}_{s}", F::NAME)).collect();
+        Ok(Quality { params, columns, filter: PhantomData })
+    }
+}
+
+impl<F: TextFilter> Operator for Quality<F> {
+    fn columns(&self) -> Columns {
+        let mut writes: Vec<(String, DataType)> = self.columns.iter().map(|c| (c.clone(), DataType::Float64)).collect();
+        if F::REWRITES {
+            writes.push((self.params.column.clone(), DataType::Utf8));
+        }
+        Columns { reads: vec![self.params.column.clone()], writes }
+    }
+
+    fn process(&self, batch: RecordBatch) -> Result<OpOutput, OpError> {
+        let text = string_column(&batch, &self.params.column)?;
+        let rows = batch.num_rows();
+        let mut builders: Vec<Float64Builder> = self.columns.iter().map(|_| Float64Builder::with_capacity(rows)).collect();
+        let mut rewritten: Option<StringBuilder> = None;
+        let mut verdicts = Verdicts::keep_all(rows);
+        let mut values = Vec::with_capacity(self.columns.len());
+        for row in 0..rows {
+            let value = if text.is_null(row) { "" } else { text.value(row) };
+            let doc = Doc::new(value);
+            values.clear();
+            let (decision, new_text) = F::evaluate(&doc, &self.params.rules, &mut values);
+            for (b, v) in builders.iter_mut().zip(&values) {
+                // NaN (e.g. a mean over no words) is "no value", which select treats as such.
+                b.append_option((!v.is_nan()).then_some(*v));
+            }
+            if let Some(new_text) = new_text.filter(|t| t.as_ref() != value) {
+                let b = rewritten.get_or_insert_with(|| {
+                    let mut b = StringBuilder::with_capacity(rows, text.value_data().len());
+                    for r in 0..row {
+                        b.append_option(text.is_valid(r).then(|| text.value(r)));
+                    }
+                    b
+                });
+                b.append_value(new_text);
+            } else if let Some(b) = rewritten.as_mut() {
+                b.append_option(text.is_valid(row).then_some(value));
+            }
+            if !self.params.annotate_only {
+                if let Some(reason) = decision.reason() {
+                    verdicts.drop_row(row, &reason.to_string());
+                }
+            }
+        }
+        let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+        if let Some(mut b) = rewritten {
+            let idx = batch.schema().index_of(&self.params.column).map_err(|e| OpError(e.to_string()))?;
+            arrays[idx] = Arc::new(b.finish());
+        }
+        for (name, mut b) in self.columns.iter().zip(builders) {
+            let array: ArrayRef = Arc::new(b.finish());
+            match fields.iter().position(|f| f.name() == name) {
+                Some(i) => arrays[i] = array,
+                None => {
+                    fields.push(Field::new(name, DataType::Float64, true));
+                    arrays.push(array);
+                }
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| OpError(e.to_string()))?;
+        Ok(OpOutput { batch, verdicts: Some(verdicts) })
+    }
+}
+
+fn count(n: usize) -> f64 {
+    n as f64
+}
+
+/// DeepMind Gopher quality rules.
+pub struct GopherQuality;
+
+impl TextFilter for GopherQuality {
+    const NAME: &'static str = "gopher_quality";
+    const VERSION: &'static str = "1";
+    const SUMMARY: &'static str = "Gopher quality rules (word counts and lengths, symbols, bullets, ellipses, alphabetic words, stop words), datatrove 0.10.1 semantics";
+    type Rules = gopher_quality::Params;
+
+    fn signal_names(_: &Self::Rules) -> Vec<String> {
+        [
+            "n_words",
+            "n_non_symbol_words",
+            "mean_word_length",
+            "hash_ratio",
+            "ellipsis_ratio",
+            "bullet_lines_ratio",
+            "end_ellipsis_lines_ratio",
+            "alpha_words_ratio",
+            "stop_words",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
+        let (s, d) = gopher_quality::evaluate(doc, rules);
+        out.extend([
+            count(s.n_words),
+            count(s.n_non_symbol_words),
+            s.avg_word_length,
+            s.hash_ratio,
+            s.ellipsis_ratio,
+            s.bullet_lines_ratio,
+            s.end_ellipsis_lines_ratio,
+            s.alpha_words_ratio,
+            count(s.stop_words),
+        ]);
+        (d, None)
+    }
+}
+
+/// DeepMind Gopher repetition rules.
+pub struct GopherRepetition;
+
+impl TextFilter for GopherRepetition {
+    const NAME: &'static str = "gopher_repetition";
+    const VERSION: &'static str = "1";
+    const SUMMARY: &'static str = "Gopher repetition rules (duplicate lines and paragraphs, top and duplicate n-grams), datatrove 0.10.1 semantics";
+    type Rules = gopher_repetition::Params;
+
+    fn signal_names(rules: &Self::Rules) -> Vec<String> {
+        let mut names: Vec<String> =
+            ["dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac"].map(String::from).to_vec();
+        names.extend(rules.top_n_grams.iter().map(|t| format!("top_{}_gram_char_frac", t.n)));
+        names.extend(rules.dup_n_grams.iter().map(|t| format!("dup_{}_gram_char_frac", t.n)));
+        names
+    }
+
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
+        let (s, d) = gopher_repetition::evaluate(doc, rules);
+        out.extend([s.dup_para_frac, s.dup_para_char_frac, s.dup_line_frac, s.dup_line_char_frac]);
+        out.extend(s.top_n_gram_char_frac.iter().map(|v| v.unwrap_or(f64::NAN)));
+        out.extend(&s.dup_n_gram_char_frac);
+        (d, None)
+    }
+}
+
+/// The C4 rules, which also remove offending lines from the text.
+pub struct C4Quality;
+
+impl TextFilter for C4Quality {
+    const NAME: &'static str = "c4_quality";
+    const VERSION: &'static str = "1";
+    const REWRITES: bool = true;
+    const SUMMARY: &'static str = "C4 rules: removes lines without terminal punctuation, short lines, javascript and policy lines; drops lorem ipsum, code and too-short documents (datatrove 0.10.1)";
+    type Rules = c4::Params;
+
+    fn signal_names(_: &Self::Rules) -> Vec<String> {
+        [
+            "lines_total",
+            "lines_too_long_word",
+            "lines_no_terminal_punct",
+            "lines_too_few_words",
+            "lines_javascript",
+            "lines_policy",
+            "lines_kept",
+            "lorem_ipsum_lines",
+            "curly_bracket_lines",
+            "num_sentences",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
+        let o = c4::evaluate(doc, rules);
+        let s = &o.signals;
+        out.extend(
+            [
+                s.lines_total,
+                s.lines_too_long_word,
+                s.lines_no_terminal_punct,
+                s.lines_too_few_words,
+                s.lines_javascript,
+                s.lines_policy,
+                s.lines_kept,
+                s.lorem_ipsum_lines,
+                s.curly_bracket_lines,
+                s.num_sentences,
+            ]
+            .map(count),
+        );
+        // datatrove rewrites the text only of documents it keeps.
+        let text = o.decision.is_keep().then_some(o.text);
+        (o.decision, text)
+    }
+}
+
+/// The FineWeb quality rules.
+pub struct FinewebQuality;
+
+impl TextFilter for FinewebQuality {
+    const NAME: &'static str = "fineweb_quality";
+    const VERSION: &'static str = "1";
+    const SUMMARY: &'static str = "FineWeb rules (line punctuation, short lines, duplicated characters, list-like text), datatrove 0.10.1 semantics";
+    type Rules = fineweb_quality::Params;
+
+    fn signal_names(_: &Self::Rules) -> Vec<String> {
+        ["n_lines", "line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio"].map(String::from).to_vec()
+    }
+
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
+        let (s, d) = fineweb_quality::evaluate(doc, rules);
+        out.extend([count(s.n_lines), s.line_punct_ratio, s.short_line_ratio, s.char_dup_ratio, s.list_ratio]);
+        (d, None)
+    }
+}
