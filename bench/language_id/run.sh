@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Accuracy of curate's language_id (curate-lang) on real multilingual text: paragraphs of
+# Debian's translated Debian Reference and manual pages, labelled by package language.
+#
+#   bench/language_id/run.sh                  # paragraphs of >= 100 characters
+#   MIN_CHARS=50 bench/language_id/run.sh     # shorter paragraphs too
+#
+# Everything it writes goes under bench/.work/ (gitignored).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+HERE=bench/language_id
+WORK=bench/.work/language_id
+MIN_CHARS=${MIN_CHARS:-100}
+PER_SOURCE=${PER_SOURCE:-300}
+CORE=${CORE:-0}
+mkdir -p "$WORK"
+
+# 1. Translated documentation from Debian (installs only what is missing).
+PKGS=(debian-reference-en debian-reference-de debian-reference-es debian-reference-fr debian-reference-id
+      debian-reference-it debian-reference-ja debian-reference-pt debian-reference-zh-cn debian-reference-zh-tw
+      manpages-cs manpages-da manpages-de manpages-el manpages-es manpages-fi manpages-fr manpages-hu
+      manpages-id manpages-it manpages-ja manpages-mk manpages-nb manpages-nl manpages-pl manpages-pt-br
+      manpages-ro manpages-ru)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. The labelled paragraphs.
+CORPUS="$WORK/corpus-$MIN_CHARS.jsonl"
+[ -s "$CORPUS" ] || python3 "$HERE/build_corpus.py" "$CORPUS" --min-chars "$MIN_CHARS" --per-source "$PER_SOURCE"
+
+# 3. curate's detector, release build of the bench binary only.
+cargo build --release -q -p curate-lang --features bench-bin --bin curate-lang-eval
+PIN=()
+if command -v taskset >/dev/null; then PIN=(taskset -c "$CORE"); fi
+"${PIN[@]}" target/release/curate-lang-eval "$CORPUS" "$WORK/curate.jsonl" > "$WORK/curate_time.json"
+python3 "$HERE/report.py" "$WORK/curate.jsonl" "$WORK/curate_time.json" "curate-lang (whatlang)"
