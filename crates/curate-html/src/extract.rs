@@ -65,9 +65,12 @@ const INLINE_TAGS: &[&str] = &[
     "wbr", "del", "ins",
 ];
 
-/// A link-dominated block inside the content (menu, tag list, table of links) is left out
-/// when at least this share of its characters sits in links.
-const LINK_BLOCK_DENSITY: f64 = 0.6;
+/// Share of link text above which a short block is a menu or link list (trafilatura's 0.8).
+const LINK_BLOCK_DENSITY: f64 = 0.8;
+/// Share of link text above which a block of many links is a link farm whatever its length.
+const LINK_FARM_DENSITY: f64 = 0.9;
+/// Links shorter than this (non-space characters) are "short": menu entries, tags, page numbers.
+const SHORT_LINK_CHARS: usize = 10;
 
 /// A main/article region is trusted when it holds at least this share of the page's text.
 const MAIN_REGION_SHARE: f64 = 0.25;
@@ -103,6 +106,14 @@ struct Extractor<'a> {
     links: Vec<usize>,
     /// Commas in the subtree, readability's cheap signal of prose.
     commas: Vec<usize>,
+    /// Links with text in the subtree.
+    n_links: Vec<usize>,
+    /// Of those, links shorter than [`SHORT_LINK_CHARS`].
+    short_links: Vec<usize>,
+    /// Headings (`h1`-`h6`) and code blocks (`pre`) in the subtree.
+    anchors: Vec<usize>,
+    /// Whether the node is the last unremoved element among its siblings.
+    last_element: Vec<bool>,
     /// Unremoved nodes in document order.
     order: Vec<Id>,
     body: Id,
@@ -153,6 +164,10 @@ impl<'a> Extractor<'a> {
             chars: vec![0; n],
             links: vec![0; n],
             commas: vec![0; n],
+            n_links: vec![0; n],
+            short_links: vec![0; n],
+            anchors: vec![0; n],
+            last_element: vec![false; n],
             order: Vec::new(),
             body,
         }
@@ -179,8 +194,15 @@ impl<'a> Extractor<'a> {
     /// Recomputes the text measures of every unremoved subtree.
     fn measure(&mut self) {
         self.order = self.walk(0);
-        for v in [&mut self.chars, &mut self.links, &mut self.commas] {
+        for v in [&mut self.chars, &mut self.links, &mut self.commas, &mut self.n_links, &mut self.short_links, &mut self.anchors] {
             v.iter_mut().for_each(|x| *x = 0);
+        }
+        self.last_element.iter_mut().for_each(|x| *x = false);
+        for &id in &self.order {
+            let last = self.node(id).children.iter().rev().find(|&&c| !self.removed[c] && matches!(self.node(c).data, Data::Element { .. }));
+            if let Some(&last) = last {
+                self.last_element[last] = true;
+            }
         }
         // Reverse document order visits every node after all of its descendants.
         for &id in self.order.iter().rev() {
@@ -190,13 +212,24 @@ impl<'a> Extractor<'a> {
                     self.chars[id] = t.chars().filter(|c| !c.is_whitespace()).count();
                     self.commas[id] = t.chars().filter(|&c| c == ',' || c == '，' || c == '、').count();
                 }
-                Data::Element { .. } if name_of(node) == "a" => self.links[id] = self.chars[id],
+                Data::Element { .. } if name_of(node) == "a" && self.chars[id] > 0 => {
+                    // A link nested in a link counts once.
+                    self.links[id] = self.chars[id];
+                    self.n_links[id] = 1;
+                    self.short_links[id] = usize::from(self.chars[id] < SHORT_LINK_CHARS);
+                }
+                Data::Element { .. } if matches!(name_of(node), "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "pre") => {
+                    self.anchors[id] += 1;
+                }
                 _ => {}
             }
             if let Some(p) = node.parent {
                 self.chars[p] += self.chars[id];
                 self.links[p] += self.links[id];
                 self.commas[p] += self.commas[id];
+                self.n_links[p] += self.n_links[id];
+                self.short_links[p] += self.short_links[id];
+                self.anchors[p] += self.anchors[id];
             }
         }
     }
@@ -400,13 +433,38 @@ impl<'a> Extractor<'a> {
             .collect()
     }
 
-    /// A link-dominated block below a content root.
+    /// A link-dominated block below a content root, by trafilatura's tests: a short block
+    /// (the bar is higher for the last block of its parent, where menus and "more" lists
+    /// sit) that is mostly link text or mostly short links; a farm of many links of any
+    /// length; a long table that is mostly links. A block holding a heading or a code block
+    /// is a part of the content (a titled section, an API signature with linked types),
+    /// never a link block.
     fn is_link_block(&self, id: Id, name: &str) -> bool {
-        matches!(name, "ul" | "ol" | "dl" | "table" | "div" | "section" | "p" | "li")
-            && self.chars[id] > 0
-            && self.link_density(id) >= LINK_BLOCK_DENSITY
+        let (len, links, n) = (self.chars[id] as f64, self.links[id] as f64, self.n_links[id]);
+        if n == 0 || self.anchors[id] > 0 {
+            return false;
+        }
+        match name {
+            "table" => len >= 200.0 && links > if len < 1000.0 { LINK_BLOCK_DENSITY } else { 0.5 } * len,
+            "p" | "div" | "section" | "ul" | "ol" | "dl" | "menu" => {
+                let last = self.last_element[id];
+                let limit = match (name, last) {
+                    ("p", true) => 60.0,
+                    ("p", false) => 30.0,
+                    (_, true) => 300.0,
+                    (_, false) => 100.0,
+                };
+                if len < limit {
+                    return links > LINK_BLOCK_DENSITY * len
+                        || (n > 1 && self.short_links[id] as f64 > LINK_BLOCK_DENSITY * n as f64);
+                }
+                n > 4 && links > LINK_FARM_DENSITY * len && links < 100.0 * n as f64
+            }
+            _ => false,
+        }
     }
 
+    /// Renders the subtrees as text, leaving out link blocks.
     fn render(&self, roots: &[Id]) -> String {
         enum Step {
             Enter(Id),

@@ -1,5 +1,7 @@
 //! curate's built-in operators.
 
+pub mod html_extract;
+pub mod language_id;
 pub mod length_filter;
 pub mod quality;
 pub mod select;
@@ -12,6 +14,8 @@ pub fn registry() -> Registry {
     Registry::new(vec![
         OpDescriptor::of::<length_filter::LengthFilter>(),
         OpDescriptor::of::<select::Select>(),
+        OpDescriptor::of::<html_extract::HtmlExtract>(),
+        OpDescriptor::of::<language_id::LanguageId>(),
         OpDescriptor::of::<quality::Quality<quality::GopherRepetition>>(),
         OpDescriptor::of::<quality::Quality<quality::GopherQuality>>(),
         OpDescriptor::of::<quality::Quality<quality::C4Quality>>(),
