@@ -164,7 +164,10 @@ mod tests {
         }
     }
 
-    fn run(p: LanguageIdParams, texts: Vec<Option<&str>>) -> (Vec<Option<String>>, Vec<Option<f64>>, Vec<Option<String>>) {
+    /// Languages, scores and drop reasons per row.
+    type Outcome = (Vec<Option<String>>, Vec<Option<f64>>, Vec<Option<String>>);
+
+    fn run(p: LanguageIdParams, texts: Vec<Option<&str>>) -> Outcome {
         let out = LanguageId::new(p).unwrap().process(batch(texts)).unwrap();
         let langs = out.batch.column_by_name("lang").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
         let scores = out.batch.column_by_name("lang_score").unwrap().as_any().downcast_ref::<Float64Array>().unwrap().clone();
