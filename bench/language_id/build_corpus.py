@@ -7,7 +7,9 @@ Sources (whatever is installed): the Debian Reference in its translations
 (/usr/share/man/LANG/man{1,5,8}/*.gz). A paragraph is labelled with the language of the
 package it comes from. Translations are partial (po4a keeps untranslated strings in
 English), so a paragraph that also occurs in the English original is left out, as are
-paragraphs that are mostly code, options or numbers. Per language and source at most
+paragraphs that are mostly code, options or numbers. Each row carries `english_share`, the
+share of its words that occur in the English paragraphs, so that translated paragraphs
+which stayed mostly English despite the filter can be told apart in the report. Per language and source at most
 --per-source paragraphs are kept, chosen by a hash of their text (deterministic).
 """
 import argparse
@@ -17,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+from collections import Counter
 
 REF = "/usr/share/debian-reference/debian-reference.{}.txt.gz"
 REF_LANGS = {"en": "en", "de": "de", "es": "es", "fr": "fr", "id": "id", "it": "it", "ja": "ja", "pt": "pt",
@@ -26,6 +29,7 @@ MAN_DIRS = {"cs": "cs", "da": "da", "de": "de", "el": "el", "es": "es", "fi": "f
             "pl": "pl", "pt": "pt", "pt_BR": "pt", "ro": "ro", "ru": "ru", "sl": "sl", "sr": "sr", "sv": "sv",
             "tr": "tr", "uk": "uk", "zh_CN": "zh", "zh_TW": "zh"}
 SECTIONS = ("man1", "man5", "man8")
+WORD = re.compile(r"[^\W\d_]+")
 
 
 def norm(text):
@@ -138,6 +142,13 @@ def main():
     for lang, paras in sorted(by_lang.items()):
         rows += [{"lang": lang, "source": "man", "text": p} for p in take(paras, args.per_source)]
 
+    # Share of a paragraph's words that are English words (seen in the English sources): the
+    # report shows accuracy with and without translated paragraphs that are mostly English.
+    vocab = Counter(w for r in rows if r["lang"] == "en" for w in WORD.findall(r["text"].lower()))
+    for r in rows:
+        words = WORD.findall(r["text"].lower())
+        english = sum(1 for w in words if vocab[w] >= 2 and not w.isdigit())
+        r["english_share"] = round(english / len(words), 3) if words else 0.0
     with open(args.out, "w") as fh:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -39,4 +39,4 @@ cargo build --release -q -p curate-lang --features bench-bin --bin curate-lang-e
 PIN=()
 if command -v taskset >/dev/null; then PIN=(taskset -c "$CORE"); fi
 "${PIN[@]}" target/release/curate-lang-eval "$CORPUS" "$WORK/curate.jsonl" > "$WORK/curate_time.json"
-python3 "$HERE/report.py" "$WORK/curate.jsonl" "$WORK/curate_time.json" "curate-lang (whatlang)"
+python3 "$HERE/report.py" "$WORK/curate.jsonl" "$WORK/curate_time.json" "curate-lang (whatlang)" "$CORPUS"
