@@ -56,11 +56,13 @@ def main():
         report(kind, sets[kind])
     report("all", [row for rows in sets.values() for row in rows])
     t_tr, t_cu = json.load(open(sys.argv[3])), json.load(open(sys.argv[4]))
-    print("== speed (one core, extraction only)")
+    print("== speed (one core, extraction only; CPU time, wall time in brackets)")
     for name, t in (("trafilatura", t_tr), ("curate", t_cu)):
-        print(f"{name:12} {t['pages']} pages, {t['bytes'] / 1e6:.1f} MB in {t['seconds']:.2f}s: "
-              f"{t['pages'] / t['seconds']:.0f} pages/s, {t['bytes'] / 1e6 / t['seconds']:.1f} MB/s")
-    print(f"speed ratio curate/trafilatura: {t_tr['seconds'] / t_cu['seconds']:.1f}x")
+        cpu = t["cpu_seconds"]
+        print(f"{name:12} {t['pages']} pages, {t['bytes'] / 1e6:.1f} MB in {cpu:.2f}s CPU ({t['seconds']:.2f}s wall): "
+              f"{t['pages'] / cpu:.0f} pages/s, {t['bytes'] / 1e6 / cpu:.1f} MB/s")
+    print(f"speed ratio curate/trafilatura: {t_tr['cpu_seconds'] / t_cu['cpu_seconds']:.1f}x CPU "
+          f"({t_tr['seconds'] / t_cu['seconds']:.1f}x wall)")
 
 
 if __name__ == "__main__":
