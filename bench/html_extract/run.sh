@@ -41,5 +41,5 @@ python3 "$HERE/sample.py" "$WORK/pages.txt" "$PAGES"
 PIN=()
 if command -v taskset >/dev/null; then PIN=(taskset -c "$CORE"); fi
 "${PIN[@]}" "$WORK/venv/bin/python" "$HERE/trafilatura_run.py" "$WORK/pages.txt" "$WORK/trafilatura.jsonl" > "$WORK/trafilatura_time.json"
-"${PIN[@]}" target/release/curate-html-extract "$WORK/pages.txt" "$WORK/curate.jsonl" > "$WORK/curate_time.json"
+"${PIN[@]}" "${CARGO_TARGET_DIR:-target}"/release/curate-html-extract "$WORK/pages.txt" "$WORK/curate.jsonl" > "$WORK/curate_time.json"
 python3 "$HERE/compare.py" "$WORK/trafilatura.jsonl" "$WORK/curate.jsonl" "$WORK/trafilatura_time.json" "$WORK/curate_time.json"

@@ -38,5 +38,5 @@ CORPUS="$WORK/corpus-$MIN_CHARS.jsonl"
 cargo build --release -q -p curate-lang --features bench-bin --bin curate-lang-eval
 PIN=()
 if command -v taskset >/dev/null; then PIN=(taskset -c "$CORE"); fi
-"${PIN[@]}" target/release/curate-lang-eval "$CORPUS" "$WORK/curate.jsonl" > "$WORK/curate_time.json"
+"${PIN[@]}" "${CARGO_TARGET_DIR:-target}"/release/curate-lang-eval "$CORPUS" "$WORK/curate.jsonl" > "$WORK/curate_time.json"
 python3 "$HERE/report.py" "$WORK/curate.jsonl" "$WORK/curate_time.json" "curate-lang (whatlang)" "$CORPUS"
