@@ -96,6 +96,22 @@ fn drops_hidden_elements_and_link_dominated_blocks_inside_content() {
 }
 
 #[test]
+fn headings_and_code_blocks_made_of_links_are_content() {
+    // API docs link every type name: the signature and the titled item stay, while a short
+    // block of short links (a pager) goes.
+    let page = r#"<main>
+<div class="decl"><pre><a href="/f">parse</a>(<a href="/s">s</a>: &amp;<a href="/str">str</a>) -&gt; <a href="/v">Vec</a>&lt;<a href="/u8">u8</a>&gt;</pre></div>
+<section><a href="/src">src</a><h3><a href="/impl">impl</a> <a href="/c">Clone</a> for <a href="/t">Tree</a></h3></section>
+<p>Parses the input into bytes, returning them in order.</p>
+<div><a href="/1">1</a> <a href="/2">2</a> <a href="/next">next</a></div>
+</main>"#;
+    assert_eq!(
+        extract(page),
+        "parse(s: &str) -> Vec<u8>\n\nsrc\n\nimpl Clone for Tree\n\nParses the input into bytes, returning them in order."
+    );
+}
+
+#[test]
 fn keeps_code_blocks_verbatim_including_highlighting_markup() {
     let page = "<main><p>Example:</p><pre>\n<span class=k>let</span> x = 1;\r\n\n  <span>x</span> + 1<br>done</pre></main>";
     assert_eq!(extract(page), "Example:\n\nlet x = 1;\n\n  x + 1\ndone");
