@@ -1,8 +1,10 @@
 //! curate's built-in operators.
 
 pub mod length_filter;
+pub mod normalize;
 pub mod quality;
 pub mod select;
+pub mod word_list;
 mod util;
 
 use curate_core::operator::{OpDescriptor, Registry};
@@ -12,6 +14,8 @@ pub fn registry() -> Registry {
     Registry::new(vec![
         OpDescriptor::of::<length_filter::LengthFilter>(),
         OpDescriptor::of::<select::Select>(),
+        OpDescriptor::of::<normalize::Normalize>(),
+        OpDescriptor::of::<word_list::WordListFilter>(),
         OpDescriptor::of::<quality::Quality<quality::GopherRepetition>>(),
         OpDescriptor::of::<quality::Quality<quality::GopherQuality>>(),
         OpDescriptor::of::<quality::Quality<quality::C4Quality>>(),
