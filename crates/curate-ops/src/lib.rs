@@ -2,6 +2,7 @@
 
 pub mod length_filter;
 pub mod normalize;
+pub mod pii;
 pub mod quality;
 pub mod select;
 pub mod word_list;
@@ -16,6 +17,7 @@ pub fn registry() -> Registry {
         OpDescriptor::of::<select::Select>(),
         OpDescriptor::of::<normalize::Normalize>(),
         OpDescriptor::of::<word_list::WordListFilter>(),
+        OpDescriptor::of::<pii::PiiRedact>(),
         OpDescriptor::of::<quality::Quality<quality::GopherRepetition>>(),
         OpDescriptor::of::<quality::Quality<quality::GopherQuality>>(),
         OpDescriptor::of::<quality::Quality<quality::C4Quality>>(),
