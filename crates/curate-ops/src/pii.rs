@@ -678,7 +678,7 @@ fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    matches!(sum % 10, 0)
 }
 
 /// What `pii_redact` does with what it finds.
