@@ -3,8 +3,11 @@
 pub mod html_extract;
 pub mod language_id;
 pub mod length_filter;
+pub mod normalize;
+pub mod pii;
 pub mod quality;
 pub mod select;
+pub mod word_list;
 mod util;
 
 use curate_core::operator::{OpDescriptor, Registry};
@@ -16,6 +19,9 @@ pub fn registry() -> Registry {
         OpDescriptor::of::<select::Select>(),
         OpDescriptor::of::<html_extract::HtmlExtract>(),
         OpDescriptor::of::<language_id::LanguageId>(),
+        OpDescriptor::of::<normalize::Normalize>(),
+        OpDescriptor::of::<word_list::WordListFilter>(),
+        OpDescriptor::of::<pii::PiiRedact>(),
         OpDescriptor::of::<quality::Quality<quality::GopherRepetition>>(),
         OpDescriptor::of::<quality::Quality<quality::GopherQuality>>(),
         OpDescriptor::of::<quality::Quality<quality::C4Quality>>(),

@@ -1,6 +1,9 @@
 //! Column access shared by operators.
 
-use arrow_array::{RecordBatch, StringArray};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{Field, Schema};
 use curate_core::operator::OpError;
 
 /// The Utf8 column `name` of `batch`, or an error naming what is there instead.
@@ -9,4 +12,24 @@ pub fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Strin
     col.as_any()
         .downcast_ref::<StringArray>()
         .ok_or_else(|| OpError(format!("column `{name}` is {}, not a string column", col.data_type())))
+}
+
+/// `batch` with each of `columns` replacing the column of the same name, or appended when
+/// there is none; new columns are nullable and typed by their array.
+pub fn with_columns(batch: &RecordBatch, columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, OpError> {
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+    for (name, array) in columns {
+        match fields.iter().position(|f| f.name() == name) {
+            Some(i) => {
+                fields[i] = fields[i].clone().with_data_type(array.data_type().clone());
+                arrays[i] = array;
+            }
+            None => {
+                fields.push(Field::new(name, array.data_type().clone(), true));
+                arrays.push(array);
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| OpError(e.to_string()))
 }
