@@ -7,6 +7,10 @@
 #   DT_TOKENIZER=whitespace bench/dedup_datatrove/run.sh  # datatrove with str.split() instead of
 #                                                         # its default spaCy English tokenizer
 #
+# Besides the library alone (`dedup-bench run`), the corpus also goes end to end through
+# `curate run` with a one-step `minhash_dedup` pipeline (JSONL in, JSONL out, rejects and
+# run.json included) on CURATE_THREADS threads (default 1, like datatrove's one worker).
+#
 # Needs python3 (venv), GNU time (/usr/bin/time, Debian package `time`) and cargo.
 set -euo pipefail
 
@@ -15,6 +19,7 @@ DOCS=${1:-50000}
 WORK=$ROOT/bench/.work/dedup_datatrove
 VENV=$ROOT/bench/.work/venv
 BIN=$ROOT/target/release/dedup-bench
+CLI=$ROOT/target/release/curate
 
 [ -x /usr/bin/time ] || { echo "GNU time missing: apt-get install time" >&2; exit 1; }
 
@@ -28,7 +33,7 @@ if [ -z "${CURATE_ONLY:-}" ]; then
   fi
 fi
 
-(cd "$ROOT" && cargo build --release -q -p curate-dedup --bin dedup-bench)
+(cd "$ROOT" && cargo build --release -q -p curate-dedup --bin dedup-bench && cargo build --release -q -p curate-cli --bin curate)
 
 mkdir -p "$WORK"
 INPUT=$WORK/input-$DOCS
@@ -56,6 +61,12 @@ rm -rf "$WORK/curate" && mkdir -p "$WORK/curate"
   --output "$WORK/curate/kept.jsonl" --removed "$WORK/curate/removed.tsv" --spill-dir "$WORK/curate"
 CURATE_KEPT=$(wc -l < "$WORK/curate/kept.jsonl")
 
+printf 'name: dedup-bench\ninput:\n  path: %s\n  id_field: id\nsteps:\n  - op: minhash_dedup\noutput:\n  path: %s\n  format: jsonl\n' \
+  "$INPUT/corpus.jsonl" "$WORK/curate-run" > "$WORK/pipeline.yaml"
+/usr/bin/time -v -o "$WORK/curate-run.time" "$CLI" run "$WORK/pipeline.yaml" --threads "${CURATE_THREADS:-1}" \
+  --progress-interval 60 > "$WORK/curate-run.log" 2>&1
+PIPE_KEPT=$(cat "$WORK"/curate-run/data/*.jsonl | wc -l)
+
 if [ -z "${CURATE_ONLY:-}" ]; then
   rm -rf "$WORK/datatrove"
   /usr/bin/time -v -o "$WORK/datatrove.time" "$VENV/bin/python" "$ROOT/bench/dedup_datatrove/datatrove_minhash.py" \
@@ -64,8 +75,9 @@ if [ -z "${CURATE_ONLY:-}" ]; then
 fi
 
 echo
-echo "kept: curate $CURATE_KEPT${DT_KEPT:+, datatrove $DT_KEPT} of $DOCS"
+echo "kept: curate $CURATE_KEPT, curate run $PIPE_KEPT${DT_KEPT:+, datatrove $DT_KEPT} of $DOCS"
 report curate "$WORK/curate.time"
+report "curate run" "$WORK/curate-run.time"
 if [ -z "${CURATE_ONLY:-}" ]; then
   report datatrove "$WORK/datatrove.time"
   c=$(field "Elapsed (wall clock)" "$WORK/curate.time" | secs)
@@ -74,4 +86,8 @@ if [ -z "${CURATE_ONLY:-}" ]; then
   # The machine may be shared: CPU time is the steadier comparison of two single-core runs.
   awk -v c="$(cpu "$WORK/curate.time")" -v d="$(cpu "$WORK/datatrove.time")" \
     'BEGIN { printf "speedup (datatrove CPU / curate CPU):   %.1fx\n", d / c }'
+  p=$(field "Elapsed (wall clock)" "$WORK/curate-run.time" | secs)
+  awk -v c="$p" -v d="$d" 'BEGIN { printf "speedup (datatrove wall / curate run wall): %.1fx\n", d / c }'
+  awk -v c="$(cpu "$WORK/curate-run.time")" -v d="$(cpu "$WORK/datatrove.time")" \
+    'BEGIN { printf "speedup (datatrove CPU / curate run CPU):   %.1fx\n", d / c }'
 fi

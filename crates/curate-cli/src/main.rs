@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use curate_core::exec::{execute, Plan, RunOptions};
 use curate_core::io::Source;
-use curate_core::spec::{PipelineSpec, SpecError, SpecErrors};
+use curate_core::spec::{ByteSize, PipelineSpec, SpecError, SpecErrors};
 use curate_core::stats::RunReport;
 use curate_io::{DirSink, FileSource, IoError};
 
@@ -39,6 +39,9 @@ enum Command {
         /// Keep the tasks an interrupted run of the same plan committed; run only the rest.
         #[arg(long)]
         resume: bool,
+        /// Memory budget of global steps (dedup), e.g. `512MB`; they spill to disk to stay under it.
+        #[arg(long, value_parser = parse_size)]
+        memory_limit: Option<u64>,
         /// Seconds between progress lines when stderr is not a terminal.
         #[arg(long, default_value_t = 10.0)]
         progress_interval: f64,
@@ -49,6 +52,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    ByteSize::parse(s).map(|b| b.0)
 }
 
 /// A configuration problem, already formatted for the user.
@@ -125,12 +132,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 p.spec.output.path
             );
         }
-        Command::Run { spec, threads, resume, progress_interval } => {
+        Command::Run { spec, threads, resume, memory_limit, progress_interval } => {
             let p = prepare(&spec)?;
             let sink = DirSink::create(&p.spec.output).map_err(|e| located(&p.spec, "output.path", e))?;
             let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let progress = progress::RunProgress::new(Duration::from_secs_f64(progress_interval.max(0.1)));
-            let report = execute(&p.plan, &p.source, &sink, &RunOptions { threads, resume }, &progress)
+            let report = execute(&p.plan, &p.source, &sink, &RunOptions { threads, resume, memory_limit: memory_limit.or(p.spec.memory_limit.map(|b| b.0)) }, &progress)
                 .with_context(|| format!("run of {} failed", spec.display()))?;
             print_summary(&report, &p.spec.output.path);
         }

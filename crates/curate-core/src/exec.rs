@@ -12,6 +12,7 @@ use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array}
 use arrow_schema::SchemaRef;
 use arrow_select::filter::filter_record_batch;
 
+use crate::global::{self, GlobalStep};
 use crate::io::{BoxError, Shard, Sink, Source};
 use crate::key::KeyHasher;
 use crate::record::{self, conform};
@@ -31,6 +32,8 @@ pub struct Plan {
     /// Hash of everything but the shards that determines task outputs (steps, parameters,
     /// input interpretation, output format).
     pub fingerprint: String,
+    /// Global steps, in order; the pipeline runs as one stage more than there are of them.
+    pub globals: Vec<GlobalStep>,
 }
 
 impl Plan {
@@ -41,12 +44,18 @@ impl Plan {
         let mut key = KeyHasher::new("curate.plan.v1");
         key.str("engine", env!("CARGO_PKG_VERSION")).json("settings", settings);
         key.str("source_schema", &format!("{source_schema:?}"));
+        let mut globals = Vec::new();
+        let mut reject_only = Vec::new();
         for s in &steps {
+            if let Some(g) = s.operator.as_global() {
+                globals.push(GlobalStep { step: s.index, input_schema: schema.clone() });
+                reject_only.extend(g.decision_columns().reject_writes());
+            }
             schema = record::with_writes(&schema, &s.operator.columns().writes);
             key.str("op", s.descriptor.name).str("version", s.descriptor.version).json("params", &s.params);
         }
-        let rejects_schema = record::rejects_schema(&schema);
-        Plan { name: name.into(), steps, kept_schema: schema, rejects_schema, fingerprint: key.finish() }
+        let rejects_schema = record::rejects_schema(&record::with_writes(&schema, &reject_only));
+        Plan { name: name.into(), steps, kept_schema: schema, rejects_schema, fingerprint: key.finish(), globals }
     }
 
     /// The key of the task that processes `shard`.
@@ -63,6 +72,8 @@ pub struct RunOptions {
     pub threads: usize,
     /// Keep tasks committed by an interrupted run with the same plan.
     pub resume: bool,
+    /// Memory budget of global steps' reduces (they spill to stay under it); default 1 GiB.
+    pub memory_limit: Option<u64>,
 }
 
 /// Receives progress; called from worker threads.
@@ -104,12 +115,12 @@ pub enum ExecError {
 }
 
 #[derive(serde::Serialize, serde::Deserialize, PartialEq)]
-struct PlanState {
-    fingerprint: String,
-    tasks: Vec<String>,
+pub(crate) struct PlanState {
+    pub(crate) fingerprint: String,
+    pub(crate) tasks: Vec<String>,
 }
 
-fn task_state_name(task: usize) -> String {
+pub(crate) fn task_state_name(task: usize) -> String {
     format!("tasks/{task:06}.json")
 }
 
@@ -121,6 +132,9 @@ pub fn execute(
     opts: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<RunReport, ExecError> {
+    if !plan.globals.is_empty() {
+        return global::execute_staged(plan, source, sink, opts, progress);
+    }
     let started = Instant::now();
     let shards = source.shards();
     let keys: Vec<String> = shards.iter().map(|s| plan.task_key(s)).collect();
@@ -236,7 +250,7 @@ fn run_task(
         }
         let n = chunk.batch.num_rows() as u64;
         report.records_in += n;
-        let kept = apply_steps(plan, chunk.batch, &mut report.steps, writer.as_mut())?;
+        let kept = apply_steps(&plan.steps, &plan.rejects_schema, chunk.batch, &mut report.steps, writer.as_mut())?;
         report.records_out += kept.num_rows() as u64;
         if kept.num_rows() > 0 {
             writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
@@ -247,14 +261,16 @@ fn run_task(
     Ok(report)
 }
 
-/// Runs every step over one batch; dropped rows go to the writer's rejects.
-fn apply_steps(
-    plan: &Plan,
+/// Runs `steps` over one batch (`stats` lines up with `steps`); dropped rows go to the
+/// writer's rejects.
+pub(crate) fn apply_steps(
+    steps: &[BuiltStep],
+    rejects_schema: &SchemaRef,
     mut batch: RecordBatch,
     stats: &mut [StepStats],
     writer: &mut dyn crate::io::TaskWriter,
 ) -> Result<RecordBatch, BoxError> {
-    for (step, st) in plan.steps.iter().zip(stats.iter_mut()) {
+    for (step, st) in steps.iter().zip(stats.iter_mut()) {
         if batch.num_rows() == 0 {
             break;
         }
@@ -288,7 +304,7 @@ fn apply_steps(
                 let reasons: ArrayRef = Arc::new(reasons);
                 writer.rejected(&conform(
                     &dropped,
-                    &plan.rejects_schema,
+                    rejects_schema,
                     &[
                         (record::REJECT_STEP, step_name),
                         (record::REJECT_STEP_INDEX, step_index),

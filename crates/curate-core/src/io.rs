@@ -118,4 +118,7 @@ pub trait Sink: Send + Sync {
     fn write_state(&self, name: &str, bytes: &[u8]) -> Result<(), BoxError>;
     /// Writes `run.json` atomically.
     fn write_summary(&self, bytes: &[u8]) -> Result<(), BoxError>;
+    /// A local directory for the intermediate files of global steps; kept by `--resume`,
+    /// cleared by a fresh run.
+    fn scratch_dir(&self) -> Result<std::path::PathBuf, BoxError>;
 }

@@ -101,6 +101,10 @@ pub trait Operator: Send + Sync {
     fn columns(&self) -> Columns;
     /// Processes one batch.
     fn process(&self, batch: RecordBatch) -> Result<OpOutput, OpError>;
+    /// The map and reduce of a global operator; the engine then never calls `process`.
+    fn as_global(&self) -> Option<&dyn crate::global::GlobalOperator> {
+        None
+    }
 }
 
 /// A built-in operator: typed parameters plus a constructor. Implementing this and adding

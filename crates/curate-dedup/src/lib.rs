@@ -6,6 +6,7 @@
 //! * [`minhash`]: MinHash LSH near-duplicate detection with exact Jaccard verification,
 //!   deterministic clustering and a persistent index.
 //! * [`spill`]: a bounded-memory external partitioner used to group band buckets.
+//! * [`keyindex`]: a persistent key -> record id map (exact-dedup index, MinHash index names).
 //! * [`keep`]: the deterministic survivor rule (caller sort key, ties to the smallest id).
 
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@ pub mod error;
 pub mod exact;
 mod fileformat;
 pub mod keep;
+pub mod keyindex;
 pub mod minhash;
 pub mod spill;
 pub mod url;
@@ -21,6 +23,7 @@ pub mod url;
 pub use error::{DedupError, Result};
 pub use exact::{content_hash, normalize, TextNorm};
 pub use keep::SortKey;
+pub use keyindex::KeyIndex;
 pub use minhash::{
     Decision, DocMeta, LshIndex, MinHashDedup, MinHashParams, MinHasher, TextSource,
 };

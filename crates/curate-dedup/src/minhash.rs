@@ -283,6 +283,14 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
     }
 }
 
+/// Share of equal MinHash values: the estimate of Jaccard similarity two signatures give.
+pub fn signature_agreement(a: &[u32], b: &[u32]) -> f64 {
+    if a.is_empty() || a.len() != b.len() {
+        return 0.0;
+    }
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}
+
 /// Candidate pairs `(lo, hi)` from one bucket of record indices sorted ascending: all pairs
 /// for small buckets, a star on the first member plus a chain for large ones.
 pub fn bucket_candidate_pairs(members: &[u32], out: &mut Vec<(u32, u32)>) {
@@ -342,7 +350,8 @@ pub struct Decision {
     pub cluster_id: u64,
     /// Records in the cluster, including index records it joined.
     pub cluster_size: usize,
-    /// For a removed record: verified Jaccard with the survivor. It can be below the threshold
+    /// For a removed record: verified Jaccard with the survivor (the MinHash estimate when
+    /// verification is off). It can be below the threshold
     /// when the record joined the cluster through another member (clusters are transitive).
     pub jaccard: Option<f64>,
 }
@@ -554,6 +563,7 @@ impl UnionFind {
 pub struct MinHashDedup {
     hasher: MinHasher,
     spill: SpillConfig,
+    verify: bool,
 }
 
 /// Shingle sets fetched on demand; remembers the last record since pairs are sorted by it.
@@ -585,7 +595,15 @@ impl MinHashDedup {
         Ok(MinHashDedup {
             hasher: MinHasher::new(params)?,
             spill,
+            verify: true,
         })
+    }
+
+    /// With `false`, every LSH candidate pair counts as a duplicate without the exact Jaccard
+    /// check (faster, lower precision), and reported similarities are MinHash estimates.
+    pub fn with_verify(mut self, verify: bool) -> Self {
+        self.verify = verify;
+        self
     }
 
     /// The hasher, for engines that compute band keys themselves.
@@ -669,6 +687,10 @@ impl MinHashDedup {
             if uf.find(a) == uf.find(b) {
                 continue;
             }
+            if !self.verify {
+                uf.union(a, b);
+                continue;
+            }
             let b_owned;
             let b_shingles: &[u64] = if (b as usize) < docs.len() {
                 texts.text(b as usize, &mut right_buf)?;
@@ -728,10 +750,12 @@ impl MinHashDedup {
                 }
                 texts.text(i, &mut own)?;
                 let mine = self.hasher.shingles(&own);
-                Some(jaccard(
-                    &mine,
-                    surv_cache.as_ref().map_or(&[][..], |(_, v)| v),
-                ))
+                let theirs = surv_cache.as_ref().map_or(&[][..], |(_, v)| v);
+                Some(if self.verify {
+                    jaccard(&mine, theirs)
+                } else {
+                    signature_agreement(&self.hasher.signature(&mine), &self.hasher.signature(theirs))
+                })
             };
             decisions.push(Decision {
                 id: doc.id,

@@ -255,6 +255,14 @@ impl Sink for DirSink {
     fn write_summary(&self, bytes: &[u8]) -> Result<(), BoxError> {
         self.write_small("run.json", bytes)
     }
+
+    fn scratch_dir(&self) -> Result<PathBuf, BoxError> {
+        // Remote outputs stage through local disk already; the work files sit beside staging.
+        Ok(match self.local() {
+            Some(root) => root.join("_state/work"),
+            None => self.staging.with_extension("work"),
+        })
+    }
 }
 
 /// Counts bytes that reach the file, beneath any compressor.

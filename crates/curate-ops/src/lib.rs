@@ -1,5 +1,6 @@
 //! curate's built-in operators.
 
+pub mod dedup;
 pub mod html_extract;
 pub mod language_id;
 pub mod length_filter;
@@ -26,5 +27,8 @@ pub fn registry() -> Registry {
         OpDescriptor::of::<quality::Quality<quality::GopherQuality>>(),
         OpDescriptor::of::<quality::Quality<quality::C4Quality>>(),
         OpDescriptor::of::<quality::Quality<quality::FinewebQuality>>(),
+        OpDescriptor::of::<dedup::exact::ExactDedup>(),
+        OpDescriptor::of::<dedup::url::UrlDedup>(),
+        OpDescriptor::of::<dedup::minhash::MinHashDedupOp>(),
     ])
 }

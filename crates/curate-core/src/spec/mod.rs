@@ -234,6 +234,8 @@ pub struct PipelineSpec {
     pub steps: Vec<StepSpec>,
     /// Output.
     pub output: OutputSpec,
+    /// Memory budget of global steps (`--memory-limit` overrides it).
+    pub memory_limit: Option<ByteSize>,
     /// The spec file.
     pub file: PathBuf,
     /// The spec as JSON, with positions.
@@ -260,6 +262,8 @@ struct RawSpec {
     #[serde(default)]
     steps: Vec<Value>,
     output: OutputSpec,
+    #[serde(default)]
+    memory_limit: Option<ByteSize>,
 }
 
 impl PipelineSpec {
@@ -309,7 +313,15 @@ impl PipelineSpec {
         if !errors.is_empty() {
             return Err(SpecErrors(errors));
         }
-        Ok(PipelineSpec { name: raw.name, input: raw.input, steps, output: raw.output, file: file.into(), doc })
+        Ok(PipelineSpec {
+            name: raw.name,
+            input: raw.input,
+            steps,
+            output: raw.output,
+            memory_limit: raw.memory_limit,
+            file: file.into(),
+            doc,
+        })
     }
 
     /// An error located at a spec path such as `input.path` or `steps[2].min_chars`.
