@@ -144,8 +144,21 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
     let hashes = WindowHashes::new(words);
     let unique = UniqueFrom::new(words, grams.into_table());
     let mut seen = TagSet::new();
+    // Windows only get longer with n, so the smallest n leaves the most unpruned; their
+    // count bounds every scan's insertions and sizes the set.
+    let min_n = params
+        .dup_n_grams
+        .iter()
+        .map(|t| t.n)
+        .min()
+        .unwrap_or(0)
+        .max(1);
+    let open = (0..(words.len() + 1).saturating_sub(min_n))
+        .filter(|&i| !unique.unique(i, i + min_n))
+        .count();
     for t in &params.dup_n_grams {
-        let chars = all_duplicate_chars(words, &ids, &hashes, &unique, &prefix, t.n, &mut seen);
+        let chars =
+            all_duplicate_chars(words, &ids, &hashes, &unique, &prefix, t.n, open, &mut seen);
         s.dup_n_gram_char_frac.push(ratio_u64(chars, text_len));
         if failed(&s) {
             return s;
@@ -485,7 +498,9 @@ fn same_concat(words: &[&str], ids: &[u32], a: usize, b: usize, n: usize) -> boo
 }
 
 /// datatrove's `find_all_duplicate`: scan `"".join`-ed n-grams left to right, skipping a
-/// whole n-gram after each repeat, and sum the repeated characters.
+/// whole n-gram after each repeat, and sum the repeated characters. `open` bounds the
+/// windows the scan can insert (those `unique` does not rule out).
+#[allow(clippy::too_many_arguments)]
 fn all_duplicate_chars(
     words: &[&str],
     ids: &[u32],
@@ -493,6 +508,7 @@ fn all_duplicate_chars(
     unique: &UniqueFrom,
     prefix: &[u64],
     n: usize,
+    open: usize,
     seen: &mut TagSet,
 ) -> u64 {
     let n_words = words.len();
@@ -505,7 +521,7 @@ fn all_duplicate_chars(
     }
     // Keyed by hash, holding the first window with it; a genuine collision (different
     // text, same hash) falls back to exact string keys.
-    seen.reset(n_words);
+    seen.reset(open);
     let (mut repeated, mut idx) = (0u64, 0usize);
     while idx + n <= n_words {
         if unique.unique(idx, idx + n) {
@@ -627,13 +643,31 @@ mod tests {
             prefix.push(prefix[prefix.len() - 1] + w.len() as u64);
         }
         for n in 1..=4 {
-            let fast = all_duplicate_chars(&words, &ids, &hashes, &unique, &prefix, n, &mut table);
+            let fast = all_duplicate_chars(
+                &words,
+                &ids,
+                &hashes,
+                &unique,
+                &prefix,
+                n,
+                words.len(),
+                &mut table,
+            );
             assert_eq!(fast, all_duplicate_chars_exact(&words, &prefix, n));
         }
         // n=2: "abc" seen at 0, "cx" at 1, "xa" at 2, "abc" repeats at 3 (+3), skip to 5:
         // "xab" new, "abc" repeats at 6 (+3), skip to 8: "xy" new.
         assert_eq!(
-            all_duplicate_chars(&words, &ids, &hashes, &unique, &prefix, 2, &mut table),
+            all_duplicate_chars(
+                &words,
+                &ids,
+                &hashes,
+                &unique,
+                &prefix,
+                2,
+                words.len(),
+                &mut table
+            ),
             6
         );
         assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
