@@ -3,6 +3,7 @@
 pub mod length_filter;
 pub mod quality;
 pub mod select;
+mod split_cache;
 mod util;
 
 use curate_core::operator::{OpDescriptor, Registry};
