@@ -3,6 +3,7 @@
   compare.py filters DT.jsonl CURATE.jsonl [DISAGREEMENTS.jsonl]
   compare.py tokens  DT.jsonl CURATE.jsonl
   compare.py bench   DT.json  CURATE.json
+  compare.py pipeline DT.json RUN.json TIME.json...   `curate run` of the chain (best of the TIME files)
 """
 import collections
 import json
@@ -98,11 +99,37 @@ def bench(dt_path, cu_path):
         print(f"WARNING: chain kept counts differ: datatrove {dt['kept']}, curate {cu['kept']}")
 
 
+def pipeline(dt_path, run_path, time_paths):
+    with open(dt_path) as f:
+        dt = json.loads(f.read().strip().splitlines()[-1])
+    with open(run_path) as f:
+        run = json.load(f)
+    times = []
+    for p in time_paths:
+        with open(p) as f:
+            times.append(json.loads(f.read().strip().splitlines()[-1]))
+    best = min(times, key=lambda t: t["user"] + t["sys"])
+    cpu, wall = best["user"] + best["sys"], best["wall"]
+    n = run["records_in"]
+    print(f"chain as `curate run --threads 1` steps (best of {len(times)} runs; whole process: read, filter, write)")
+    print(f"{'':<12}{'docs':>7}{'kept':>7}{'cpu s':>10}{'docs/cpu-s':>13}{'wall s':>10}{'docs/wall-s':>13}")
+    dt_n = dt["docs"] * dt["repeats"]
+    print(f"{'datatrove':<12}{dt_n:>7}{dt['kept']:>7}{dt['cpu_seconds']:>10.2f}{dt['docs_per_cpu_s']:>13.1f}"
+          f"{dt['wall_seconds']:>10.2f}{dt['docs_per_wall_s']:>13.1f}")
+    print(f"{'curate run':<12}{n:>7}{run['records_out']:>7}{cpu:>10.2f}{n / cpu:>13.1f}{wall:>10.2f}{n / wall:>13.1f}")
+    print(f"pipeline speed-up per core (CPU time): {n / cpu / dt['docs_per_cpu_s']:.1f}x; "
+          f"(wall clock: {n / wall / dt['docs_per_wall_s']:.1f}x)")
+    if dt["kept"] != run["records_out"]:
+        print(f"WARNING: kept counts differ: datatrove {dt['kept']}, curate run {run['records_out']}")
+
+
 if __name__ == "__main__":
     mode, a, b = sys.argv[1:4]
     if mode == "filters":
         sys.exit(0 if filters(read(a), read(b), sys.argv[4] if len(sys.argv) > 4 else None) else 1)
     elif mode == "tokens":
         tokens(read(a), read(b))
+    elif mode == "pipeline":
+        pipeline(a, b, sys.argv[4:])
     else:
         bench(a, b)

@@ -5,7 +5,8 @@
 #   bench/parity_datatrove/run.sh              # full run (~10 min on a quiet 2-core box)
 #   SCALE=0.2 bench/parity_datatrove/run.sh    # smaller corpus
 #   BENCH_DOCS=1000 BENCH_REPEATS=3 ...        # datatrove timing subset / curate repeats
-#   REUSE_DT=1 ...                             # reuse datatrove's parity outputs for this corpus
+#   REUSE_DT=1 ...                             # reuse datatrove's parity outputs (corpus and fuzz corpus)
+#   PIPELINE_REPEATS=3 ...                     # `curate run` timings of the chain (best is kept)
 #
 # Everything it writes goes under bench/.work/ (gitignored).
 set -euo pipefail
@@ -30,8 +31,9 @@ fi
 "$WORK/venv/bin/pip" install -q "datatrove==0.10.1" "spacy==3.8.18" regex
 PY="$WORK/venv/bin/python"
 
-# 2. Rust side, release build of the parity binary only.
+# 2. Rust side, release builds of the parity binary and of the `curate` CLI.
 cargo build --release -q -p curate-text --features parity-bin --bin curate-text-parity
+cargo build --release -q -p curate-cli --bin curate
 CU=target/release/curate-text-parity
 
 # 3. Corpus (real documents + degraded variants), rebuilt only when missing.
@@ -59,10 +61,10 @@ python3 "$HERE/compare.py" tokens "$DT_T" "$WORK/cu_tokens.jsonl"
 FUZZ="$WORK/fuzz.jsonl"
 [ -s "$FUZZ" ] || python3 "$HERE/fuzz_corpus.py" "$FUZZ" 3000 7
 echo "== parity on $FUZZ (generated adversarial documents)"
-"$PY" "$HERE/dt_run.py" filters "$FUZZ" "$WORK/dt_fuzz.jsonl"
+if [ "${REUSE_DT:-0}" = 0 ] || [ ! -s "$WORK/dt_fuzz.jsonl" ]; then "$PY" "$HERE/dt_run.py" filters "$FUZZ" "$WORK/dt_fuzz.jsonl"; fi
 "$CU" filters "$FUZZ" "$WORK/cu_fuzz.jsonl"
 python3 "$HERE/compare.py" filters "$WORK/dt_fuzz.jsonl" "$WORK/cu_fuzz.jsonl" "$WORK/disagreements_fuzz.jsonl" || status=$?
-"$PY" "$HERE/dt_run.py" tokens "$FUZZ" "$WORK/dt_fuzz_tokens.jsonl"
+if [ "${REUSE_DT:-0}" = 0 ] || [ ! -s "$WORK/dt_fuzz_tokens.jsonl" ]; then "$PY" "$HERE/dt_run.py" tokens "$FUZZ" "$WORK/dt_fuzz_tokens.jsonl"; fi
 "$CU" tokens "$FUZZ" "$WORK/cu_fuzz_tokens.jsonl"
 python3 "$HERE/compare.py" tokens "$WORK/dt_fuzz_tokens.jsonl" "$WORK/cu_fuzz_tokens.jsonl"
 
@@ -76,4 +78,31 @@ echo "== speed on $BENCH"
 "${PIN[@]}" "$PY" "$HERE/dt_run.py" bench "$BENCH" 1 > "$WORK/dt_bench.json"
 "${PIN[@]}" "$CU" bench "$BENCH" "$BENCH_REPEATS" > "$WORK/cu_bench.json"
 python3 "$HERE/compare.py" bench "$WORK/dt_bench.json" "$WORK/cu_bench.json"
+
+# 6. The same chain through the engine: `curate run` of the same JSONL with the four
+#    filters as pipeline steps, one worker thread, JSONL output (kept and rejects with
+#    every signal column). CPU time of the whole process, so it includes JSON parsing,
+#    batching and writing, which the in-process timings above leave out.
+echo "== speed through the pipeline (curate run --threads 1) on $BENCH"
+PIPE="$WORK/chain-pipeline.yaml"
+cat >"$PIPE" <<YAML
+name: quality-chain
+input:
+  path: $PWD/$BENCH
+  id_field: id
+steps:
+  - op: gopher_repetition
+  - op: gopher_quality
+  - op: c4_quality
+    filter_no_terminal_punct: false
+  - op: fineweb_quality
+output:
+  path: $PWD/$WORK/chain-pipeline-out
+  format: jsonl
+YAML
+for r in $(seq "${PIPELINE_REPEATS:-3}"); do
+  "${PIN[@]}" /usr/bin/time -f '{"user": %U, "sys": %S, "wall": %e}' -o "$WORK/pipeline-time-$r.json" \
+    target/release/curate run "$PIPE" --threads 1 >/dev/null
+done
+python3 "$HERE/compare.py" pipeline "$WORK/dt_bench.json" "$WORK/chain-pipeline-out/run.json" "$WORK"/pipeline-time-*.json
 exit $status

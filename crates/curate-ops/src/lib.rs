@@ -8,6 +8,7 @@ pub mod normalize;
 pub mod pii;
 pub mod quality;
 pub mod select;
+mod split_cache;
 pub mod word_list;
 mod util;
 

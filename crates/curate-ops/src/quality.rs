@@ -17,6 +17,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::split_cache::SplitCache;
 use crate::util::string_column;
 
 /// One `curate-text` filter, seen uniformly.
@@ -33,9 +34,15 @@ pub trait TextFilter: Send + Sync + 'static {
     type Rules: DeserializeOwned + JsonSchema + Send + Sync;
     /// Signal names, in the order `evaluate` pushes their values.
     fn signal_names(rules: &Self::Rules) -> Vec<String>;
-    /// Evaluates one document: pushes its signals and returns the decision and, for
-    /// filters that rewrite, the new text.
-    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, signals: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>);
+    /// Evaluates one document: pushes one value per signal (NaN for a signal left
+    /// uncomputed) and returns the decision and, for filters that rewrite, the new text.
+    /// Without `all_signals`, signals past the first failing rule may be left uncomputed.
+    fn evaluate<'a>(
+        doc: &Doc<'a>,
+        rules: &Self::Rules,
+        all_signals: bool,
+        signals: &mut Vec<f64>,
+    ) -> (Decision, Option<Cow<'a, str>>);
 }
 
 /// Parameters shared by every quality operator, plus the filter's own rules.
@@ -44,7 +51,8 @@ pub struct QualityParams<R> {
     /// The filter's thresholds (datatrove 0.10.1 defaults).
     #[serde(flatten)]
     pub rules: R,
-    /// Compute the signal columns but drop nothing.
+    /// Compute every signal column but drop nothing. Without it, a dropped record's
+    /// signals past its failing rule may be left null, as datatrove stops there too.
     #[serde(default)]
     pub annotate_only: bool,
     /// Column holding the text.
@@ -86,17 +94,29 @@ impl<F: TextFilter> Operator for Quality<F> {
     }
 
     fn process(&self, batch: RecordBatch) -> Result<OpOutput, OpError> {
+        let (out, next) = self.process_sharing(batch, SplitCache::take())?;
+        next.store();
+        Ok(out)
+    }
+}
+
+impl<F: TextFilter> Quality<F> {
+    /// Processes `batch`, reusing the word splits in `prev` for texts equal to ones it was
+    /// made from; returns the output and the splits the next text operator should see.
+    fn process_sharing(&self, batch: RecordBatch, prev: SplitCache) -> Result<(OpOutput, SplitCache), OpError> {
         let text = string_column(&batch, &self.params.column)?;
         let rows = batch.num_rows();
         let mut builders: Vec<Float64Builder> = self.columns.iter().map(|_| Float64Builder::with_capacity(rows)).collect();
         let mut rewritten: Option<StringBuilder> = None;
         let mut verdicts = Verdicts::keep_all(rows);
         let mut values = Vec::with_capacity(self.columns.len());
+        let mut next = SplitCache::for_column(text);
         for row in 0..rows {
             let value = if text.is_null(row) { "" } else { text.value(row) };
-            let doc = Doc::new(value);
+            let doc = prev.doc(value);
             values.clear();
-            let (decision, new_text) = F::evaluate(&doc, &self.params.rules, &mut values);
+            let (decision, new_text) = F::evaluate(&doc, &self.params.rules, self.params.annotate_only, &mut values);
+            next.push(&doc);
             for (b, v) in builders.iter_mut().zip(&values) {
                 // NaN (e.g. a mean over no words) is "no value", which select treats as such.
                 b.append_option((!v.is_nan()).then_some(*v));
@@ -136,7 +156,9 @@ impl<F: TextFilter> Operator for Quality<F> {
             }
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| OpError(e.to_string()))?;
-        Ok(OpOutput { batch, verdicts: Some(verdicts) })
+        // A step that tokenised nothing (C4) passes the earlier splits on.
+        let next = if next.is_empty() { prev } else { next };
+        Ok((OpOutput { batch, verdicts: Some(verdicts) }, next))
     }
 }
 
@@ -169,7 +191,7 @@ impl TextFilter for GopherQuality {
         .to_vec()
     }
 
-    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, _: bool, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
         let (s, d) = gopher_quality::evaluate(doc, rules);
         out.extend([
             count(s.n_words),
@@ -191,7 +213,7 @@ pub struct GopherRepetition;
 
 impl TextFilter for GopherRepetition {
     const NAME: &'static str = "gopher_repetition";
-    const VERSION: &'static str = "1";
+    const VERSION: &'static str = "2";
     const SUMMARY: &'static str = "Gopher repetition rules (duplicate lines and paragraphs, top and duplicate n-grams), datatrove 0.10.1 semantics";
     type Rules = gopher_repetition::Params;
 
@@ -203,11 +225,18 @@ impl TextFilter for GopherRepetition {
         names
     }
 
-    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
-        let (s, d) = gopher_repetition::evaluate(doc, rules);
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, all_signals: bool, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
+        let (s, d) = if all_signals {
+            gopher_repetition::evaluate(doc, rules)
+        } else {
+            gopher_repetition::evaluate_to_drop(doc, rules)
+        };
         out.extend([s.dup_para_frac, s.dup_para_char_frac, s.dup_line_frac, s.dup_line_char_frac]);
-        out.extend(s.top_n_gram_char_frac.iter().map(|v| v.unwrap_or(f64::NAN)));
-        out.extend(&s.dup_n_gram_char_frac);
+        // Entries past the failing rule were not computed.
+        let top = s.top_n_gram_char_frac.iter().map(|v| v.unwrap_or(f64::NAN));
+        out.extend(top.chain(std::iter::repeat(f64::NAN)).take(rules.top_n_grams.len()));
+        let dup = s.dup_n_gram_char_frac.iter().copied();
+        out.extend(dup.chain(std::iter::repeat(f64::NAN)).take(rules.dup_n_grams.len()));
         (d, None)
     }
 }
@@ -239,7 +268,7 @@ impl TextFilter for C4Quality {
         .to_vec()
     }
 
-    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, _: bool, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
         let o = c4::evaluate(doc, rules);
         let s = &o.signals;
         out.extend(
@@ -276,9 +305,104 @@ impl TextFilter for FinewebQuality {
         ["n_lines", "line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio"].map(String::from).to_vec()
     }
 
-    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, _: bool, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
         let (s, d) = fineweb_quality::evaluate(doc, rules);
         out.extend([count(s.n_lines), s.line_punct_ratio, s.short_line_ratio, s.char_dup_ratio, s.list_ratio]);
         (d, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use arrow_array::StringArray;
+    use arrow_select::filter::filter_record_batch;
+
+    const PROSE: &str = "The committee met on Tuesday to discuss the new budget for the public library. \
+Members agreed that the reading rooms need better lighting and more comfortable chairs.\n\
+They also noted that the children's section is used by many families every weekend. \
+A local teacher said that the library is one of the few quiet places left in the town.\n\
+The mayor promised to review the plan before the end of the month. \
+Most residents who attended the meeting were happy with the proposal and thanked the staff for their work.";
+
+    fn quality<F: TextFilter>(annotate_only: bool) -> Quality<F>
+    where
+        F::Rules: Default,
+    {
+        let params = QualityParams { rules: F::Rules::default(), annotate_only, column: TEXT.into() };
+        Quality::new(params).unwrap()
+    }
+
+    type Step = Box<dyn Fn(RecordBatch, SplitCache) -> Result<(OpOutput, SplitCache), OpError>>;
+
+    fn chain(annotate_only: bool) -> Vec<Step> {
+        let rep = quality::<GopherRepetition>(annotate_only);
+        let qual = quality::<GopherQuality>(annotate_only);
+        let c4 = quality::<C4Quality>(annotate_only);
+        let fw = quality::<FinewebQuality>(annotate_only);
+        vec![
+            Box::new(move |b, c| rep.process_sharing(b, c)),
+            Box::new(move |b, c| qual.process_sharing(b, c)),
+            Box::new(move |b, c| c4.process_sharing(b, c)),
+            Box::new(move |b, c| fw.process_sharing(b, c)),
+        ]
+    }
+
+    /// Runs the steps as the executor does (dropped rows removed before the next step),
+    /// handing each step the previous step's splits or none; returns every step's output
+    /// batch and drop reasons, and how many texts each step found a split for.
+    fn run(steps: &[Step], texts: &[Option<&str>], share: bool) -> (Vec<(RecordBatch, Vec<Option<String>>)>, Vec<usize>) {
+        let schema = Arc::new(Schema::new(vec![Field::new(TEXT, DataType::Utf8, true)]));
+        let mut batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(texts.to_vec()))]).unwrap();
+        let (mut outputs, mut found) = (Vec::new(), Vec::new());
+        let mut cache = SplitCache::default();
+        for step in steps {
+            let prev = if share { cache } else { SplitCache::default() };
+            let column = string_column(&batch, TEXT).unwrap();
+            found.push((0..batch.num_rows()).filter(|&r| prev.lookup(column.value(r)).is_some()).count());
+            let (out, next) = step(batch, prev).unwrap();
+            cache = next;
+            let verdicts = out.verdicts.unwrap();
+            let reasons: Vec<Option<String>> = (0..verdicts.len()).map(|r| verdicts.reason(r).map(|s| s.to_string())).collect();
+            let keep: arrow_array::BooleanArray = reasons.iter().map(|r| Some(r.is_none())).collect();
+            batch = filter_record_batch(&out.batch, &keep).unwrap();
+            outputs.push((out.batch, reasons));
+        }
+        (outputs, found)
+    }
+
+    #[test]
+    fn sharing_splits_between_steps_changes_no_output() {
+        // C4 removes the last two lines; the text it leaves is no other row's.
+        let nav = format!("{PROSE} Everyone went home late.\nRead more\nShare this");
+        let repeated = vec!["Buy cheap watches online today at the best price."; 10].join("\n");
+        let texts = [
+            Some(PROSE),
+            Some("Hello world."),
+            Some(nav.as_str()),
+            Some(repeated.as_str()),
+            None,
+            Some(""),
+            // The same text twice: one split serves both.
+            Some(PROSE),
+            Some("Ünïcödé wörds, ½ and emoji 🙂 don't split like ASCII ones... e.g. U.S. data."),
+        ];
+        for annotate_only in [false, true] {
+            let steps = chain(annotate_only);
+            let (alone, none_found) = run(&steps, &texts, false);
+            let (shared, found) = run(&steps, &texts, true);
+            assert_eq!(none_found, [0, 0, 0, 0]);
+            for (a, s) in alone.iter().zip(&shared) {
+                assert_eq!(a.1, s.1);
+                assert_eq!(a.0, s.0);
+            }
+            // gopher_quality reuses gopher_repetition's split of every text that reached
+            // it; c4 tokenises nothing and passes them on; fineweb reuses them where c4
+            // left the text alone: all but `nav`, whose navigation lines it removed.
+            let reached: Vec<usize> = shared.iter().map(|(b, _)| b.num_rows()).collect();
+            assert!(reached[3] >= 3, "{reached:?}");
+            assert_eq!(found, [0, reached[1], reached[2], reached[3] - 1]);
+        }
     }
 }

@@ -69,6 +69,18 @@ pub(crate) fn char_len(s: &str) -> usize {
     }
 }
 
+/// Bytes that may begin a line break of [`py_splitlines`].
+const BREAK_LEAD: [bool; 256] = {
+    let mut t = [false; 256];
+    let leads = [b'\n', b'\r', 0x0b, 0x0c, 0x1c, 0x1d, 0x1e, 0xC2, 0xE2];
+    let mut i = 0;
+    while i < leads.len() {
+        t[leads[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Python's `str.splitlines()` (without `keepends`): `"\r\n"` is one break and a
 /// trailing break does not open an empty last line.
 pub(crate) fn py_splitlines(text: &str) -> Vec<&str> {
@@ -76,6 +88,11 @@ pub(crate) fn py_splitlines(text: &str) -> Vec<&str> {
     let b = text.as_bytes();
     let (mut start, mut i) = (0, 0);
     while i < b.len() {
+        // Most bytes can start no break: skip them with one table load each.
+        if !BREAK_LEAD[usize::from(b[i])] {
+            i += 1;
+            continue;
+        }
         // Byte-level scan: ASCII breaks directly, the non-ASCII ones (U+0085 = C2 85,
         // U+2028/U+2029 = E2 80 A8/A9) by their lead byte.
         let len = match b[i] {

@@ -5,6 +5,13 @@ use std::cell::{OnceCell, RefCell};
 use crate::chars::{char_len, py_splitlines};
 use crate::tokenizer::{tokenize, Scratch};
 
+/// The words of one text as byte ranges, without the text: what consecutive operators
+/// over the same text share instead of each tokenising it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordSplit {
+    spans: Vec<(u32, u32)>,
+}
+
 /// One document and its splits, each computed at most once and only when a rule asks.
 ///
 /// All pieces borrow from the text; nothing is allocated per word.
@@ -70,6 +77,39 @@ impl<'a> Doc<'a> {
     /// Python's `text.splitlines()`.
     pub fn lines(&self) -> &[&'a str] {
         self.lines.get_or_init(|| py_splitlines(self.text))
+    }
+
+    /// The word split as byte ranges, detached from the text so that it can be kept and
+    /// handed to [`Doc::with_word_split`] for an equal text; `None` when the words have
+    /// not been computed (nothing to share) or the text is 4 GiB or longer.
+    pub fn word_split(&self) -> Option<WordSplit> {
+        let words = self.words.get()?;
+        let base = self.text.as_ptr() as usize;
+        let spans = words
+            .iter()
+            .map(|w| {
+                let a = u32::try_from(w.as_ptr() as usize - base).ok()?;
+                let b = u32::try_from(w.as_ptr() as usize - base + w.len()).ok()?;
+                Some((a, b))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(WordSplit { spans })
+    }
+
+    /// A `Doc` of `text` that takes its words from `split` instead of tokenising.
+    ///
+    /// `split` must come from [`Doc::word_split`] of a text equal to `text`: the words are
+    /// not re-checked, only that each range lies on char boundaries of `text`, so a split
+    /// of another text cannot panic; it then gives `None`.
+    pub fn with_word_split(text: &'a str, split: &WordSplit) -> Option<Self> {
+        let words = split
+            .spans
+            .iter()
+            .map(|&(a, b)| text.get(a as usize..b as usize))
+            .collect::<Option<Vec<_>>>()?;
+        let doc = Doc::new(text);
+        doc.words.get_or_init(|| words);
+        Some(doc)
     }
 
     /// Runs `f` with the reusable tokenizer scratch buffer of this document.

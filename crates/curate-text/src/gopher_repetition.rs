@@ -129,18 +129,36 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
     }
     let mut table = Table::new();
     let ids = intern(words, &mut table);
-    let mut table = Table::new();
+    let mut grams = GramLevels::new(&ids, table);
     for t in &params.top_n_grams {
-        s.top_n_gram_char_frac
-            .push(top_ngram_chars(&ids, &prefix, t.n, &mut table).map(|c| ratio_u64(c, text_len)));
+        let top = grams.most_common(t.n).map(|(count, first)| {
+            // `" ".join` of the n-gram: its words' code points plus n - 1 spaces.
+            let len = prefix[first + t.n] - prefix[first] + (t.n as u64 - 1);
+            ratio_u64(len * u64::from(count), text_len)
+        });
+        s.top_n_gram_char_frac.push(top);
         if failed(&s) {
             return s;
         }
     }
     let hashes = WindowHashes::new(words);
+    let unique = UniqueFrom::new(words, grams.into_table());
     let mut seen = TagSet::new();
+    // Windows only get longer with n, so the smallest n leaves the most unpruned; their
+    // count bounds every scan's insertions and sizes the set.
+    let min_n = params
+        .dup_n_grams
+        .iter()
+        .map(|t| t.n)
+        .min()
+        .unwrap_or(0)
+        .max(1);
+    let open = (0..(words.len() + 1).saturating_sub(min_n))
+        .filter(|&i| !unique.unique(i, i + min_n))
+        .count();
     for t in &params.dup_n_grams {
-        let chars = all_duplicate_chars(words, &ids, &hashes, &prefix, t.n, &mut seen);
+        let chars =
+            all_duplicate_chars(words, &ids, &hashes, &unique, &prefix, t.n, open, &mut seen);
         s.dup_n_gram_char_frac.push(ratio_u64(chars, text_len));
         if failed(&s) {
             return s;
@@ -191,53 +209,124 @@ fn intern_exact(words: &[&str]) -> Vec<u32> {
         .collect()
 }
 
-/// datatrove's `find_top_duplicate` over `" ".join`-ed n-grams: length times count of the
-/// most common n-gram, ties going to the one seen first (`Counter.most_common(1)`).
-/// `None` when there is no n-gram.
-fn top_ngram_chars(ids: &[u32], prefix: &[u64], n: usize, table: &mut Table<u128>) -> Option<u64> {
-    if n == 0 || ids.len() < n {
-        return None;
-    }
-    // Space-joined n-grams are equal exactly when their word sequences are, and up to
-    // four 32-bit ids pack losslessly into one u128 key.
-    let (count, first) = if n <= 4 {
-        table.reset(ids.len());
-        let (mut best_count, mut best_first) = (0u32, 0usize);
-        for (i, w) in ids.windows(n).enumerate() {
-            let key = w.iter().fold(0u128, |k, &id| (k << 32) | u128::from(id));
-            let (slot, _) = table.upsert(key, 0, u32::try_from(i).unwrap_or(u32::MAX - 1));
-            slot.1 += 1;
-            let (c, f) = (slot.1, slot.2 as usize);
-            if c > best_count || (c == best_count && f < best_first) {
-                best_count = c;
-                best_first = f;
-            }
-        }
-        (best_count, best_first)
-    } else {
-        most_common(ids.windows(n), ids.len())
-    };
-    let len = prefix[first + n] - prefix[first] + (n as u64 - 1);
-    Some(len * u64::from(count))
+/// Marks a position whose n-gram is known to occur only once.
+const SINGLE: u32 = u32::MAX;
+
+/// Exact ids of the word n-grams, built level by level (n-gram = (n-1)-gram + word), for
+/// datatrove's `find_top_duplicate`. An n-gram can repeat only where both (n-1)-grams it
+/// contains repeat, so only those positions are looked up; the others are marked
+/// [`SINGLE`]. Ids are given in order of first occurrence, so among equally frequent
+/// n-grams the smallest id is the first seen, as `Counter.most_common(1)` picks it.
+struct GramLevels<'a> {
+    words: &'a [u32],
+    /// The level (n) that `ids`, `counts` and `firsts` describe; 0 before the first.
+    n: usize,
+    /// Per position, the id of its n-gram or [`SINGLE`].
+    ids: Vec<u32>,
+    /// Per id, its number of occurrences.
+    counts: Vec<u32>,
+    /// Per id, its first position.
+    firsts: Vec<u32>,
+    next_ids: Vec<u32>,
+    table: Table<u64>,
 }
 
-/// Count and first index of the most frequent key, the earliest-seen one among ties.
-fn most_common<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>, cap: usize) -> (u32, usize) {
-    let mut counts: HashMap<K, (u32, u32), FxBuild> =
-        HashMap::with_capacity_and_hasher(cap, FxBuild::default());
-    let (mut best_count, mut best_first) = (0u32, 0usize);
-    for (i, k) in keys.enumerate() {
-        let e = counts
-            .entry(k)
-            .or_insert((0, u32::try_from(i).unwrap_or(u32::MAX)));
-        e.0 += 1;
-        let first = e.1 as usize;
-        if e.0 > best_count || (e.0 == best_count && first < best_first) {
-            best_count = e.0;
-            best_first = first;
+impl<'a> GramLevels<'a> {
+    /// Levels over the word ids of [`intern`], reusing its table.
+    fn new(words: &'a [u32], table: Table<u64>) -> Self {
+        GramLevels {
+            words,
+            n: 0,
+            ids: Vec::new(),
+            counts: Vec::new(),
+            firsts: Vec::new(),
+            next_ids: Vec::new(),
+            table,
         }
     }
-    (best_count, best_first)
+
+    /// Count and first position of the most common n-gram, the first seen among ties;
+    /// `None` when there are fewer than n words.
+    fn most_common(&mut self, n: usize) -> Option<(u32, usize)> {
+        if n == 0 || self.words.len() < n {
+            return None;
+        }
+        if n < self.n || self.n == 0 {
+            self.start();
+        }
+        while self.n < n {
+            self.extend();
+        }
+        // Ids are in first-seen order: the first maximum is the answer.
+        let mut best = (0u32, 0usize);
+        for (id, &c) in self.counts.iter().enumerate() {
+            if c > best.0 {
+                best = (c, id);
+            }
+        }
+        Some(match best {
+            (c, id) if c >= 2 => (c, self.firsts[id] as usize),
+            // Every n-gram is unique: the first one wins.
+            _ => (1, 0),
+        })
+    }
+
+    /// Gives the table back for other passes.
+    fn into_table(self) -> Table<u64> {
+        self.table
+    }
+
+    /// Level 1: the words themselves.
+    fn start(&mut self) {
+        self.n = 1;
+        self.ids.clear();
+        self.ids.extend_from_slice(self.words);
+        self.counts.clear();
+        self.firsts.clear();
+        for (i, &w) in self.words.iter().enumerate() {
+            let w = w as usize;
+            if w == self.counts.len() {
+                self.counts.push(0);
+                self.firsts.push(i as u32);
+            }
+            self.counts[w] += 1;
+        }
+    }
+
+    /// From level n to n + 1.
+    fn extend(&mut self) {
+        let n = self.n;
+        let positions = self.words.len() + 1 - (n + 1);
+        // Positions that can be looked up: at most the occurrences of repeated n-grams.
+        let bound: u32 = self.counts.iter().filter(|&&c| c >= 2).sum();
+        self.table.reset(bound as usize);
+        self.next_ids.clear();
+        let (counts, firsts) = (&mut self.counts, &mut self.firsts);
+        let repeats = |id: u32, counts: &[u32]| id != SINGLE && counts[id as usize] >= 2;
+        let mut next_counts: Vec<u32> = Vec::new();
+        let mut next_firsts: Vec<u32> = Vec::new();
+        for i in 0..positions {
+            let (a, b) = (self.ids[i], self.ids[i + 1]);
+            if !(repeats(a, counts) && repeats(b, counts)) {
+                self.next_ids.push(SINGLE);
+                continue;
+            }
+            let key = (u64::from(a) << 32) | u64::from(self.words[i + n]);
+            let id = next_counts.len() as u32;
+            let (slot, new) = self.table.upsert(key, id, 0);
+            if new {
+                next_counts.push(1);
+                next_firsts.push(i as u32);
+            } else {
+                next_counts[slot.1 as usize] += 1;
+            }
+            self.next_ids.push(slot.1);
+        }
+        *counts = next_counts;
+        *firsts = next_firsts;
+        std::mem::swap(&mut self.ids, &mut self.next_ids);
+        self.n = n + 1;
+    }
 }
 
 /// Polynomial hash of the words' concatenated bytes (datatrove's `"".join`), kept only
@@ -266,6 +355,25 @@ const INV_BASE: u64 = {
     x
 };
 
+/// Entries of [`POW`] and [`INV_POW`].
+const POW_STEPS: usize = 64;
+
+/// `x^k` for k below [`POW_STEPS`].
+const fn powers(x: u64) -> [u64; POW_STEPS] {
+    let mut t = [1u64; POW_STEPS];
+    let mut k = 1;
+    while k < POW_STEPS {
+        t[k] = t[k - 1].wrapping_mul(x);
+        k += 1;
+    }
+    t
+}
+
+/// `BASE^k`.
+const POW: [u64; POW_STEPS] = powers(BASE);
+/// `BASE^-k`.
+const INV_POW: [u64; POW_STEPS] = powers(INV_BASE);
+
 impl WindowHashes {
     fn new(words: &[&str]) -> Self {
         let mut prefix = Vec::with_capacity(words.len() + 1);
@@ -278,8 +386,14 @@ impl WindowHashes {
         for w in words {
             for &b in w.as_bytes() {
                 h = h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
-                p = p.wrapping_mul(BASE);
-                ip = ip.wrapping_mul(INV_BASE);
+            }
+            // The powers advance per word, not per byte, so only `h` is on the byte loop.
+            let mut len = w.len();
+            while len > 0 {
+                let step = len.min(POW_STEPS - 1);
+                p = p.wrapping_mul(POW[step]);
+                ip = ip.wrapping_mul(INV_POW[step]);
+                len -= step;
             }
             prefix.push(h);
             pow.push(p);
@@ -300,6 +414,80 @@ impl WindowHashes {
     }
 }
 
+/// Where the words' concatenation (datatrove's `"".join`) is unique: for each word
+/// start, the shortest length on a ladder of 8, 16 and 32 bytes such that no other word
+/// start begins with the same bytes. A window at least that long equals no other window,
+/// so it can neither repeat nor be repeated, and the duplicate scans step over it
+/// without hashing it.
+struct UniqueFrom {
+    /// Byte offset of each word in the concatenation, plus its total length.
+    starts: Vec<u32>,
+    /// Per word start, the unique length, or `u32::MAX` when no rung is unique.
+    len: Vec<u32>,
+}
+
+impl UniqueFrom {
+    fn new(words: &[&str], mut table: Table<u64>) -> Self {
+        let total: usize = words.iter().map(|w| w.len()).sum();
+        let mut len = vec![u32::MAX; words.len()];
+        let mut starts = Vec::with_capacity(words.len() + 1);
+        if u32::try_from(total).is_err() {
+            // Too long to index by u32: no pruning (the scans stay exact without it).
+            starts.resize(words.len() + 1, 0);
+            return UniqueFrom { starts, len };
+        }
+        let mut bytes = Vec::with_capacity(total);
+        for w in words {
+            starts.push(bytes.len() as u32);
+            bytes.extend_from_slice(w.as_bytes());
+        }
+        starts.push(bytes.len() as u32);
+        let word8 = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let mut open: Vec<u32> = (0..words.len() as u32).collect();
+        let (mut ids, mut counts) = (Vec::new(), Vec::new());
+        for rung in [8usize, 16, 32] {
+            open.retain(|&i| starts[i as usize] as usize + rung <= bytes.len());
+            table.reset(open.len());
+            ids.clear();
+            counts.clear();
+            for &i in &open {
+                let at = starts[i as usize] as usize;
+                // Equal prefixes give equal keys; unequal ones rarely collide, and a
+                // collision only loses pruning.
+                let key = (0..rung / 8).fold(0u64, |k, c| {
+                    (k.rotate_left(23) ^ word8(at + 8 * c)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                });
+                let (slot, new) = table.upsert(key, counts.len() as u32, 0);
+                if new {
+                    counts.push(0u32);
+                }
+                counts[slot.1 as usize] += 1;
+                ids.push(slot.1);
+            }
+            let mut k = 0;
+            open.retain(|&i| {
+                let unique = counts[ids[k] as usize] == 1;
+                k += 1;
+                if unique {
+                    len[i as usize] = rung as u32;
+                }
+                !unique
+            });
+        }
+        UniqueFrom { starts, len }
+    }
+
+    /// Whether the window of words `i..j` is unique in the concatenation.
+    #[inline]
+    fn unique(&self, i: usize, j: usize) -> bool {
+        self.starts[j] - self.starts[i] >= self.len[i]
+    }
+}
+
 /// Whether words `a..a + n` and `b..b + n` concatenate to the same string.
 fn same_concat(words: &[&str], ids: &[u32], a: usize, b: usize, n: usize) -> bool {
     ids[a..a + n] == ids[b..b + n]
@@ -310,13 +498,17 @@ fn same_concat(words: &[&str], ids: &[u32], a: usize, b: usize, n: usize) -> boo
 }
 
 /// datatrove's `find_all_duplicate`: scan `"".join`-ed n-grams left to right, skipping a
-/// whole n-gram after each repeat, and sum the repeated characters.
+/// whole n-gram after each repeat, and sum the repeated characters. `open` bounds the
+/// windows the scan can insert (those `unique` does not rule out).
+#[allow(clippy::too_many_arguments)]
 fn all_duplicate_chars(
     words: &[&str],
     ids: &[u32],
     hashes: &WindowHashes,
+    unique: &UniqueFrom,
     prefix: &[u64],
     n: usize,
+    open: usize,
     seen: &mut TagSet,
 ) -> u64 {
     let n_words = words.len();
@@ -329,9 +521,13 @@ fn all_duplicate_chars(
     }
     // Keyed by hash, holding the first window with it; a genuine collision (different
     // text, same hash) falls back to exact string keys.
-    seen.reset(n_words);
+    seen.reset(open);
     let (mut repeated, mut idx) = (0u64, 0usize);
     while idx + n <= n_words {
+        if unique.unique(idx, idx + n) {
+            idx += 1;
+            continue;
+        }
         let hash_of = |j: u32| hashes.hash(j as usize, j as usize + n);
         match seen.find_or_insert(hashes.hash(idx, idx + n), idx as u32, hash_of) {
             None => idx += 1,
@@ -408,6 +604,18 @@ pub fn evaluate(doc: &Doc<'_>, params: &Params) -> (Signals, Decision) {
     (s, d)
 }
 
+/// The decision and only the signals up to the first failing rule, as datatrove
+/// computes them: the later scalar signals are NaN and the later n-gram entries absent.
+pub fn evaluate_to_drop(doc: &Doc<'_>, params: &Params) -> (Signals, Decision) {
+    let s = compute(doc, params, !doc.text().is_empty());
+    let d = if doc.text().is_empty() {
+        drop(FILTER, "empty")
+    } else {
+        decide(&s, params)
+    };
+    (s, d)
+}
+
 /// The decision alone, computing only the signals up to the first failing rule.
 pub fn check(doc: &Doc<'_>, params: &Params) -> Decision {
     if doc.text().is_empty() {
@@ -429,18 +637,37 @@ mod tests {
         let mut table = TagSet::new();
         assert_eq!(ids, intern_exact(&words));
         let hashes = WindowHashes::new(&words);
+        let unique = UniqueFrom::new(&words, Table::new());
         let mut prefix = vec![0u64];
         for w in words {
             prefix.push(prefix[prefix.len() - 1] + w.len() as u64);
         }
         for n in 1..=4 {
-            let fast = all_duplicate_chars(&words, &ids, &hashes, &prefix, n, &mut table);
+            let fast = all_duplicate_chars(
+                &words,
+                &ids,
+                &hashes,
+                &unique,
+                &prefix,
+                n,
+                words.len(),
+                &mut table,
+            );
             assert_eq!(fast, all_duplicate_chars_exact(&words, &prefix, n));
         }
         // n=2: "abc" seen at 0, "cx" at 1, "xa" at 2, "abc" repeats at 3 (+3), skip to 5:
         // "xab" new, "abc" repeats at 6 (+3), skip to 8: "xy" new.
         assert_eq!(
-            all_duplicate_chars(&words, &ids, &hashes, &prefix, 2, &mut table),
+            all_duplicate_chars(
+                &words,
+                &ids,
+                &hashes,
+                &unique,
+                &prefix,
+                2,
+                words.len(),
+                &mut table
+            ),
             6
         );
         assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
@@ -448,17 +675,18 @@ mod tests {
 
     #[test]
     fn top_ngram_ties_go_to_the_first_seen() {
-        // "b c" and "a b" both occur twice; "a b" was seen first.
+        // "1 2" and "0 1" both occur twice; "0 1" was seen first (position 0).
         let ids = [0, 1, 2, 0, 1, 2, 1];
-        let prefix: Vec<u64> = (0..=7).map(|i| i * 3).collect();
-        // 3-char words: "a b" is 7 chars, times 2.
-        let t = &mut Table::new();
-        assert_eq!(top_ngram_chars(&ids, &prefix, 2, t), Some(14));
-        assert_eq!(top_ngram_chars(&ids, &prefix, 8, t), None);
-        // The slice-keyed path for n > 4 agrees with a direct count.
-        assert_eq!(
-            top_ngram_chars(&[5, 5, 5, 5, 5, 5], &[0, 1, 2, 3, 4, 5, 6], 5, t),
-            Some(9 * 2)
-        );
+        let mut g = GramLevels::new(&ids, Table::new());
+        assert_eq!(g.most_common(2), Some((2, 0)));
+        assert_eq!(g.most_common(3), Some((2, 0)));
+        // Every 4-gram is unique: the first one.
+        assert_eq!(g.most_common(4), Some((1, 0)));
+        assert_eq!(g.most_common(8), None);
+        // Going back down a level starts over.
+        assert_eq!(g.most_common(1), Some((3, 1)));
+        let ids = [0, 0, 0, 0, 0, 0];
+        let mut g = GramLevels::new(&ids, Table::new());
+        assert_eq!(g.most_common(5), Some((2, 0)));
     }
 }

@@ -29,9 +29,7 @@ impl Hasher for FxHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
+            self.add(pack_tail(rest));
         }
     }
 
@@ -61,5 +59,44 @@ impl Hasher for FxHasher {
     }
 }
 
+/// The 1 to 7 bytes of `rest` and their count in one integer, without a variable-length
+/// copy (a `memcpy` call per word): two overlapping 4-byte loads, or three single bytes.
+#[inline]
+fn pack_tail(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    let load4 = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&rest[at..at + 4]);
+        u64::from(u32::from_le_bytes(w))
+    };
+    let bytes = if n >= 4 {
+        // Bytes 4..n are the top n - 4 bytes of the load at n - 4.
+        load4(0) | (load4(n - 4) >> (8 * (8 - n))) << 32
+    } else {
+        u64::from(rest[0])
+            | u64::from(rest[n / 2]) << (8 * (n / 2))
+            | u64::from(rest[n - 1]) << (8 * (n - 1))
+    };
+    bytes | (n as u64) << 56
+}
+
 /// `BuildHasher` for [`FxHasher`].
 pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_pack_exactly() {
+        for tail in [
+            "a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "é", "\0", "a\0",
+        ] {
+            let b = tail.as_bytes();
+            let mut want = [0u8; 8];
+            want[..b.len()].copy_from_slice(b);
+            want[7] = b.len() as u8;
+            assert_eq!(pack_tail(b), u64::from_le_bytes(want), "{tail:?}");
+        }
+    }
+}

@@ -43,4 +43,4 @@ mod tables;
 pub mod tokenizer;
 
 pub use decision::{Decision, Reason};
-pub use doc::Doc;
+pub use doc::{Doc, WordSplit};

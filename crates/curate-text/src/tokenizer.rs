@@ -553,6 +553,11 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
     let toks = &sc.toks;
     sc.matches.clear();
     for i in 0..toks.len() {
+        // Most tokens begin no pattern: look the first one up without copying it.
+        let (a, b, ws) = toks[i];
+        if ws || pats.prefixes.get(&text[a..b]).is_none() {
+            continue;
+        }
         sc.key.clear();
         for len in 1..=pats.max_tokens.min(toks.len() - i) {
             let (a, b, ws) = toks[i + len - 1];

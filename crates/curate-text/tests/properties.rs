@@ -212,3 +212,78 @@ fn tokens_tile_the_text() {
         );
     }
 }
+
+/// datatrove's `find_top_duplicate` transcribed literally: `" ".join` n-grams counted in
+/// a map, `Counter.most_common(1)` (ties to the first seen).
+fn reference_top(words: &[&str], n: usize) -> Option<usize> {
+    if words.len() < n {
+        return None;
+    }
+    let mut counts: std::collections::HashMap<String, (usize, usize)> = Default::default();
+    for (i, w) in words.windows(n).enumerate() {
+        counts.entry(w.join(" ")).or_insert((0, i)).0 += 1;
+    }
+    let (gram, (count, _)) = counts
+        .into_iter()
+        .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))?;
+    Some(gram.chars().count() * count)
+}
+
+/// datatrove's `find_all_duplicate` transcribed literally over `"".join` n-grams.
+fn reference_dup(words: &[&str], n: usize) -> usize {
+    let mut unique = std::collections::HashSet::new();
+    let (mut repeated, mut idx) = (0, 0);
+    while idx + n <= words.len() {
+        let gram = words[idx..idx + n].concat();
+        if unique.contains(&gram) {
+            repeated += gram.chars().count();
+            idx += n;
+        } else {
+            unique.insert(gram);
+            idx += 1;
+        }
+    }
+    repeated
+}
+
+#[test]
+fn n_gram_signals_match_a_literal_transcription() {
+    // A small vocabulary whose words concatenate ambiguously ("ab c" = "a bc"), so that
+    // repeats, ties and join-only collisions are frequent.
+    const VOCAB: &[&str] = &[
+        "a", "b", "ab", "c", "bc", "abc", "the", "them", "é", "éé", "x", ".", "'s",
+    ];
+    let mut rng = Rng(0xD0_0D_FE_ED_00_00_00_07);
+    let params = gopher_repetition::Params {
+        top_n_grams: (1..=6)
+            .map(|n| gopher_repetition::NGramThreshold { n, max_frac: 1.0 })
+            .collect(),
+        dup_n_grams: (1..=11)
+            .map(|n| gopher_repetition::NGramThreshold { n, max_frac: 1.0 })
+            .collect(),
+        ..Default::default()
+    };
+    for round in 0..2000 {
+        let len = rng.below(if round % 10 == 0 { 400 } else { 40 });
+        let vocab = 1 + rng.below(VOCAB.len());
+        let text: Vec<&str> = (0..len).map(|_| VOCAB[rng.below(vocab)]).collect();
+        let text = text.join(" ");
+        let doc = Doc::new(&text);
+        let words = doc.words();
+        let chars = text.chars().count() as f64;
+        let frac = |c: usize| if chars == 0.0 { 0.0 } else { c as f64 / chars };
+        let sig = gopher_repetition::signals(&doc, &params);
+        let top: Vec<Option<f64>> = params
+            .top_n_grams
+            .iter()
+            .map(|t| reference_top(words, t.n).map(frac))
+            .collect();
+        let dup: Vec<f64> = params
+            .dup_n_grams
+            .iter()
+            .map(|t| frac(reference_dup(words, t.n)))
+            .collect();
+        assert_eq!(sig.top_n_gram_char_frac, top, "{text:?}");
+        assert_eq!(sig.dup_n_gram_char_frac, dup, "{text:?}");
+    }
+}
