@@ -1,11 +1,12 @@
 //! Datasets, their immutable numbered versions, tags, resolution and diffs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::db::{first, Cols, Db, Value};
 use crate::error::{Error, Result};
 use crate::types::{
-    DatasetInfo, FileEntry, NewVersion, RecordDiff, RecordMember, SourceFile, Version, VersionDiff, VersionRef,
+    DatasetInfo, FileEntry, FileReplacement, NewVersion, RecordDiff, RecordMember, SourceFile, Version, VersionDiff,
+    VersionRef,
 };
 use crate::{now_ms, Registry};
 
@@ -208,6 +209,72 @@ impl Registry {
         self.read(|db| {
             let (id, _, reference) = resolve_in(db, reference)?;
             load_version(db, id, reference)
+        })
+    }
+
+    /// Every version of `dataset`, oldest first (versions removed by gc are absent).
+    pub fn versions(&self, dataset: &str) -> Result<Vec<Version>> {
+        self.read(|db| {
+            let rows = db.query(
+                "SELECT v.id, v.version FROM versions v JOIN datasets d ON d.id = v.dataset_id \
+                 WHERE d.name = ? ORDER BY v.version",
+                &[dataset.into()],
+            )?;
+            if rows.is_empty() && db.query("SELECT 1 FROM datasets WHERE name = ?", &[dataset.into()])?.is_empty() {
+                return Err(Error::DatasetNotFound(dataset.to_owned()));
+            }
+            rows.into_iter()
+                .map(|row| {
+                    let mut c = Cols::new(row);
+                    let (id, version) = (c.int()?, c.int()?);
+                    load_version(db, id, VersionRef { dataset: dataset.to_owned(), version })
+                })
+                .collect()
+        })
+    }
+
+    /// Every data file path any version's manifest lists, so a store can delete the rest.
+    pub fn referenced_files(&self) -> Result<BTreeSet<String>> {
+        self.read(|db| {
+            db.query("SELECT DISTINCT path FROM version_files", &[])?.into_iter().map(|r| Cols::new(r).text()).collect()
+        })
+    }
+
+    /// Purges records from an existing version: swaps the listed files for rewritten
+    /// ones and drops the records' membership. The one sanctioned edit of a committed
+    /// version, for `forget --purge`.
+    pub fn purge_version(&self, reference: &str, files: &[FileReplacement], removed: &[String]) -> Result<()> {
+        self.write(|db| {
+            let (version_id, _, _) = resolve_in(db, reference)?;
+            for f in files {
+                let n = db.execute(
+                    "UPDATE version_files SET path = ?, content_hash = ?, row_count = ?, byte_size = ? \
+                     WHERE version_id = ? AND path = ?",
+                    &[
+                        f.new.path.as_str().into(),
+                        f.new.content_hash.as_str().into(),
+                        to_i64(f.new.rows)?.into(),
+                        to_i64(f.new.bytes)?.into(),
+                        version_id.into(),
+                        f.old_path.as_str().into(),
+                    ],
+                )?;
+                if n == 0 {
+                    return Err(Error::InvalidManifest(format!("{reference} lists no file {}", f.old_path)));
+                }
+            }
+            for chunk in removed.chunks(crate::cache::IN_CHUNK) {
+                let mut params: Vec<Value> = vec![version_id.into()];
+                params.extend(chunk.iter().map(|r| Value::from(r.as_str())));
+                db.execute(
+                    &format!(
+                        "DELETE FROM version_records WHERE version_id = ? AND record_id IN ({})",
+                        crate::db::placeholders(chunk.len())
+                    ),
+                    &params,
+                )?;
+            }
+            Ok(())
         })
     }
 

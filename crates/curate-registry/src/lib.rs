@@ -29,7 +29,8 @@
 //!
 //! // Lineage: the operator chain once per step, then records in bulk.
 //! let chain = reg.register_op_chain(run, "clean", &[Operator {
-//!     name: "normalize".into(), version: "1".into(), params_hash: "9c".into() }])?;
+//!     name: "normalize".into(), version: "1".into(), params_hash: "9c".into(),
+//!     params: serde_json::json!({"form": "NFC"}) }])?;
 //! reg.insert_records((0..3).map(|i| RecordLineage {
 //!     record_id: format!("r{i}"), source_id: format!("s{i}"),
 //!     source_file: "raw/a.jsonl".into(), source_offset: i, chain,
@@ -52,7 +53,7 @@
 //!
 //! // Explain a record; forget a source.
 //! let e = reg.explain("r1")?.expect("indexed");
-//! assert_eq!((e.source_id.as_str(), e.versions[0].0.to_string()), ("s1", "web@1".to_owned()));
+//! assert_eq!((e.occurrences[0].source_id.as_str(), e.versions[0].0.to_string()), ("s1", "web@1".to_owned()));
 //! let plan = reg.forget(&["s1".to_owned()], "erasure request", "alice")?;
 //! assert_eq!(plan.datasets[0].exclude[0].record_id, "r1");
 //! // ... the engine rewrites web/part-0 without r1, then commits with

@@ -7,8 +7,8 @@ use crate::db::{first, placeholders, Cols, Db, Value};
 use crate::error::{Error, Result};
 use crate::runs::ensure_run;
 use crate::types::{
-    AuditEntry, AuditId, DatasetForget, DerivedRecord, Dropped, Exclusion, Explanation, ForgetPlan, OpChainId,
-    Operator, RecordLineage, RunId, VersionRef,
+    AuditEntry, AuditId, DatasetForget, DerivedRecord, Dropped, Exclusion, Explanation, ForgetPlan, Occurrence,
+    OpChainId, Operator, RecordLineage, RunId, VersionRef,
 };
 use crate::{now_ms, Registry};
 
@@ -44,7 +44,8 @@ impl Registry {
         })
     }
 
-    /// Bulk-loads record lineage; a record id already present keeps its first lineage.
+    /// Bulk-loads record lineage; a (record id, chain) pair already present keeps its
+    /// first lineage, while the same record id under another chain (another run) is added.
     /// Returns how many records were new. Commits every few tens of thousands of
     /// records, so an interrupted load leaves a prefix that a rerun completes.
     pub fn insert_records<I>(&self, records: I) -> Result<u64>
@@ -86,39 +87,46 @@ impl Registry {
         Ok(inserted)
     }
 
-    /// Where a record came from, what touched it, whether it was dropped, and which
-    /// dataset versions hold it; `None` for an unknown record id.
+    /// Where a record came from, what touched it in each run that processed it, whether
+    /// it was dropped, which dataset versions hold it, and what was derived from it;
+    /// `None` for an unknown record id.
     pub fn explain(&self, record_id: &str) -> Result<Option<Explanation>> {
         self.read(|db| {
-            let row = db.query(
+            let rows = db.query(
                 "SELECT r.source_id, s.path, r.source_offset, c.run_id, c.step, c.ops, r.drop_step, r.drop_reason \
                  FROM records r JOIN source_files s ON s.id = r.source_file_id JOIN op_chains c ON c.id = r.chain_id \
-                 WHERE r.record_id = ?",
+                 WHERE r.record_id = ? ORDER BY c.run_id, r.chain_id",
                 &[record_id.into()],
             )?;
-            let Some(row) = row.into_iter().next() else { return Ok(None) };
-            let mut c = Cols::new(row);
-            let (source_id, source_file, source_offset) = (c.text()?, c.text()?, c.int()? as u64);
-            let (run, step) = (c.int()?, c.text()?);
-            let operators = serde_json::from_str(&c.text()?)?;
-            let dropped = match (c.opt_text()?, c.opt_text()?) {
-                (Some(step), Some(reason)) => Some(Dropped { step, reason }),
-                _ => None,
-            };
-            let versions = memberships(db, &[record_id.to_owned()])?
-                .remove(record_id)
-                .unwrap_or_default();
-            Ok(Some(Explanation {
-                record_id: record_id.to_owned(),
-                source_id,
-                source_file,
-                source_offset,
-                run,
-                step,
-                operators,
-                dropped,
-                versions,
-            }))
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let mut occurrences = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut c = Cols::new(row);
+                let (source_id, source_file, source_offset) = (c.text()?, c.text()?, c.int()? as u64);
+                let (run, step) = (c.int()?, c.text()?);
+                let operators = serde_json::from_str(&c.text()?)?;
+                let dropped = match (c.opt_text()?, c.opt_text()?) {
+                    (Some(step), Some(reason)) => Some(Dropped { step, reason }),
+                    _ => None,
+                };
+                occurrences.push(Occurrence { source_id, source_file, source_offset, run, step, operators, dropped });
+            }
+            let versions = memberships(db, &[record_id.to_owned()])?.remove(record_id).unwrap_or_default();
+            let mut derived = derivation_closure(db, &[record_id.to_owned()])?;
+            derived.retain(|(r, _)| r != record_id);
+            derived.sort();
+            let ids: Vec<String> = derived.iter().map(|(r, _)| r.clone()).collect();
+            let mut member = memberships(db, &ids)?;
+            let derived = derived
+                .into_iter()
+                .map(|(record_id, source_id)| {
+                    let versions = member.remove(&record_id).unwrap_or_default();
+                    DerivedRecord { record_id, source_id, versions }
+                })
+                .collect();
+            Ok(Some(Explanation { record_id: record_id.to_owned(), occurrences, versions, derived }))
         })
     }
 
@@ -231,9 +239,11 @@ fn intern_source_files(
 
 /// (record id, its source id) for every record reachable from `sources` through the
 /// source-id links, breadth first. Following links transitively is what reaches
-/// specialised datasets whose records were derived from a global dataset's records.
+/// specialised datasets whose records were derived from a global dataset's records. A
+/// record that keeps its source's id (operators keep ids) is reported too.
 fn derivation_closure(db: &mut dyn Db, sources: &[String]) -> Result<Vec<(String, String)>> {
-    let mut seen: HashSet<String> = sources.iter().cloned().collect();
+    let mut expanded: HashSet<String> = sources.iter().cloned().collect();
+    let mut emitted: HashSet<String> = HashSet::new();
     let mut frontier: Vec<String> = sources.to_vec();
     let mut out = Vec::new();
     while !frontier.is_empty() {
@@ -244,10 +254,13 @@ fn derivation_closure(db: &mut dyn Db, sources: &[String]) -> Result<Vec<(String
             for row in db.query(&sql, &params)? {
                 let mut c = Cols::new(row);
                 let (record, source) = (c.text()?, c.text()?);
-                if seen.insert(record.clone()) {
-                    next.push(record.clone());
-                    out.push((record, source));
+                if !emitted.insert(record.clone()) {
+                    continue;
                 }
+                if expanded.insert(record.clone()) {
+                    next.push(record.clone());
+                }
+                out.push((record, source));
             }
         }
         frontier = next;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::db::{first, Cols};
 use crate::error::{Error, Result};
-use crate::types::{NewRun, Run, RunId, RunStatus, StepCounters, TaskDecision, TaskOutcome};
+use crate::types::{NewRun, Run, RunId, RunStatus, RunSummary, StepCounters, TaskDecision, TaskOutcome};
 use crate::{now_ms, Registry};
 
 impl Registry {
@@ -67,6 +67,29 @@ impl Registry {
                 return Err(Error::RunNotFound(run));
             }
             Ok(())
+        })
+    }
+
+    /// The newest `limit` runs, newest first.
+    pub fn runs(&self, limit: u32) -> Result<Vec<RunSummary>> {
+        self.read(|db| {
+            db.query(
+                "SELECT id, pipeline, spec_hash, started_at, ended_at, status FROM runs ORDER BY id DESC LIMIT ?",
+                &[i64::from(limit).into()],
+            )?
+            .into_iter()
+            .map(|row| {
+                let mut c = Cols::new(row);
+                Ok(RunSummary {
+                    id: c.int()?,
+                    pipeline: c.text()?,
+                    spec_hash: c.text()?,
+                    started_at_ms: c.int()?,
+                    ended_at_ms: c.opt_int()?,
+                    status: RunStatus::parse(&c.text()?)?,
+                })
+            })
+            .collect()
         })
     }
 

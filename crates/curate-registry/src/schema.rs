@@ -131,6 +131,26 @@ CREATE TABLE version_records (
 ) {without_rowid};
 CREATE INDEX version_records_record ON version_records (record_id);
 "#,
+    // 2: one lineage row per (record, operator chain). The same record id legitimately
+    // appears in several runs (re-runs, a specialised dataset re-reading a global one),
+    // and a record-only key kept just the first of them.
+    r#"
+CREATE TABLE records_by_chain (
+    record_id TEXT NOT NULL,
+    chain_id BIGINT NOT NULL,
+    source_id TEXT NOT NULL,
+    source_file_id BIGINT NOT NULL,
+    source_offset BIGINT NOT NULL,
+    drop_step TEXT,
+    drop_reason TEXT,
+    PRIMARY KEY (record_id, chain_id)
+) {without_rowid};
+INSERT INTO records_by_chain (record_id, chain_id, source_id, source_file_id, source_offset, drop_step, drop_reason)
+    SELECT record_id, chain_id, source_id, source_file_id, source_offset, drop_step, drop_reason FROM records;
+DROP TABLE records;
+ALTER TABLE records_by_chain RENAME TO records;
+CREATE INDEX records_source ON records (source_id);
+"#,
 ];
 
 /// Highest migration number this build knows.

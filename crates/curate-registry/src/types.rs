@@ -41,7 +41,8 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The stored (and displayed) name.
+    pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
@@ -81,7 +82,8 @@ pub enum TaskDecision {
 }
 
 impl TaskDecision {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The stored (and displayed) name.
+    pub fn as_str(self) -> &'static str {
         match self {
             TaskDecision::Reused => "reused",
             TaskDecision::Recomputed => "recomputed",
@@ -305,6 +307,9 @@ pub struct Operator {
     pub version: String,
     /// Hash of its parameters.
     pub params_hash: String,
+    /// Its canonical parameters; absent (null) in chains stored before they were kept.
+    #[serde(default)]
+    pub params: serde_json::Value,
 }
 
 /// Why and where a record was dropped.
@@ -333,27 +338,62 @@ pub struct RecordLineage {
     pub dropped: Option<Dropped>,
 }
 
-/// Answer to "where did this record come from and where is it now".
+/// One run's view of a record: where it was read from and what happened to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Explanation {
-    /// Record id.
-    pub record_id: String,
+pub struct Occurrence {
     /// Input record id.
     pub source_id: String,
     /// Input file.
     pub source_file: String,
     /// Row or offset in the input file.
     pub source_offset: u64,
-    /// Run that produced it.
+    /// Run that processed it.
     pub run: RunId,
-    /// Step whose operator chain applies.
+    /// Step whose operator chain applies (the dropping step, or the last one).
     pub step: String,
     /// Operators that touched it, in order.
     pub operators: Vec<Operator>,
     /// Drop step and reason, if dropped.
     pub dropped: Option<Dropped>,
+}
+
+/// Answer to "where did this record come from and where is it now".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// Record id.
+    pub record_id: String,
+    /// Every run that processed it, oldest run first.
+    pub occurrences: Vec<Occurrence>,
     /// Versions containing it, with the file holding it.
     pub versions: Vec<(VersionRef, String)>,
+    /// Records derived from it (under other ids), with the versions holding them.
+    pub derived: Vec<DerivedRecord>,
+}
+
+/// A run as listed, without its step counters and task outcomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: RunId,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Spec hash.
+    pub spec_hash: String,
+    /// Start time, ms since the Unix epoch.
+    pub started_at_ms: i64,
+    /// End time, when finished.
+    pub ended_at_ms: Option<i64>,
+    /// Current status.
+    pub status: RunStatus,
+}
+
+/// A file of an existing version rewritten in place by a purge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReplacement {
+    /// Path of the file as the version lists it now.
+    pub old_path: String,
+    /// The rewritten file.
+    pub new: FileEntry,
 }
 
 /// A record reached from a source id, with the versions that contain it.

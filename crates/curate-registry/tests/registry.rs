@@ -22,6 +22,9 @@ backend_tests!(
     failed_commit_leaves_nothing,
     panicking_commit_leaves_nothing,
     killed_commit_leaves_nothing,
+    records_migrate_to_per_chain_lineage,
+    runs_are_listed_newest_first,
+    versions_listing_and_purge,
 );
 
 fn file(path: &str, hash: &str, rows: u64) -> FileEntry {
@@ -50,7 +53,7 @@ fn start_run(reg: &Registry) -> RunId {
 }
 
 fn op(name: &str) -> Operator {
-    Operator { name: name.into(), version: "1".into(), params_hash: format!("p-{name}") }
+    Operator { name: name.into(), version: "1".into(), params_hash: format!("p-{name}"), params: serde_json::json!({"n": 1}) }
 }
 
 fn lineage(record: &str, source: &str, chain: OpChainId, dropped: Option<(&str, &str)>) -> RecordLineage {
@@ -344,19 +347,40 @@ fn record_index_and_explain(b: &mut Backend) {
     reg.commit_version(&v, vec![member("rec-1", "part-0")]).unwrap();
 
     let e = reg.explain("rec-1").unwrap().expect("known record");
-    assert_eq!(e.source_id, "src-1");
-    assert_eq!(e.source_file, "raw/part-0.jsonl");
-    assert_eq!(e.source_offset, 7);
-    assert_eq!(e.run, run);
-    assert_eq!(e.step, "clean");
-    assert_eq!(e.operators, vec![op("normalize"), op("lang-filter")]);
-    assert_eq!(e.dropped, None);
+    assert_eq!(e.occurrences.len(), 1);
+    let o = &e.occurrences[0];
+    assert_eq!(o.source_id, "src-1");
+    assert_eq!(o.source_file, "raw/part-0.jsonl");
+    assert_eq!(o.source_offset, 7);
+    assert_eq!(o.run, run);
+    assert_eq!(o.step, "clean");
+    assert_eq!(o.operators, vec![op("normalize"), op("lang-filter")]);
+    assert_eq!(o.dropped, None);
     assert_eq!(e.versions, vec![(vref("web", 1), "part-0".to_owned()), (vref("web", 2), "part-0".to_owned())]);
+    assert!(e.derived.is_empty());
     let dropped = reg.explain("rec-5").unwrap().expect("known record");
-    assert_eq!(dropped.dropped, Some(Dropped { step: "clean".into(), reason: "too_short".into() }));
+    assert_eq!(dropped.occurrences[0].dropped, Some(Dropped { step: "clean".into(), reason: "too_short".into() }));
     assert!(dropped.versions.is_empty());
-    assert_eq!(reg.explain("rec-6").unwrap().expect("known").source_file, "raw/we\tird\\na\nme.jsonl");
+    assert_eq!(reg.explain("rec-6").unwrap().expect("known").occurrences[0].source_file, "raw/we\tird\\na\nme.jsonl");
     assert_eq!(reg.explain("nope").unwrap(), None);
+
+    // A second run over the same records adds a second occurrence instead of being ignored.
+    let run2 = start_run(&reg);
+    let chain2 = reg.register_op_chain(run2, "clean", &[op("normalize")]).unwrap();
+    let again = vec![lineage("rec-1", "src-1", chain2, Some(("clean", "lang")))];
+    assert_eq!(reg.insert_records(again).unwrap(), 1);
+    let e = reg.explain("rec-1").unwrap().expect("known record");
+    assert_eq!(e.occurrences.iter().map(|o| o.run).collect::<Vec<_>>(), vec![run, run2]);
+    assert_eq!(e.occurrences[1].dropped, Some(Dropped { step: "clean".into(), reason: "lang".into() }));
+
+    // A record that kept its source's id is found from that id, once, by forget's closure.
+    let same = reg.register_op_chain(run2, "keep-id", &[op("normalize")]).unwrap();
+    reg.insert_records(vec![lineage("src-9", "src-9", same, None), lineage("rec-9b", "src-9", same, None)]).unwrap();
+    let mut ids: Vec<String> = reg.derived_from_source("src-9").unwrap().into_iter().map(|d| d.record_id).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["rec-9", "rec-9b", "src-9"]);
+    let e = reg.explain("src-9").unwrap().expect("known");
+    assert_eq!(e.derived.iter().map(|d| d.record_id.as_str()).collect::<Vec<_>>(), vec!["rec-9", "rec-9b"]);
 
     let derived = reg.derived_from_source("src-1").unwrap();
     assert_eq!(derived.len(), 1);
@@ -503,4 +527,61 @@ fn sqlite_location_creates_missing_directories() {
     commit(&reg, &manifest("d", vec![file("a", "h", 1)]));
     assert!(path.is_file());
     assert_eq!(Registry::open(&location).unwrap().resolve("d").unwrap(), vref("d", 1));
+}
+
+fn records_migrate_to_per_chain_lineage(b: &mut Backend) {
+    let reg = b.open();
+    let run = start_run(&reg);
+    let chain = reg.register_op_chain(run, "clean", &[op("normalize")]).unwrap();
+    drop(reg);
+    // Rebuild the store as migration 1 left it, with one lineage row, then reopen.
+    b.raw(
+        "DROP TABLE records; \
+         CREATE TABLE records (record_id TEXT PRIMARY KEY, source_id TEXT NOT NULL, source_file_id BIGINT NOT NULL, \
+         source_offset BIGINT NOT NULL, chain_id BIGINT NOT NULL, drop_step TEXT, drop_reason TEXT); \
+         CREATE INDEX records_source ON records (source_id); \
+         INSERT INTO source_files (path) VALUES ('raw/old.jsonl'); \
+         DELETE FROM schema_migrations WHERE version > 1",
+    );
+    b.raw(&format!(
+        "INSERT INTO records VALUES ('old-1', 'src-old', (SELECT id FROM source_files WHERE path = 'raw/old.jsonl'), 3, {}, NULL, NULL)",
+        chain.0
+    ));
+    let reg = b.open();
+    assert_eq!(reg.schema_version().unwrap(), 2);
+    let e = reg.explain("old-1").unwrap().expect("carried over");
+    assert_eq!((e.occurrences[0].source_id.as_str(), e.occurrences[0].source_offset), ("src-old", 3));
+    let chain2 = reg.register_op_chain(run, "clean", &[op("other")]).unwrap();
+    assert_eq!(reg.insert_records(vec![lineage("old-1", "src-old", chain2, None)]).unwrap(), 1);
+    assert_eq!(reg.explain("old-1").unwrap().expect("known").occurrences.len(), 2);
+}
+
+fn runs_are_listed_newest_first(b: &mut Backend) {
+    let reg = b.open();
+    let ids: Vec<RunId> = (0..3).map(|_| start_run(&reg)).collect();
+    reg.finish_run(ids[0], RunStatus::Failed).unwrap();
+    let listed = reg.runs(2).unwrap();
+    assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[2], ids[1]]);
+    assert_eq!(listed[0].status, RunStatus::Running);
+    assert_eq!(reg.runs(10).unwrap()[2].status, RunStatus::Failed);
+}
+
+fn versions_listing_and_purge(b: &mut Backend) {
+    let reg = b.open();
+    assert!(matches!(reg.versions("d"), Err(Error::DatasetNotFound(_))));
+    reg.commit_version(&manifest("d", vec![file("a", "ha", 2)]), vec![member("r1", "a"), member("r2", "a")]).unwrap();
+    reg.commit_version(&manifest("d", vec![file("a", "ha", 2), file("b", "hb", 1)]), vec![member("r1", "a"), member("r2", "a"), member("r3", "b")]).unwrap();
+    let versions = reg.versions("d").unwrap();
+    assert_eq!(versions.iter().map(|v| v.reference.version).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(reg.referenced_files().unwrap().into_iter().collect::<Vec<_>>(), vec!["a", "b"]);
+
+    let replacement = FileReplacement { old_path: "a".into(), new: file("a2", "ha2", 1) };
+    reg.purge_version("d@1", std::slice::from_ref(&replacement), &["r2".to_owned()]).unwrap();
+    assert_eq!(reg.version("d@1").unwrap().files, vec![file("a2", "ha2", 1)]);
+    assert_eq!(reg.version("d@2").unwrap().files[0], file("a", "ha", 2));
+    assert_eq!(reg.diff_records("d@1", "d@2").unwrap().added, vec!["r2", "r3"]);
+    assert!(matches!(
+        reg.purge_version("d@1", &[replacement], &[]),
+        Err(Error::InvalidManifest(_))
+    ));
 }

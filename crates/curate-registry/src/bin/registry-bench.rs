@@ -84,7 +84,7 @@ fn run(args: &Args) -> Result<()> {
 
     let run = reg.start_run(&NewRun { pipeline: "bench", spec: "bench", spec_hash: "bench", code_version: "bench" })?;
     let ops = |names: &[&str]| -> Vec<Operator> {
-        names.iter().map(|n| Operator { name: (*n).into(), version: "1".into(), params_hash: format!("p-{n}") }).collect()
+        names.iter().map(|n| Operator { name: (*n).into(), version: "1".into(), params_hash: format!("p-{n}"), params: serde_json::Value::Null }).collect()
     };
     let chain = reg.register_op_chain(run, "clean", &ops(&["parse", "normalize", "lang-filter"]))?;
     let chain_special = reg.register_op_chain(run, "code", &ops(&["code-detect"]))?;
@@ -150,7 +150,7 @@ fn run(args: &Args) -> Result<()> {
         let t = Instant::now();
         let e = reg.explain(&global_id(i))?;
         lat.push(t.elapsed());
-        found += usize::from(e.is_some_and(|e| !e.operators.is_empty()));
+        found += usize::from(e.is_some_and(|e| e.occurrences.iter().any(|o| !o.operators.is_empty())));
     }
     lat.sort();
     println!(
