@@ -1,6 +1,7 @@
 //! The `curate` command-line interface.
 
 mod progress;
+mod registry_cmds;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +11,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use curate_core::exec::{execute, Plan, RunOptions};
 use curate_core::io::Source;
-use curate_core::spec::{ByteSize, PipelineSpec, SpecError, SpecErrors};
+use curate_core::spec::{ByteSize, InputFormat, Paths, PipelineSpec, SpecError, SpecErrors};
+use curate_datasets::{Home, RunRecord};
+use registry_cmds::{DatasetsCommand, RunsCommand};
 use curate_core::stats::RunReport;
 use curate_io::{DirSink, FileSource, IoError};
 
@@ -45,6 +48,54 @@ enum Command {
         /// Seconds between progress lines when stderr is not a terminal.
         #[arg(long, default_value_t = 10.0)]
         progress_interval: f64,
+        /// Compute every step, neither reusing nor storing step outputs.
+        #[arg(long)]
+        no_cache: bool,
+        /// Neither record the run nor commit a dataset version (implies --no-cache).
+        #[arg(long)]
+        no_registry: bool,
+    },
+    /// Datasets and their versions.
+    Datasets {
+        #[command(subcommand)]
+        command: DatasetsCommand,
+    },
+    /// Recorded runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Where a record came from, what touched it, where it was dropped, which versions hold it.
+    Explain {
+        /// Record id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove source records from every dataset derived from them (new versions, audited).
+    Forget {
+        /// Source record ids.
+        #[arg(required = true)]
+        sources: Vec<String>,
+        /// Why (kept in the audit entry).
+        #[arg(long)]
+        reason: String,
+        /// Also rewrite older versions' files without them and delete affected step outputs.
+        #[arg(long)]
+        purge: bool,
+        /// Who asks (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Delete versions beyond the newest N per dataset (tagged ones stay) and unreferenced files.
+    Gc {
+        /// Versions kept per dataset.
+        #[arg(long)]
+        keep_last: u32,
+        /// Unreferenced step outputs used within this many hours stay.
+        #[arg(long, default_value_t = 24.0)]
+        grace_hours: f64,
     },
     /// List operators with their parameters and defaults.
     Ops {
@@ -83,10 +134,26 @@ struct Prepared {
     spec: PipelineSpec,
     source: FileSource,
     plan: Plan,
+    /// The dataset version read as input, resolved.
+    parent: Option<String>,
 }
 
-fn prepare(spec_path: &Path) -> anyhow::Result<Prepared> {
-    let spec = PipelineSpec::load(spec_path).map_err(spec_errors)?;
+fn prepare(spec_path: &Path, home: &Home) -> anyhow::Result<Prepared> {
+    let mut spec = PipelineSpec::load(spec_path).map_err(spec_errors)?;
+    let mut parent = None;
+    if let Some(reference) = spec.input.dataset.clone() {
+        let version = home
+            .registry()
+            .and_then(|reg| Ok(reg.version(&reference)?))
+            .map_err(|e| ConfigError(spec.error_at("input.dataset", format!("input.dataset: {e}")).to_string()))?;
+        if version.files.is_empty() {
+            return Err(ConfigError(spec.error_at("input.dataset", format!("input.dataset: {} holds no records", version.reference)).to_string()).into());
+        }
+        spec.input.path = Paths::Many(version.files.iter().map(|f| home.object_path(&f.path).to_string_lossy().into_owned()).collect());
+        spec.input.format = Some(InputFormat::Parquet);
+        spec.input.id_field = Some(curate_core::record::ID.into());
+        parent = Some(version.reference.to_string());
+    }
     let source = FileSource::open(&spec.input).map_err(|e| {
         let at = if matches!(e, IoError::Format { .. }) { "input" } else { "input.path" };
         located(&spec, at, e)
@@ -103,7 +170,7 @@ fn prepare(spec_path: &Path) -> anyhow::Result<Prepared> {
     }
     let settings = serde_json::json!({ "input": input, "output": output });
     let plan = Plan::new(&spec.name, source.schema(), steps, &settings);
-    Ok(Prepared { spec, source, plan })
+    Ok(Prepared { spec, source, plan, parent })
 }
 
 fn print_summary(r: &RunReport, output: &str) {
@@ -123,7 +190,7 @@ fn print_summary(r: &RunReport, output: &str) {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate { spec } => {
-            let p = prepare(&spec)?;
+            let p = prepare(&spec, &Home::from_env())?;
             println!(
                 "{}: ok — {} input shard(s), {} step(s), output {}",
                 spec.display(),
@@ -132,14 +199,106 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 p.spec.output.path
             );
         }
-        Command::Run { spec, threads, resume, memory_limit, progress_interval } => {
-            let p = prepare(&spec)?;
+        Command::Run { spec, threads, resume, memory_limit, progress_interval, no_cache, no_registry } => {
+            let home = Home::from_env();
+            let p = prepare(&spec, &home)?;
             let sink = DirSink::create(&p.spec.output).map_err(|e| located(&p.spec, "output.path", e))?;
             let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let progress = progress::RunProgress::new(Duration::from_secs_f64(progress_interval.max(0.1)));
-            let report = execute(&p.plan, &p.source, &sink, &RunOptions { threads, resume, memory_limit: memory_limit.or(p.spec.memory_limit.map(|b| b.0)) }, &progress)
-                .with_context(|| format!("run of {} failed", spec.display()))?;
+            let registry = if no_registry { None } else { Some(home.registry().context("opening the registry")?) };
+            let spec_text = std::fs::read_to_string(&spec).unwrap_or_default();
+            let run_id = match &registry {
+                Some(reg) => Some(curate_datasets::start_run(reg, &p.plan, &spec_text)?),
+                None => None,
+            };
+            let opts = RunOptions {
+                threads,
+                resume,
+                memory_limit: memory_limit.or(p.spec.memory_limit.map(|b| b.0)),
+                cache: (!no_cache && !no_registry).then(|| home.step_cache()),
+            };
+            let report = match execute(&p.plan, &p.source, &sink, &opts, &progress) {
+                Ok(r) => r,
+                Err(e) => {
+                    if let (Some(reg), Some(run)) = (&registry, run_id) {
+                        let _ = reg.finish_run(run, curate_registry::RunStatus::Failed);
+                    }
+                    return Err(anyhow::Error::new(e).context(format!("run of {} failed", spec.display())));
+                }
+            };
             print_summary(&report, &p.spec.output.path);
+            if let (Some(reg), Some(run)) = (&registry, run_id) {
+                let local = Path::new(&p.spec.output.path);
+                if p.spec.output.path.contains("://") {
+                    let _ = reg.finish_run(run, curate_registry::RunStatus::Succeeded);
+                    println!("run {run} recorded; versions are committed for local outputs only");
+                    return Ok(());
+                }
+                let mut sources = Vec::new();
+                if p.parent.is_none() {
+                    let mut seen = std::collections::BTreeSet::new();
+                    for shard in p.source.shards() {
+                        if seen.insert(shard.file.clone()) {
+                            let hash = p.source.content_hash(shard).map_err(|e| anyhow::anyhow!("{e}"))?;
+                            sources.push(curate_registry::SourceFile { path: shard.file.clone(), content_hash: hash });
+                        }
+                    }
+                }
+                let record = RunRecord {
+                    run,
+                    dataset: p.spec.dataset_name(),
+                    plan: &p.plan,
+                    report: &report,
+                    output_dir: local,
+                    parquet: p.spec.output.format == curate_core::spec::OutputFormat::Parquet,
+                    parents: p.parent.iter().cloned().collect(),
+                    sources,
+                };
+                match curate_datasets::record_run(&home, reg, &record).context("recording the run in the registry")? {
+                    Some(c) => println!(
+                        "run {run}: {} {} ({} task steps reused, {} computed)",
+                        if c.new { "committed" } else { "output unchanged, still" },
+                        c.version,
+                        report.steps_reused,
+                        report.steps_computed
+                    ),
+                    None => println!("run {run} recorded (no version: JSONL output)"),
+                }
+            }
+        }
+        Command::Datasets { command } => registry_cmds::datasets(&Home::from_env(), command)?,
+        Command::Runs { command } => registry_cmds::runs(&Home::from_env(), command)?,
+        Command::Explain { id, json } => registry_cmds::explain(&Home::from_env(), &id, json)?,
+        Command::Forget { sources, reason, purge, actor } => {
+            let home = Home::from_env();
+            let reg = home.registry()?;
+            let actor = actor.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+            let r = curate_datasets::forget(&home, &reg, &sources, &reason, &actor, purge)?;
+            println!("forget #{}: {} source(s)", r.audit, sources.len());
+            if r.versions.is_empty() {
+                println!("  no dataset version holds anything derived from them");
+            }
+            for (v, n) in &r.versions {
+                println!("  committed {v} without {n} record(s)");
+            }
+            for (v, n) in &r.purged {
+                println!("  purged {n} record(s) from {v}");
+            }
+            if purge {
+                println!("  deleted {} file(s) and step output(s)", r.deleted_files);
+            }
+        }
+        Command::Gc { keep_last, grace_hours } => {
+            let home = Home::from_env();
+            let reg = home.registry()?;
+            let r = curate_datasets::gc(&home, &reg, keep_last, (grace_hours * 3_600_000.0) as i64)?;
+            println!(
+                "removed {} version(s){}, {} data file(s), {} step output(s)",
+                r.versions.len(),
+                if r.versions.is_empty() { String::new() } else { format!(" ({})", r.versions.join(", ")) },
+                r.objects,
+                r.cache_entries
+            );
         }
         Command::Ops { json } => {
             let registry = curate_ops::registry();

@@ -12,6 +12,7 @@ use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array}
 use arrow_schema::SchemaRef;
 use arrow_select::filter::filter_record_batch;
 
+use crate::cache::{EntryMeta, EntryWriter, InputMeta, StepCache, StepOutcome};
 use crate::global::{self, GlobalStep};
 use crate::io::{BoxError, Shard, Sink, Source};
 use crate::key::KeyHasher;
@@ -34,6 +35,8 @@ pub struct Plan {
     pub fingerprint: String,
     /// Global steps, in order; the pipeline runs as one stage more than there are of them.
     pub globals: Vec<GlobalStep>,
+    /// Hash of what turns input bytes into records (input settings, inferred schema, engine).
+    pub input_fingerprint: String,
 }
 
 impl Plan {
@@ -44,6 +47,11 @@ impl Plan {
         let mut key = KeyHasher::new("curate.plan.v1");
         key.str("engine", env!("CARGO_PKG_VERSION")).json("settings", settings);
         key.str("source_schema", &format!("{source_schema:?}"));
+        let input_fingerprint = KeyHasher::new("curate.input-settings.v1")
+            .str("engine", env!("CARGO_PKG_VERSION"))
+            .json("input", settings.get("input").unwrap_or(&serde_json::Value::Null))
+            .str("source_schema", &format!("{source_schema:?}"))
+            .finish();
         let mut globals = Vec::new();
         let mut reject_only = Vec::new();
         for s in &steps {
@@ -53,9 +61,38 @@ impl Plan {
             }
             schema = record::with_writes(&schema, &s.operator.columns().writes);
             key.str("op", s.descriptor.name).str("version", s.descriptor.version).json("params", &s.params);
+            key.str("content", &s.operator.content_key().unwrap_or_default());
         }
         let rejects_schema = record::rejects_schema(&record::with_writes(&schema, &reject_only));
-        Plan { name: name.into(), steps, kept_schema: schema, rejects_schema, fingerprint: key.finish(), globals }
+        Plan { name: name.into(), steps, kept_schema: schema, rejects_schema, fingerprint: key.finish(), globals, input_fingerprint }
+    }
+
+    /// Cache keys of one shard: the key of its parsed input, then one per step, each
+    /// chained from the previous, so a step's key changes with anything upstream of it.
+    pub fn step_keys(&self, shard: &Shard, content_hash: &str) -> (String, Vec<String>) {
+        let part = serde_json::to_value(&shard.part).unwrap_or_default();
+        let input = KeyHasher::new("curate.input.v1")
+            .str("settings", &self.input_fingerprint)
+            .str("file", &shard.file)
+            .json("part", &part)
+            .str("content", content_hash)
+            .finish();
+        let mut prev = input.clone();
+        let keys = self
+            .steps
+            .iter()
+            .map(|s| {
+                prev = KeyHasher::new("curate.step.v1")
+                    .str("upstream", &prev)
+                    .str("op", s.descriptor.name)
+                    .str("version", s.descriptor.version)
+                    .json("params", &s.params)
+                    .str("content", &s.operator.content_key().unwrap_or_default())
+                    .finish();
+                prev.clone()
+            })
+            .collect();
+        (input, keys)
     }
 
     /// The key of the task that processes `shard`.
@@ -74,6 +111,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Memory budget of global steps' reduces (they spill to stay under it); default 1 GiB.
     pub memory_limit: Option<u64>,
+    /// Step output cache of streamed pipelines; `None` computes every step.
+    pub cache: Option<StepCache>,
 }
 
 /// Receives progress; called from worker threads.
@@ -185,7 +224,7 @@ pub fn execute(
                 }
                 let Some(&task) = pending.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
                 let shard = &shards[task];
-                let outcome = run_task(plan, source, sink, task, &keys[task], shard, progress).and_then(|report| {
+                let outcome = run_task(plan, source, sink, task, &keys[task], shard, progress, opts.cache.as_ref()).and_then(|report| {
                     let bytes = serde_json::to_vec(&report)?;
                     sink.write_state(&task_state_name(task), &bytes)?;
                     Ok(report)
@@ -224,6 +263,7 @@ pub fn execute(
     Ok(report)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_task(
     plan: &Plan,
     source: &dyn Source,
@@ -232,6 +272,7 @@ fn run_task(
     key: &str,
     shard: &Shard,
     progress: &dyn Progress,
+    cache: Option<&StepCache>,
 ) -> Result<TaskReport, BoxError> {
     let mut writer = sink.task_writer(task, plan.kept_schema.clone(), plan.rejects_schema.clone())?;
     let mut report = TaskReport {
@@ -241,24 +282,159 @@ fn run_task(
         steps: plan.steps.iter().map(|s| StepStats { op: s.descriptor.name.to_string(), ..Default::default() }).collect(),
         ..Default::default()
     };
-    for chunk in source.read(shard)? {
-        let chunk = chunk?;
-        report.bytes_in += chunk.bytes;
-        report.quarantined += chunk.quarantined.len() as u64;
-        if !chunk.quarantined.is_empty() {
-            writer.quarantined(&chunk.quarantined)?;
+    let cached = match cache {
+        Some(c) if !plan.steps.is_empty() => Some((c, CachedTask::plan(c, plan, source, shard)?)),
+        _ => None,
+    };
+    let from = cached.as_ref().map_or(0, |(_, t)| t.entries.len());
+    let mut taps: Vec<Option<EntryWriter>> = Vec::new();
+    if let Some((c, t)) = &cached {
+        report.cache = t.outcomes(plan, c);
+        t.replay(plan, &mut report, writer.as_mut())?;
+        taps = t.keys[from..]
+            .iter()
+            .map(|k| {
+                c.writer(k)
+                    .map_err(|e| tracing::warn!(key = %k, error = %e, "step cache not writable; computing without it"))
+                    .ok()
+            })
+            .collect();
+    }
+    let mut input = InputMeta::default();
+    if from == 0 {
+        for chunk in source.read(shard)? {
+            let chunk = chunk?;
+            report.bytes_in += chunk.bytes;
+            report.quarantined += chunk.quarantined.len() as u64;
+            if !chunk.quarantined.is_empty() {
+                writer.quarantined(&chunk.quarantined)?;
+                input.add_quarantined(&chunk.quarantined);
+            }
+            let n = chunk.batch.num_rows() as u64;
+            report.records_in += n;
+            let kept = apply_steps(&plan.steps, &plan.rejects_schema, chunk.batch, &mut report.steps, writer.as_mut(), &mut taps)?;
+            report.records_out += kept.num_rows() as u64;
+            if kept.num_rows() > 0 {
+                writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
+            }
+            progress.advance(n, chunk.bytes);
         }
-        let n = chunk.batch.num_rows() as u64;
-        report.records_in += n;
-        let kept = apply_steps(&plan.steps, &plan.rejects_schema, chunk.batch, &mut report.steps, writer.as_mut())?;
-        report.records_out += kept.num_rows() as u64;
-        if kept.num_rows() > 0 {
-            writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
+        input.records_in = report.records_in;
+        input.bytes_in = report.bytes_in;
+    } else if let Some((_, t)) = &cached {
+        let upstream = &t.entries[from - 1];
+        for batch in upstream.kept()? {
+            let kept = if from == plan.steps.len() {
+                batch
+            } else {
+                apply_steps(&plan.steps[from..], &plan.rejects_schema, batch, &mut report.steps[from..], writer.as_mut(), &mut taps)?
+            };
+            report.records_out += kept.num_rows() as u64;
+            if kept.num_rows() > 0 {
+                writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
+            }
         }
-        progress.advance(n, chunk.bytes);
+        progress.advance(report.records_in, shard.bytes);
     }
     report.files = writer.commit()?;
+    if let Some((c, t)) = &cached {
+        let mut input = (from == 0).then_some(input);
+        for (i, tap) in taps.into_iter().enumerate() {
+            let Some(tap) = tap else { continue };
+            let meta = EntryMeta { stats: report.steps[from + i].clone(), input: if i == 0 { input.take() } else { None } };
+            if let Err(e) = tap.commit(&meta) {
+                tracing::warn!(task, error = %e, "could not store a step output in the cache");
+            }
+        }
+        if let Err(e) = c.mark_input(&t.input_key) {
+            tracing::warn!(task, error = %e, "could not record the input in the cache");
+        }
+    }
     Ok(report)
+}
+
+/// The cache's view of one task: its keys and the committed entries of its longest
+/// cached prefix of steps.
+struct CachedTask {
+    input_key: String,
+    keys: Vec<String>,
+    entries: Vec<crate::cache::Entry>,
+    input_seen: bool,
+}
+
+impl CachedTask {
+    fn plan(cache: &StepCache, plan: &Plan, source: &dyn Source, shard: &Shard) -> Result<Self, BoxError> {
+        let (input_key, keys) = plan.step_keys(shard, &source.content_hash(shard)?);
+        let mut entries = Vec::new();
+        for k in &keys {
+            match cache.open(k) {
+                Some(e) => entries.push(e),
+                None => break,
+            }
+        }
+        // The first entry carries what reading the input produced; without it the prefix is unusable.
+        if entries.first().is_some_and(|e| e.meta.input.is_none()) {
+            entries.clear();
+        }
+        let input_seen = cache.seen_input(&input_key);
+        Ok(CachedTask { input_key, keys, entries, input_seen })
+    }
+
+    fn outcomes(&self, plan: &Plan, _cache: &StepCache) -> Vec<StepOutcome> {
+        let from = self.entries.len();
+        plan.steps
+            .iter()
+            .zip(&self.keys)
+            .enumerate()
+            .map(|(i, (s, k))| {
+                let reason = if i < from {
+                    "cache hit".to_string()
+                } else if i > from {
+                    format!("follows recomputed step {from} ({})", plan.steps[from].descriptor.name)
+                } else if from == 0 && !self.input_seen {
+                    "input not seen before (new or changed file)".to_string()
+                } else {
+                    "operator, version or parameters changed (no cached output for this key)".to_string()
+                };
+                StepOutcome { step: s.index, op: s.descriptor.name.to_string(), key: k.clone(), reused: i < from, reason }
+            })
+            .collect()
+    }
+
+    /// Re-emits what the cached steps produced: input counters and quarantine, per-step
+    /// counters, and the records each of them dropped.
+    fn replay(&self, plan: &Plan, report: &mut TaskReport, writer: &mut dyn crate::io::TaskWriter) -> Result<(), BoxError> {
+        let Some(first) = self.entries.first() else { return Ok(()) };
+        if let Some(input) = &first.meta.input {
+            report.records_in = input.records_in;
+            report.bytes_in = input.bytes_in;
+            let q = input.quarantined();
+            report.quarantined = q.len() as u64;
+            if !q.is_empty() {
+                writer.quarantined(&q)?;
+            }
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            report.steps[i] = e.meta.stats.clone();
+            let step = &plan.steps[i];
+            for (dropped, reasons) in e.dropped()? {
+                writer.rejected(&reject_rows(step, &plan.rejects_schema, &dropped, reasons)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shapes rows dropped by `step` into the rejects schema.
+fn reject_rows(step: &BuiltStep, rejects_schema: &SchemaRef, dropped: &RecordBatch, reasons: ArrayRef) -> Result<RecordBatch, BoxError> {
+    let n = dropped.num_rows();
+    let step_name: ArrayRef = Arc::new(StringArray::from(vec![step.descriptor.name; n]));
+    let step_index: ArrayRef = Arc::new(UInt32Array::from(vec![step.index as u32; n]));
+    Ok(conform(
+        dropped,
+        rejects_schema,
+        &[(record::REJECT_STEP, step_name), (record::REJECT_STEP_INDEX, step_index), (record::REJECT_REASON, reasons)],
+    )?)
 }
 
 /// Runs `steps` over one batch (`stats` lines up with `steps`); dropped rows go to the
@@ -269,8 +445,9 @@ pub(crate) fn apply_steps(
     mut batch: RecordBatch,
     stats: &mut [StepStats],
     writer: &mut dyn crate::io::TaskWriter,
+    taps: &mut [Option<EntryWriter>],
 ) -> Result<RecordBatch, BoxError> {
-    for (step, st) in steps.iter().zip(stats.iter_mut()) {
+    for (i, (step, st)) in steps.iter().zip(stats.iter_mut()).enumerate() {
         if batch.num_rows() == 0 {
             break;
         }
@@ -298,24 +475,28 @@ pub(crate) fn apply_steps(
                     *st.dropped.entry(r.to_string()).or_default() += 1;
                 }
                 let dropped = filter_record_batch(&out.batch, &dropped_mask)?;
-                let n = dropped.num_rows();
-                let step_name: ArrayRef = Arc::new(StringArray::from(vec![step.descriptor.name; n]));
-                let step_index: ArrayRef = Arc::new(UInt32Array::from(vec![step.index as u32; n]));
-                let reasons: ArrayRef = Arc::new(reasons);
-                writer.rejected(&conform(
-                    &dropped,
-                    rejects_schema,
-                    &[
-                        (record::REJECT_STEP, step_name),
-                        (record::REJECT_STEP_INDEX, step_index),
-                        (record::REJECT_REASON, reasons),
-                    ],
-                )?)?;
+                if let Some(slot) = taps.get_mut(i) {
+                    tap_write(slot, |t| t.dropped(&dropped, &reasons));
+                }
+                writer.rejected(&reject_rows(step, rejects_schema, &dropped, Arc::new(reasons))?)?;
                 filter_record_batch(&out.batch, &keep)?
             }
             _ => out.batch,
         };
+        if let Some(slot) = taps.get_mut(i) {
+            tap_write(slot, |t| t.kept(&batch));
+        }
         st.records_out += batch.num_rows() as u64;
     }
     Ok(batch)
+}
+
+/// Writes to a step cache entry, abandoning the entry (not the run) on failure.
+fn tap_write(slot: &mut Option<EntryWriter>, f: impl FnOnce(&mut EntryWriter) -> Result<(), BoxError>) {
+    if let Some(t) = slot.as_mut() {
+        if let Err(e) = f(t) {
+            tracing::warn!(error = %e, "could not write a step output to the cache; going on without it");
+            *slot = None;
+        }
+    }
 }

@@ -421,6 +421,7 @@ fn run_stage_task(
             batch,
             &mut report.steps[first_step..end_step],
             writer,
+            &mut [],
         )?;
         match out.as_mut() {
             Some(o) => o.write(plan, stage, &kept)?,

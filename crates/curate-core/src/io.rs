@@ -77,6 +77,9 @@ pub trait Source: Send + Sync {
     fn schema(&self) -> SchemaRef;
     /// The shards, in a deterministic order.
     fn shards(&self) -> &[Shard];
+    /// Hash of the bytes of the file `shard` belongs to, so cached outputs follow the
+    /// content rather than names or timestamps.
+    fn content_hash(&self, shard: &Shard) -> Result<String, BoxError>;
     /// Streams one shard's records.
     fn read<'a>(&'a self, shard: &'a Shard) -> Result<Box<dyn Iterator<Item = Result<Chunk, BoxError>> + Send + 'a>, BoxError>;
 }

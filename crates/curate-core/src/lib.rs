@@ -1,6 +1,7 @@
 //! curate's core: the record model, the operator contract, pipeline specs, the planner and
 //! the local executor. Knows nothing of file formats, the CLI or services.
 
+pub mod cache;
 pub mod exec;
 pub mod global;
 pub mod io;

@@ -101,6 +101,11 @@ pub trait Operator: Send + Sync {
     fn columns(&self) -> Columns;
     /// Processes one batch.
     fn process(&self, batch: RecordBatch) -> Result<OpOutput, OpError>;
+    /// Digest of content the operator reads beyond its parameters (a word list file its
+    /// parameters name, say), so cached outputs follow that content too.
+    fn content_key(&self) -> Option<String> {
+        None
+    }
     /// The map and reduce of a global operator; the engine then never calls `process`.
     fn as_global(&self) -> Option<&dyn crate::global::GlobalOperator> {
         None

@@ -53,6 +53,9 @@ pub struct TaskReport {
     pub steps: Vec<StepStats>,
     /// Files the task published.
     pub files: Vec<OutputFile>,
+    /// Per step: reused from the step cache or computed, and why (empty without a cache).
+    #[serde(default)]
+    pub cache: Vec<crate::cache::StepOutcome>,
 }
 
 /// Summary of a run, written as `run.json`.
@@ -82,6 +85,12 @@ pub struct RunReport {
     pub tasks_resumed: usize,
     /// Every published file, in task order.
     pub files: Vec<OutputFile>,
+    /// Task-steps whose output came from the step cache.
+    pub steps_reused: usize,
+    /// Task-steps computed in this run.
+    pub steps_computed: usize,
+    /// Per task, what the step cache did (in task order; empty without a cache).
+    pub task_cache: Vec<Vec<crate::cache::StepOutcome>>,
     /// Engine version.
     pub curate_version: String,
 }
@@ -106,6 +115,9 @@ impl RunReport {
                 agg.merge(s);
             }
             r.files.extend(t.files.iter().cloned());
+            r.steps_reused += t.cache.iter().filter(|o| o.reused).count();
+            r.steps_computed += t.cache.iter().filter(|o| !o.reused).count();
+            r.task_cache.push(t.cache.clone());
         }
         r.rejected = steps.iter().map(|s| s.dropped.values().sum::<u64>()).sum();
         r.steps = steps;

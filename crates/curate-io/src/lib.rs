@@ -8,7 +8,7 @@ mod parquet_in;
 mod sink;
 mod source;
 
-pub use sink::DirSink;
+pub use sink::{parquet_properties, DirSink};
 pub use source::FileSource;
 
 /// A storage or format error, naming the file or location involved.

@@ -325,16 +325,7 @@ impl Table {
                     Compression::Snappy => PqCompression::SNAPPY,
                     _ => PqCompression::UNCOMPRESSED,
                 };
-                // Text payloads are near-unique: a dictionary and min/max statistics on them
-                // cost time and buy nothing, so both are off for that column only.
-                let text = ColumnPath::from(record::TEXT);
-                let props = WriterProperties::builder()
-                    .set_compression(compression)
-                    .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
-                    .set_column_dictionary_enabled(text.clone(), false)
-                    .set_column_statistics_enabled(text, EnabledStatistics::None)
-                    .build();
-                OpenFile::Parquet(Box::new(ArrowWriter::try_new(file, self.schema.clone(), Some(props))?))
+                OpenFile::Parquet(Box::new(ArrowWriter::try_new(file, self.schema.clone(), Some(parquet_properties(compression)))?))
             }
             OutputFormat::Jsonl => {
                 let written = Arc::new(AtomicU64::new(0));
@@ -450,4 +441,17 @@ impl TaskWriter for DirTaskWriter<'_> {
         remove_local_dir(&self.dir)?;
         Ok(files)
     }
+}
+
+/// Writer settings of every Parquet file curate writes (run outputs and their rewrites).
+pub fn parquet_properties(compression: PqCompression) -> WriterProperties {
+    // Text payloads are near-unique: a dictionary and min/max statistics on them
+    // cost time and buy nothing, so both are off for that column only.
+    let text = ColumnPath::from(record::TEXT);
+    WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        .set_column_dictionary_enabled(text.clone(), false)
+        .set_column_statistics_enabled(text, EnabledStatistics::None)
+        .build()
 }

@@ -66,6 +66,8 @@ pub struct FileSource {
     schema: SchemaRef,
     shards: Vec<Shard>,
     files: HashMap<String, (Location, u64)>,
+    /// Content hashes already computed, by file.
+    hashes: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl FileSource {
@@ -156,7 +158,7 @@ impl FileSource {
             Layout::Parquet(l) => l.fields(),
         };
         let files = files.into_iter().map(|(loc, meta)| (loc.display.clone(), (loc, meta.size))).collect();
-        Ok(FileSource { layout, schema: record::input_schema(metadata), shards, files })
+        Ok(FileSource { layout, schema: record::input_schema(metadata), shards, files, hashes: Default::default() })
     }
 
     /// Column names every record of this source has.
@@ -228,6 +230,18 @@ impl Source for FileSource {
 
     fn shards(&self) -> &[Shard] {
         &self.shards
+    }
+
+    fn content_hash(&self, shard: &Shard) -> Result<String, BoxError> {
+        if let Some(h) = self.hashes.lock().map_err(|_| "hash memo poisoned")?.get(&shard.file) {
+            return Ok(h.clone());
+        }
+        let (loc, _) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
+        let mut hasher = blake3::Hasher::new();
+        std::io::copy(&mut loc.open_range(0, None)?, &mut hasher).map_err(|e| format!("{}: {e}", shard.file))?;
+        let h = hasher.finalize().to_hex().to_string();
+        self.hashes.lock().map_err(|_| "hash memo poisoned")?.insert(shard.file.clone(), h.clone());
+        Ok(h)
     }
 
     fn read<'a>(&'a self, shard: &'a Shard) -> Result<Box<dyn Iterator<Item = Result<Chunk, BoxError>> + Send + 'a>, BoxError> {

@@ -17,6 +17,7 @@ fn input(path: &Path, split: u64, id_field: Option<&str>) -> InputSpec {
         text_field: "text".into(),
         split_size: ByteSize(split),
         sample_records: 1000,
+        dataset: None,
     }
 }
 

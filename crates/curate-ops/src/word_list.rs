@@ -91,6 +91,8 @@ pub struct WordListFilter {
     common: Option<Matcher>,
     /// Per language: the common entries plus the language's own.
     by_language: BTreeMap<String, Matcher>,
+    /// Digest of every loaded entry, so list files edited in place invalidate cached outputs.
+    entries_key: String,
 }
 
 impl BuiltinOp for WordListFilter {
@@ -118,9 +120,12 @@ impl BuiltinOp for WordListFilter {
         }
         let ci = params.case_insensitive;
         let common_entries = load(&params.words, params.path.as_deref(), ci)?;
+        let mut key = curate_core::key::KeyHasher::new("word_list_filter.entries");
+        common_entries.iter().for_each(|e| _ = key.str("common", e));
         let mut by_language = BTreeMap::new();
         for (lang, list) in &params.languages {
             let mut entries = load(&list.words, list.path.as_deref(), ci)?;
+            entries.iter().for_each(|e| _ = key.str(lang, e));
             if entries.is_empty() {
                 return Err(format!("the word list of language `{lang}` is empty"));
             }
@@ -131,7 +136,7 @@ impl BuiltinOp for WordListFilter {
             return Err("no words given: set `words`, `path` or `languages`".into());
         }
         let common = if common_entries.is_empty() { None } else { Some(Matcher::new(common_entries)?) };
-        Ok(WordListFilter { params, common, by_language })
+        Ok(WordListFilter { params, common, by_language, entries_key: key.finish() })
     }
 }
 
@@ -283,6 +288,10 @@ impl WordListFilter {
 }
 
 impl Operator for WordListFilter {
+    fn content_key(&self) -> Option<String> {
+        Some(self.entries_key.clone())
+    }
+
     fn columns(&self) -> Columns {
         let mut reads = vec![self.params.column.clone()];
         reads.extend(self.params.language_column.clone());

@@ -127,8 +127,13 @@ pub enum InputFormat {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
-    /// Local paths, globs, or `s3://bucket/prefix/*.jsonl` URLs.
+    /// Local paths, globs, or `s3://bucket/prefix/*.jsonl` URLs; empty when `dataset` is set.
+    #[serde(default = "no_paths")]
     pub path: Paths,
+    /// A registered dataset version to read instead of files (`web-global@latest`,
+    /// `web-global@3`, `web-global@release-2026-12`).
+    #[serde(default)]
+    pub dataset: Option<String>,
     /// Format; inferred from the extension when omitted.
     #[serde(default)]
     pub format: Option<InputFormat>,
@@ -146,6 +151,9 @@ pub struct InputSpec {
     pub sample_records: usize,
 }
 
+fn no_paths() -> Paths {
+    Paths::Many(Vec::new())
+}
 fn default_text_field() -> String {
     "text".into()
 }
@@ -195,6 +203,9 @@ pub struct OutputSpec {
     /// Target size of one output file, before compression.
     #[serde(default = "default_shard_size")]
     pub shard_size: ByteSize,
+    /// Dataset whose next version the run commits; the pipeline name when omitted.
+    #[serde(default)]
+    pub dataset: Option<String>,
 }
 
 fn default_output_format() -> OutputFormat {
@@ -307,6 +318,19 @@ impl PipelineSpec {
                 }),
             }
         }
+        match (raw.input.path.as_vec().is_empty(), &raw.input.dataset) {
+            (true, None) => errors.push(SpecError {
+                file: file.into(),
+                pos: doc.pos("input"),
+                message: "`input` needs `path` (files) or `dataset` (a registered dataset version such as `web@latest`)".into(),
+            }),
+            (false, Some(_)) => errors.push(SpecError {
+                file: file.into(),
+                pos: doc.pos("input.dataset"),
+                message: "`input` takes either `path` or `dataset`, not both".into(),
+            }),
+            _ => {}
+        }
         if raw.name.trim().is_empty() {
             errors.push(SpecError { file: file.into(), pos: doc.pos("name"), message: "`name` must not be empty".into() });
         }
@@ -327,6 +351,11 @@ impl PipelineSpec {
     /// An error located at a spec path such as `input.path` or `steps[2].min_chars`.
     pub fn error_at(&self, path: &str, message: impl Into<String>) -> SpecError {
         SpecError { file: self.file.clone(), pos: self.doc.pos(path), message: message.into() }
+    }
+
+    /// The dataset the run commits to.
+    pub fn dataset_name(&self) -> &str {
+        self.output.dataset.as_deref().unwrap_or(&self.name)
     }
 
     /// The spec as JSON (for run records and cache keys).

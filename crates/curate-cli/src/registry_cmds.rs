@@ -1,0 +1,309 @@
+//! `curate datasets|runs|explain|forget|gc`: the registry seen from the command line.
+
+use std::collections::BTreeSet;
+
+use clap::Subcommand;
+use curate_datasets::Home;
+use curate_registry::{Registry, Version};
+use serde_json::{json, Value};
+
+/// `curate datasets ...`
+#[derive(Subcommand)]
+pub enum DatasetsCommand {
+    /// List datasets with their latest version and what they derive from.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Versions of a dataset: files, rows, derivation, run, tags.
+    Show {
+        /// Dataset name, or one version (`web@3`, `web@release-1`).
+        dataset: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Records added and removed between two versions, and why.
+    Diff {
+        /// The older version (`web@3`).
+        old: String,
+        /// The newer version (`web@4`).
+        new: String,
+        /// Record ids listed per side at most (all with --json).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Name a version (`curate datasets tag web@4 release-2026-12`).
+    Tag {
+        /// The version.
+        version: String,
+        /// The tag.
+        tag: String,
+        /// Move the tag if it already names another version.
+        #[arg(long = "move")]
+        move_tag: bool,
+    },
+}
+
+/// `curate runs ...`
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run: spec, code version, per-step counters, reused and recomputed tasks with reasons.
+    Show {
+        /// Run id.
+        run: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn time(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), UTC.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn version_json(v: &Version) -> Value {
+    json!({
+        "version": v.reference.to_string(),
+        "created": time(v.created_at_ms),
+        "rows": v.files.iter().map(|f| f.rows).sum::<u64>(),
+        "bytes": v.files.iter().map(|f| f.bytes).sum::<u64>(),
+        "files": v.files.iter().map(|f| json!({"path": f.path, "content_hash": f.content_hash, "rows": f.rows, "bytes": f.bytes})).collect::<Vec<_>>(),
+        "parents": v.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "sources": v.sources.iter().map(|s| json!({"path": s.path, "content_hash": s.content_hash})).collect::<Vec<_>>(),
+        "spec_hash": v.spec_hash,
+        "run": v.run,
+        "tags": v.tags,
+        "forget_audit": v.forget_audit,
+    })
+}
+
+/// Runs a `datasets` subcommand.
+pub fn datasets(home: &Home, cmd: DatasetsCommand) -> anyhow::Result<()> {
+    let reg = home.registry()?;
+    match cmd {
+        DatasetsCommand::List { json } => {
+            let all = reg.datasets()?;
+            if json {
+                return print(&Value::Array(
+                    all.iter().map(|d| json!({"name": d.name, "latest": d.latest, "derived_from": d.derived_from})).collect(),
+                ));
+            }
+            if all.is_empty() {
+                println!("no datasets yet: `curate run SPEC` commits the first version");
+            }
+            for d in all {
+                let rows: u64 = reg.version(&format!("{}@{}", d.name, d.latest))?.files.iter().map(|f| f.rows).sum();
+                let from = d.derived_from.map(|p| format!("  (derived from {p})")).unwrap_or_default();
+                println!("{:<24} latest @{:<4} {rows:>12} records{from}", d.name, d.latest);
+            }
+        }
+        DatasetsCommand::Show { dataset, json } => {
+            let versions = if dataset.contains('@') { vec![reg.version(&dataset)?] } else { reg.versions(&dataset)? };
+            if versions.is_empty() {
+                anyhow::bail!("dataset `{dataset}` has no versions; `curate datasets list` shows what exists");
+            }
+            if json {
+                return print(&Value::Array(versions.iter().map(version_json).collect()));
+            }
+            for v in versions {
+                let rows: u64 = v.files.iter().map(|f| f.rows).sum();
+                let bytes: u64 = v.files.iter().map(|f| f.bytes).sum();
+                let tags = if v.tags.is_empty() { String::new() } else { format!("  tags: {}", v.tags.join(", ")) };
+                println!("{}  {}  {rows} records, {} files, {bytes} bytes{tags}", v.reference, time(v.created_at_ms), v.files.len());
+                let mut from: Vec<String> = v.parents.iter().map(ToString::to_string).collect();
+                from.extend(v.sources.iter().map(|s| format!("{} ({})", s.path, &s.content_hash[..12.min(s.content_hash.len())])));
+                println!("    derived from: {}", if from.is_empty() { "-".into() } else { from.join(", ") });
+                let run = v.run.map_or("-".into(), |r| r.to_string());
+                let spec = v.spec_hash.as_deref().map_or("-", |s| &s[..12.min(s.len())]);
+                let audit = v.forget_audit.map(|a| format!(", forget audit #{a}")).unwrap_or_default();
+                println!("    run {run}, spec {spec}{audit}");
+            }
+        }
+        DatasetsCommand::Diff { old, new, limit, json } => {
+            let (a, b) = (reg.version(&old)?, reg.version(&new)?);
+            let records = reg.diff_records(&old, &new)?;
+            let files = reg.diff(&old, &new)?;
+            let why = diff_reasons(&reg, &a, &b)?;
+            if json {
+                return print(&json!({
+                    "old": a.reference.to_string(), "new": b.reference.to_string(),
+                    "added": records.added, "removed": records.removed,
+                    "files_added": files.added.len(), "files_removed": files.removed.len(),
+                    "why": why,
+                }));
+            }
+            println!("{} -> {}: +{} records, -{} records", a.reference, b.reference, records.added.len(), records.removed.len());
+            for w in &why {
+                println!("  why: {w}");
+            }
+            for (sign, ids) in [("+", &records.added), ("-", &records.removed)] {
+                for id in ids.iter().take(limit) {
+                    println!("  {sign} {id}");
+                }
+                if ids.len() > limit {
+                    println!("  {sign} ... {} more (--limit)", ids.len() - limit);
+                }
+            }
+        }
+        DatasetsCommand::Tag { version, tag, move_tag } => {
+            let v = if move_tag { reg.move_tag(&version, &tag)? } else { reg.tag(&version, &tag)? };
+            println!("{tag} -> {v}");
+        }
+    }
+    Ok(())
+}
+
+/// Why two versions differ, from their derivations.
+fn diff_reasons(reg: &Registry, a: &Version, b: &Version) -> anyhow::Result<Vec<String>> {
+    let mut why = Vec::new();
+    if a.spec_hash != b.spec_hash {
+        why.push("spec changed (steps, parameters, operator versions or input settings)".to_string());
+    }
+    let sa: BTreeSet<_> = a.sources.iter().map(|s| (&s.path, &s.content_hash)).collect();
+    let sb: BTreeSet<_> = b.sources.iter().map(|s| (&s.path, &s.content_hash)).collect();
+    let (pa, pb): (BTreeSet<_>, BTreeSet<_>) = (a.sources.iter().map(|s| &s.path).collect(), b.sources.iter().map(|s| &s.path).collect());
+    for p in pb.difference(&pa) {
+        why.push(format!("input file added: {p}"));
+    }
+    for p in pa.difference(&pb) {
+        why.push(format!("input file removed: {p}"));
+    }
+    for (p, _) in sb.difference(&sa) {
+        if pa.contains(p) {
+            why.push(format!("input file changed: {p}"));
+        }
+    }
+    if a.parents != b.parents {
+        let names = |v: &Version| v.parents.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        why.push(format!("parent versions changed: [{}] -> [{}]", names(a), names(b)));
+    }
+    if let Some(id) = b.forget_audit {
+        let audit = reg.audit(id)?;
+        why.push(format!("forget #{id} by {}: {} ({} sources)", audit.actor, audit.reason, audit.sources.len()));
+    }
+    if why.is_empty() {
+        why.push("same derivation (a re-run)".into());
+    }
+    Ok(why)
+}
+
+/// Runs a `runs` subcommand.
+pub fn runs(home: &Home, cmd: RunsCommand) -> anyhow::Result<()> {
+    let reg = home.registry()?;
+    match cmd {
+        RunsCommand::List { limit, json } => {
+            let runs = reg.runs(limit)?;
+            if json {
+                return print(&Value::Array(
+                    runs.iter()
+                        .map(|r| json!({"run": r.id, "pipeline": r.pipeline, "status": r.status.as_str(), "started": time(r.started_at_ms), "spec_hash": r.spec_hash}))
+                        .collect(),
+                ));
+            }
+            for r in runs {
+                let took = r.ended_at_ms.map(|e| format!("{:.1}s", (e - r.started_at_ms) as f64 / 1000.0)).unwrap_or_default();
+                println!("{:>5}  {:<24} {:<10} {}  {took}", r.id, r.pipeline, r.status.as_str(), time(r.started_at_ms));
+            }
+        }
+        RunsCommand::Show { run, json } => {
+            let r = reg.run(run)?;
+            let reused = r.tasks.iter().filter(|t| t.decision == curate_registry::TaskDecision::Reused).count();
+            if json {
+                return print(&json!({
+                    "run": r.id, "pipeline": r.pipeline, "status": r.status.as_str(), "spec_hash": r.spec_hash,
+                    "code_version": r.code_version, "started": time(r.started_at_ms), "spec": r.spec,
+                    "steps": r.steps.iter().map(|(name, c)| json!({"step": name, "in": c.input, "out": c.kept, "dropped": c.dropped})).collect::<Vec<_>>(),
+                    "tasks": r.tasks.iter().map(|t| json!({"key": t.task_key, "step": t.step, "decision": t.decision.as_str(), "reason": t.reason})).collect::<Vec<_>>(),
+                    "reused": reused, "recomputed": r.tasks.len() - reused,
+                }));
+            }
+            println!("run {} of {}: {} (curate {}, spec {})", r.id, r.pipeline, r.status.as_str(), r.code_version, &r.spec_hash[..12.min(r.spec_hash.len())]);
+            println!("started {}", time(r.started_at_ms));
+            println!("  {:<28} {:>10} {:>10}  dropped", "step", "in", "out");
+            for (name, c) in &r.steps {
+                let dropped = c.dropped.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+                println!("  {name:<28} {:>10} {:>10}  {dropped}", c.input, c.kept);
+            }
+            println!("task steps: {reused} reused, {} recomputed", r.tasks.len() - reused);
+            for t in &r.tasks {
+                println!("  {:<10} {:<28} {}  {}", t.decision.as_str(), t.step, &t.task_key[..12.min(t.task_key.len())], t.reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `curate explain ID`.
+pub fn explain(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
+    let reg = home.registry()?;
+    let Some(e) = reg.explain(id)? else {
+        anyhow::bail!("no record `{id}` in the registry; ids are the input's id_field values, or FILE#ROW / FILE:LINE when it has none");
+    };
+    let versions = |vs: &[(curate_registry::VersionRef, String)]| vs.iter().map(|(v, f)| json!({"version": v.to_string(), "file": f})).collect::<Vec<_>>();
+    if json {
+        return print(&json!({
+            "record": e.record_id,
+            "occurrences": e.occurrences.iter().map(|o| json!({
+                "run": o.run, "source_id": o.source_id, "source_file": o.source_file, "source_offset": o.source_offset,
+                "step": o.step,
+                "operators": o.operators.iter().map(|op| json!({"name": op.name, "version": op.version, "params": op.params})).collect::<Vec<_>>(),
+                "dropped": o.dropped.as_ref().map(|d| json!({"step": d.step, "reason": d.reason})),
+            })).collect::<Vec<_>>(),
+            "versions": versions(&e.versions),
+            "derived": e.derived.iter().map(|d| json!({"record": d.record_id, "from": d.source_id, "versions": versions(&d.versions)})).collect::<Vec<_>>(),
+        }));
+    }
+    println!("record {}", e.record_id);
+    for o in &e.occurrences {
+        println!("  run {}: source {} in {} at {}", o.run, o.source_id, o.source_file, o.source_offset);
+        for op in &o.operators {
+            println!("    {} v{} {}", op.name, op.version, op.params);
+        }
+        match &o.dropped {
+            Some(d) => println!("    dropped at {}: {}", d.step, d.reason),
+            None => println!("    kept"),
+        }
+    }
+    if e.versions.is_empty() {
+        println!("  in no dataset version");
+    }
+    for (v, f) in &e.versions {
+        println!("  in {v} ({f})");
+    }
+    for d in &e.derived {
+        let vs: Vec<String> = d.versions.iter().map(|(v, _)| v.to_string()).collect();
+        println!("  derived record {} (from {}) in {}", d.record_id, d.source_id, vs.join(", "));
+    }
+    Ok(())
+}

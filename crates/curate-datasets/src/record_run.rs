@@ -1,0 +1,214 @@
+//! Recording a run in the registry and committing its output as a dataset version.
+
+use std::path::Path;
+
+use curate_core::exec::Plan;
+use curate_core::stats::RunReport;
+use curate_registry::{
+    Dropped, NewRun, NewVersion, OpChainId, Operator, RecordLineage, RecordMember, Registry, RunId, RunStatus,
+    SourceFile, StepCounters, TaskDecision, TaskOutcome, VersionRef,
+};
+
+use crate::lineage::origins;
+use crate::{Error, Home, Result};
+
+/// How a step is named in run records and lineage: its position and operator, so two
+/// steps with the same operator stay apart and listings sort in pipeline order.
+pub fn step_label(index: usize, op: &str) -> String {
+    format!("{index:02}-{op}")
+}
+
+/// Opens a run record before executing.
+pub fn start_run(reg: &Registry, plan: &Plan, spec_text: &str) -> Result<RunId> {
+    Ok(reg.start_run(&NewRun {
+        pipeline: &plan.name,
+        spec: spec_text,
+        spec_hash: &plan.fingerprint,
+        code_version: env!("CARGO_PKG_VERSION"),
+    })?)
+}
+
+/// A finished run to record.
+pub struct RunRecord<'a> {
+    /// The run id from [`start_run`].
+    pub run: RunId,
+    /// Dataset to commit a version of.
+    pub dataset: &'a str,
+    /// The executed plan.
+    pub plan: &'a Plan,
+    /// Its report.
+    pub report: &'a RunReport,
+    /// The local output directory (holding `data/` and `rejects/`).
+    pub output_dir: &'a Path,
+    /// Whether data files are Parquet (versions are committed only for Parquet outputs).
+    pub parquet: bool,
+    /// Dataset versions read as input.
+    pub parents: Vec<String>,
+    /// Raw input files with their content hashes.
+    pub sources: Vec<SourceFile>,
+}
+
+/// Records counters, task outcomes, cache entries and lineage, commits the output as the
+/// next version of the dataset and closes the run. Returns the version holding the
+/// output (none for JSONL outputs).
+pub fn record_run(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Committed>> {
+    let result = record(home, reg, r);
+    reg.finish_run(r.run, if result.is_ok() { RunStatus::Succeeded } else { RunStatus::Failed })?;
+    result
+}
+
+fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Committed>> {
+    let plan = r.plan;
+    for (i, s) in r.report.steps.iter().enumerate() {
+        let counters = StepCounters {
+            input: s.records_in,
+            kept: s.records_out,
+            dropped: s.dropped.clone(),
+            errors: 0,
+        };
+        reg.record_step(r.run, &step_label(i, &s.op), &counters)?;
+    }
+    let mut outcomes = Vec::new();
+    let mut cache_keys = Vec::new();
+    let cache = home.step_cache();
+    for (task, steps) in r.report.task_cache.iter().enumerate() {
+        if steps.is_empty() {
+            let resumed = task < r.report.tasks_resumed;
+            outcomes.push(TaskOutcome {
+                task_key: format!("task-{task:06}"),
+                step: "all".into(),
+                decision: TaskDecision::Recomputed,
+                reason: if resumed { "committed by the interrupted run (--resume)" } else { "not cached (global steps or --no-cache)" }
+                    .into(),
+            });
+            continue;
+        }
+        for o in steps {
+            outcomes.push(TaskOutcome {
+                task_key: o.key.clone(),
+                step: step_label(o.step, &o.op),
+                decision: if o.reused { TaskDecision::Reused } else { TaskDecision::Recomputed },
+                reason: o.reason.clone(),
+            });
+            if o.reused {
+                reg.cache_lookup(&o.key)?;
+            } else {
+                let dir = cache.entry_dir(&o.key);
+                reg.cache_insert(&o.key, &dir.to_string_lossy(), &serde_json::json!({ "task": task, "step": o.step }))?;
+            }
+            cache_keys.push(o.key.clone());
+        }
+    }
+    reg.record_task_outcomes(r.run, &outcomes)?;
+    if !r.parquet {
+        tracing::warn!("dataset versions are committed for Parquet outputs only; this run is recorded without one");
+        return Ok(None);
+    }
+
+    // One operator chain per step: a record dropped at step i was touched by steps 0..=i,
+    // a kept one by all of them.
+    let mut chains: Vec<OpChainId> = Vec::new();
+    let mut ops = Vec::new();
+    for s in &plan.steps {
+        ops.push(Operator {
+            name: s.descriptor.name.to_string(),
+            version: s.descriptor.version.to_string(),
+            params_hash: curate_core::key::KeyHasher::new("curate.params.v1").json("params", &s.params).finish(),
+            params: s.params.clone(),
+        });
+        chains.push(reg.register_op_chain(r.run, &step_label(s.index, s.descriptor.name), &ops)?);
+    }
+    if chains.is_empty() {
+        chains.push(reg.register_op_chain(r.run, "read", &[])?);
+    }
+    let kept_chain = *chains.last().ok_or_else(|| Error::Invalid("no operator chain".into()))?;
+
+    let mut files = Vec::new();
+    let mut members = Vec::new();
+    let mut lineage = Vec::new();
+    for f in &r.report.files {
+        let path = r.output_dir.join(&f.path);
+        let is_data = f.path.starts_with("data/");
+        let is_reject = f.path.starts_with("rejects/");
+        if !(is_data || is_reject) {
+            continue;
+        }
+        let entry = if is_data { Some(home.put(&path, f.rows)?) } else { None };
+        origins(&path, is_reject, |o| {
+            let (chain, dropped) = match o.dropped {
+                Some((step, reason)) => (
+                    chains.get(step).copied().unwrap_or(kept_chain),
+                    Some(Dropped { step: step_label(step, plan.steps.get(step).map_or("?", |s| s.descriptor.name)), reason }),
+                ),
+                None => (kept_chain, None),
+            };
+            if let Some(e) = &entry {
+                members.push(RecordMember { record_id: o.id.clone(), file: e.path.clone() });
+            }
+            lineage.push(RecordLineage {
+                source_id: o.id.clone(),
+                record_id: o.id,
+                source_file: o.source_file,
+                source_offset: o.source_offset,
+                chain,
+                dropped,
+            });
+            Ok(())
+        })
+        ?;
+        if let Some(e) = entry {
+            if !files.iter().any(|x: &curate_registry::FileEntry| x.path == e.path) {
+                files.push(e);
+            }
+        }
+    }
+    reg.insert_records(lineage)?;
+    if let Some(same) = unchanged(reg, r, &files)? {
+        return Ok(Some(Committed { version: same, new: false }));
+    }
+    let schema = serde_json::to_value(plan.kept_schema.as_ref()).unwrap_or_default();
+    let version = NewVersion {
+        dataset: r.dataset.to_string(),
+        files,
+        schema,
+        parents: r.parents.clone(),
+        sources: r.sources.clone(),
+        spec_hash: Some(plan.fingerprint.clone()),
+        run: Some(r.run),
+        cache_keys,
+        forget_audit: None,
+    };
+    Ok(Some(Committed { version: reg.commit_version(&version, members)?, new: true }))
+}
+
+/// The dataset's latest version when this run reproduced it exactly (same files, spec,
+/// sources and parents), so a no-op re-run does not mint a new version.
+fn unchanged(reg: &Registry, r: &RunRecord<'_>, files: &[curate_registry::FileEntry]) -> Result<Option<VersionRef>> {
+    let Some(info) = reg.datasets()?.into_iter().find(|d| d.name == r.dataset && d.latest > 0) else {
+        return Ok(None);
+    };
+    let latest = reg.version(&format!("{}@{}", info.name, info.latest))?;
+    let hashes = |fs: &[curate_registry::FileEntry]| fs.iter().map(|f| f.content_hash.clone()).collect::<std::collections::BTreeSet<_>>();
+    let mut parents = Vec::new();
+    for p in &r.parents {
+        parents.push(reg.resolve(p)?);
+    }
+    let same = hashes(&latest.files) == hashes(files)
+        && latest.spec_hash.as_deref() == Some(r.plan.fingerprint.as_str())
+        && sources(&latest.sources) == sources(&r.sources)
+        && latest.parents == parents;
+    Ok(same.then_some(latest.reference))
+}
+
+fn sources(s: &[SourceFile]) -> std::collections::BTreeSet<(&str, &str)> {
+    s.iter().map(|f| (f.path.as_str(), f.content_hash.as_str())).collect()
+}
+
+/// The version a run's output is in.
+#[derive(Debug)]
+pub struct Committed {
+    /// The version.
+    pub version: VersionRef,
+    /// False when the run reproduced the latest version, which was reused.
+    pub new: bool,
+}
