@@ -90,3 +90,30 @@ pub fn run_json(out: &Path) -> serde_json::Value {
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// Runs `curate` with extra environment variables and asserts success, returning stdout.
+pub fn curate_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_curate"))
+        .args(args)
+        .current_dir(dir)
+        .env("CURATE_LOG", "warn")
+        .envs(env.iter().copied())
+        .output()
+        .expect("the curate binary runs");
+    assert!(
+        out.status.success(),
+        "curate {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The string values of column `name` across batches.
+pub fn strings(batches: &[RecordBatch], name: &str) -> Vec<String> {
+    use arrow_array::cast::AsArray;
+    batches
+        .iter()
+        .flat_map(|b| b.column_by_name(name).unwrap().as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>())
+        .collect()
+}
