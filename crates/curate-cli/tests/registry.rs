@@ -69,7 +69,7 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(run_commits_versions_explain_and_diff, parameter_change_recomputes_downstream_only, added_file_is_the_only_one_read, forget_reaches_specialised_dataset, gc_keeps_last_versions, concurrent_runs_get_distinct_versions);
+on_both_backends!(run_commits_versions_explain_and_diff, parameter_change_recomputes_downstream_only, added_file_is_the_only_one_read, forget_reaches_specialised_dataset, gc_keeps_last_versions, concurrent_runs_get_distinct_versions, dedup_pipeline_reuses_map_steps);
 
 /// Record `i` of a corpus: every 4th is short and dropped by `length_filter`.
 fn text(i: usize) -> String {
@@ -286,4 +286,27 @@ fn concurrent_runs_get_distinct_versions(s: Store) {
     }
     let versions: Vec<String> = s.json(&["datasets", "show", "web"]).as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap().to_string()).collect();
     assert_eq!(versions, ["web@1", "web@2"]);
+}
+
+fn dedup_pipeline_reuses_map_steps(s: Store) {
+    // Records i and i + 1000 share a text, so exact_dedup has work across files.
+    let dup = |range: std::ops::Range<usize>| range.map(|i| format!("{{\"id\":\"r{i}\",\"text\":\"{}\"}}\n", text(i % 1000))).collect::<String>();
+    write(&s.path().join("in/a.jsonl"), dup(0..30));
+    write(&s.path().join("in/b.jsonl"), dup(1000..1030));
+    let body = WEB.replace("output:", "  - op: exact_dedup\noutput:");
+    spec(s.path(), "web.yaml", &body);
+    s.run(&["run", "web.yaml"]);
+    write(&s.path().join("in/c.jsonl"), dup(2000..2030));
+    s.run(&["run", "web.yaml"]);
+    let run = s.json(&["runs", "show", "2"]);
+    let count = |decision: &str, step: &str| {
+        run["tasks"].as_array().unwrap().iter().filter(|t| t["decision"] == decision && t["step"].as_str().unwrap().starts_with(step)).count()
+    };
+    assert_eq!((count("reused", "00-"), count("reused", "01-")), (2, 2), "{run}");
+    assert_eq!((count("recomputed", "00-"), count("recomputed", "01-")), (1, 1), "{run}");
+    let cached = tree(s.path(), &["out/data", "out/rejects"]);
+    s.run(&["run", "web.yaml", "--no-cache"]);
+    assert_eq!(tree(s.path(), &["out/data", "out/rejects"]), cached);
+    let ids = s.version_ids("web@2");
+    assert_eq!(ids.len(), (0..30).filter(|i| i % 4 != 0).count(), "one survivor per text");
 }

@@ -282,75 +282,131 @@ fn run_task(
         steps: plan.steps.iter().map(|s| StepStats { op: s.descriptor.name.to_string(), ..Default::default() }).collect(),
         ..Default::default()
     };
-    let cached = match cache {
-        Some(c) if !plan.steps.is_empty() => Some((c, CachedTask::plan(c, plan, source, shard)?)),
-        _ => None,
+    let n = plan.steps.len();
+    let mut tc = TaskCache::start(cache, plan, source, shard, n, &mut report, writer.as_mut())?;
+    let emit = |kept: RecordBatch, report: &mut TaskReport, writer: &mut dyn crate::io::TaskWriter| -> Result<(), BoxError> {
+        report.records_out += kept.num_rows() as u64;
+        if kept.num_rows() > 0 {
+            writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
+        }
+        Ok(())
     };
-    let from = cached.as_ref().map_or(0, |(_, t)| t.entries.len());
-    let mut taps: Vec<Option<EntryWriter>> = Vec::new();
-    if let Some((c, t)) = &cached {
-        report.cache = t.outcomes(plan, c);
-        t.replay(plan, &mut report, writer.as_mut())?;
-        taps = t.keys[from..]
-            .iter()
-            .map(|k| {
-                c.writer(k)
-                    .map_err(|e| tracing::warn!(key = %k, error = %e, "step cache not writable; computing without it"))
-                    .ok()
-            })
-            .collect();
-    }
-    let mut input = InputMeta::default();
+    let from = tc.as_ref().map_or(0, TaskCache::from);
     if from == 0 {
         for chunk in source.read(shard)? {
             let chunk = chunk?;
-            report.bytes_in += chunk.bytes;
-            report.quarantined += chunk.quarantined.len() as u64;
-            if !chunk.quarantined.is_empty() {
-                writer.quarantined(&chunk.quarantined)?;
-                input.add_quarantined(&chunk.quarantined);
-            }
             let n = chunk.batch.num_rows() as u64;
-            report.records_in += n;
-            let kept = apply_steps(&plan.steps, &plan.rejects_schema, chunk.batch, &mut report.steps, writer.as_mut(), &mut taps)?;
-            report.records_out += kept.num_rows() as u64;
-            if kept.num_rows() > 0 {
-                writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
-            }
+            read_chunk(&mut report, &chunk, writer.as_mut(), tc.as_mut())?;
+            let taps = tc.as_mut().map_or(&mut [][..], TaskCache::taps);
+            let kept = apply_steps(&plan.steps, &plan.rejects_schema, chunk.batch, &mut report.steps, writer.as_mut(), taps)?;
+            emit(kept, &mut report, writer.as_mut())?;
             progress.advance(n, chunk.bytes);
         }
-        input.records_in = report.records_in;
-        input.bytes_in = report.bytes_in;
-    } else if let Some((_, t)) = &cached {
-        let upstream = &t.entries[from - 1];
-        for batch in upstream.kept()? {
-            let kept = if from == plan.steps.len() {
-                batch
-            } else {
-                apply_steps(&plan.steps[from..], &plan.rejects_schema, batch, &mut report.steps[from..], writer.as_mut(), &mut taps)?
-            };
-            report.records_out += kept.num_rows() as u64;
-            if kept.num_rows() > 0 {
-                writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
-            }
+    } else if let Some(tc) = tc.as_mut() {
+        for batch in tc.upstream()? {
+            let kept = apply_steps(&plan.steps[from..], &plan.rejects_schema, batch, &mut report.steps[from..], writer.as_mut(), tc.taps())?;
+            emit(kept, &mut report, writer.as_mut())?;
         }
         progress.advance(report.records_in, shard.bytes);
     }
     report.files = writer.commit()?;
-    if let Some((c, t)) = &cached {
-        let mut input = (from == 0).then_some(input);
-        for (i, tap) in taps.into_iter().enumerate() {
+    if let Some(tc) = tc {
+        tc.finish(&report);
+    }
+    Ok(report)
+}
+
+/// Counts a chunk read from the input and quarantines what it could not parse.
+pub(crate) fn read_chunk(
+    report: &mut TaskReport,
+    chunk: &crate::io::Chunk,
+    writer: &mut dyn crate::io::TaskWriter,
+    tc: Option<&mut TaskCache>,
+) -> Result<(), BoxError> {
+    report.bytes_in += chunk.bytes;
+    report.records_in += chunk.batch.num_rows() as u64;
+    report.quarantined += chunk.quarantined.len() as u64;
+    if !chunk.quarantined.is_empty() {
+        writer.quarantined(&chunk.quarantined)?;
+    }
+    if let Some(tc) = tc {
+        tc.input.add_quarantined(&chunk.quarantined);
+        tc.input.records_in += chunk.batch.num_rows() as u64;
+        tc.input.bytes_in += chunk.bytes;
+    }
+    Ok(())
+}
+
+/// The step cache at work on one task: what it reused, and writers for what the task
+/// computes (steps `from..upto`).
+pub(crate) struct TaskCache<'c> {
+    cache: &'c StepCache,
+    cached: CachedTask,
+    taps: Vec<Option<EntryWriter>>,
+    input: InputMeta,
+}
+
+impl<'c> TaskCache<'c> {
+    /// Looks up the cached prefix of the task's first `upto` steps, replays it into
+    /// `report` and `writer`, and opens writers for the rest; `None` without a cache.
+    pub(crate) fn start(
+        cache: Option<&'c StepCache>,
+        plan: &Plan,
+        source: &dyn Source,
+        shard: &Shard,
+        upto: usize,
+        report: &mut TaskReport,
+        writer: &mut dyn crate::io::TaskWriter,
+    ) -> Result<Option<Self>, BoxError> {
+        let Some(cache) = cache.filter(|_| upto > 0) else { return Ok(None) };
+        let cached = CachedTask::plan(cache, plan, source, shard, upto)?;
+        report.cache = cached.outcomes(plan);
+        cached.replay(plan, report, writer)?;
+        let taps = cached.keys[cached.entries.len()..]
+            .iter()
+            .map(|k| {
+                cache
+                    .writer(k)
+                    .map_err(|e| tracing::warn!(key = %k, error = %e, "step cache not writable; computing without it"))
+                    .ok()
+            })
+            .collect();
+        Ok(Some(TaskCache { cache, cached, taps, input: InputMeta::default() }))
+    }
+
+    /// Steps reused.
+    pub(crate) fn from(&self) -> usize {
+        self.cached.entries.len()
+    }
+
+    /// Writers of the computed steps, aligned with `steps[from..]`.
+    pub(crate) fn taps(&mut self) -> &mut [Option<EntryWriter>] {
+        &mut self.taps
+    }
+
+    /// The rows the last reused step kept, in their original batches.
+    pub(crate) fn upstream(&self) -> Result<Vec<RecordBatch>, BoxError> {
+        match self.cached.entries.last() {
+            Some(e) => e.kept(),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Publishes the computed steps' outputs once the task committed.
+    pub(crate) fn finish(self, report: &TaskReport) {
+        let from = self.from();
+        let mut input = (from == 0).then_some(self.input);
+        for (i, tap) in self.taps.into_iter().enumerate() {
             let Some(tap) = tap else { continue };
             let meta = EntryMeta { stats: report.steps[from + i].clone(), input: if i == 0 { input.take() } else { None } };
             if let Err(e) = tap.commit(&meta) {
-                tracing::warn!(task, error = %e, "could not store a step output in the cache");
+                tracing::warn!(task = report.task, error = %e, "could not store a step output in the cache");
             }
         }
-        if let Err(e) = c.mark_input(&t.input_key) {
-            tracing::warn!(task, error = %e, "could not record the input in the cache");
+        if let Err(e) = self.cache.mark_input(&self.cached.input_key) {
+            tracing::warn!(task = report.task, error = %e, "could not record the input in the cache");
         }
     }
-    Ok(report)
 }
 
 /// The cache's view of one task: its keys and the committed entries of its longest
@@ -363,8 +419,9 @@ struct CachedTask {
 }
 
 impl CachedTask {
-    fn plan(cache: &StepCache, plan: &Plan, source: &dyn Source, shard: &Shard) -> Result<Self, BoxError> {
-        let (input_key, keys) = plan.step_keys(shard, &source.content_hash(shard)?);
+    fn plan(cache: &StepCache, plan: &Plan, source: &dyn Source, shard: &Shard, upto: usize) -> Result<Self, BoxError> {
+        let (input_key, mut keys) = plan.step_keys(shard, &source.content_hash(shard)?);
+        keys.truncate(upto);
         let mut entries = Vec::new();
         for k in &keys {
             match cache.open(k) {
@@ -380,7 +437,7 @@ impl CachedTask {
         Ok(CachedTask { input_key, keys, entries, input_seen })
     }
 
-    fn outcomes(&self, plan: &Plan, _cache: &StepCache) -> Vec<StepOutcome> {
+    fn outcomes(&self, plan: &Plan) -> Vec<StepOutcome> {
         let from = self.entries.len();
         plan.steps
             .iter()

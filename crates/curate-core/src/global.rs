@@ -27,7 +27,7 @@ use arrow_schema::{DataType, SchemaRef};
 use arrow_select::filter::filter_record_batch;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{apply_steps, task_state_name, ExecError, Plan, PlanState, Progress, RunOptions};
+use crate::exec::{apply_steps, read_chunk, task_state_name, ExecError, Plan, PlanState, Progress, RunOptions, TaskCache};
 use crate::io::{BoxError, Shard, Sink, Source, TaskWriter};
 use crate::key::KeyHasher;
 use crate::operator::OpError;
@@ -299,7 +299,7 @@ pub(crate) fn execute_staged(
         let stage_reports = &mut reports[base..base + n];
         let pending: Vec<usize> = (0..n).filter(|&t| stage_reports[t].is_none()).collect();
         let results = run_pool(threads, &pending, |t| {
-            let report = run_stage_task(plan, source, sink, &work, stage, t, &keys[base + t], &shards[t], progress)?;
+            let report = run_stage_task(plan, source, sink, &work, stage, t, &keys[base + t], &shards[t], progress, opts.cache.as_ref())?;
             sink.write_state(&task_state_name(base + t), &serde_json::to_vec(&report)?)?;
             Ok(report)
         });
@@ -393,6 +393,7 @@ fn run_stage_task(
     key: &str,
     shard: &Shard,
     progress: &dyn Progress,
+    cache: Option<&crate::cache::StepCache>,
 ) -> Result<TaskReport, BoxError> {
     let n = source.shards().len();
     let stages = plan.globals.len() + 1;
@@ -414,14 +415,21 @@ fn run_stage_task(
         let g = &plan.globals[stage];
         Some(StageOut::create(work, stage, t, g.input_schema.clone())?)
     };
-    let mut process = |batch: RecordBatch, report: &mut TaskReport, writer: &mut dyn TaskWriter| -> Result<(), BoxError> {
+    // Steps `from..end_step` run here (`from` > `first_step` when the stage-0 steps before
+    // the first global step come from the step cache); `taps` store what they compute.
+    let mut process = |batch: RecordBatch,
+                       from: usize,
+                       taps: &mut [Option<crate::cache::EntryWriter>],
+                       report: &mut TaskReport,
+                       writer: &mut dyn TaskWriter|
+     -> Result<(), BoxError> {
         let kept = apply_steps(
-            &plan.steps[first_step..end_step],
+            &plan.steps[from..end_step],
             &plan.rejects_schema,
             batch,
-            &mut report.steps[first_step..end_step],
+            &mut report.steps[from..end_step],
             writer,
-            &mut [],
+            taps,
         )?;
         match out.as_mut() {
             Some(o) => o.write(plan, stage, &kept)?,
@@ -435,18 +443,24 @@ fn run_stage_task(
         Ok(())
     };
 
+    let mut tc = None;
     if stage == 0 {
-        for chunk in source.read(shard)? {
-            let chunk = chunk?;
-            report.bytes_in += chunk.bytes;
-            report.quarantined += chunk.quarantined.len() as u64;
-            if !chunk.quarantined.is_empty() {
-                writer.quarantined(&chunk.quarantined)?;
+        tc = TaskCache::start(cache, plan, source, shard, end_step, &mut report, writer.as_mut())?;
+        let from = tc.as_ref().map_or(0, TaskCache::from);
+        if from == 0 {
+            for chunk in source.read(shard)? {
+                let chunk = chunk?;
+                let rows = chunk.batch.num_rows() as u64;
+                read_chunk(&mut report, &chunk, writer.as_mut(), tc.as_mut())?;
+                let taps = tc.as_mut().map_or(&mut [][..], TaskCache::taps);
+                process(chunk.batch, 0, taps, &mut report, writer.as_mut())?;
+                progress.advance(rows, chunk.bytes);
             }
-            let rows = chunk.batch.num_rows() as u64;
-            report.records_in += rows;
-            process(chunk.batch, &mut report, writer.as_mut())?;
-            progress.advance(rows, chunk.bytes);
+        } else if let Some(tc) = tc.as_mut() {
+            for batch in tc.upstream()? {
+                process(batch, from, tc.taps(), &mut report, writer.as_mut())?;
+            }
+            progress.advance(report.records_in, shard.bytes);
         }
     } else {
         let g = &plan.globals[stage - 1];
@@ -463,7 +477,7 @@ fn run_stage_task(
             let rows = batch.num_rows() as u64;
             let stats = &mut report.steps[g.step];
             let kept = cursor.apply(&batch, step.index, step.descriptor.name, &cols, &kept_schema, plan, stats, writer.as_mut())?;
-            process(kept, &mut report, writer.as_mut())?;
+            process(kept, first_step, &mut [], &mut report, writer.as_mut())?;
             progress.advance(rows, 0);
         }
     }
@@ -471,6 +485,9 @@ fn run_stage_task(
         o.finish()?;
     }
     report.files = writer.commit()?;
+    if let Some(tc) = tc {
+        tc.finish(&report);
+    }
     Ok(report)
 }
 

@@ -73,13 +73,11 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     let cache = home.step_cache();
     for (task, steps) in r.report.task_cache.iter().enumerate() {
         if steps.is_empty() {
-            let resumed = task < r.report.tasks_resumed;
             outcomes.push(TaskOutcome {
                 task_key: format!("task-{task:06}"),
                 step: "all".into(),
                 decision: TaskDecision::Recomputed,
-                reason: if resumed { "committed by the interrupted run (--resume)" } else { "not cached (global steps or --no-cache)" }
-                    .into(),
+                reason: "not cached: step cache off, or a stage after a global step (its input depends on every record)".into(),
             });
             continue;
         }
