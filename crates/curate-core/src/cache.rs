@@ -40,50 +40,23 @@ pub struct StepOutcome {
     pub reason: String,
 }
 
-/// An unparseable input record as stored with the first step's entry.
-#[derive(Serialize, Deserialize)]
-struct StoredQuarantine {
-    file: String,
-    line: Option<u64>,
-    byte_offset: Option<u64>,
-    row: Option<u64>,
-    error: String,
-    raw: Vec<u8>,
-}
-
 /// What reading the input produced, kept with the first step's entry so a task whose
 /// steps are all reused need not read its input at all.
 #[derive(Serialize, Deserialize, Default)]
 pub(crate) struct InputMeta {
     pub(crate) records_in: u64,
     pub(crate) bytes_in: u64,
-    quarantined: Vec<StoredQuarantine>,
+    /// Unparseable records with their raw bytes (which their own serialisation leaves out).
+    quarantined: Vec<(Quarantined, Vec<u8>)>,
 }
 
 impl InputMeta {
     pub(crate) fn add_quarantined(&mut self, q: &[Quarantined]) {
-        self.quarantined.extend(q.iter().map(|q| StoredQuarantine {
-            file: q.file.clone(),
-            line: q.line,
-            byte_offset: q.byte_offset,
-            row: q.row,
-            error: q.error.clone(),
-            raw: q.raw.clone(),
-        }));
+        self.quarantined.extend(q.iter().map(|q| (q.clone(), q.raw.clone())));
     }
 
     pub(crate) fn quarantined(&self) -> Vec<Quarantined> {
-        self.quarantined
-            .iter()
-            .map(|q| Quarantined {
-                file: q.file.clone(),
-                line: q.line,
-                byte_offset: q.byte_offset,
-                row: q.row,
-                error: q.error.clone(),
-                raw: q.raw.clone(),
-            })
-            .collect()
+        self.quarantined.iter().map(|(q, raw)| Quarantined { raw: raw.clone(), ..q.clone() }).collect()
     }
 }
 

@@ -44,7 +44,7 @@ pub struct Shard {
 }
 
 /// An input record that could not be parsed, kept with its reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quarantined {
     /// The input file.
     pub file: String,

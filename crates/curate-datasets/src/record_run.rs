@@ -12,6 +12,9 @@ use curate_registry::{
 use crate::lineage::origins;
 use crate::{Error, Home, Result};
 
+/// Lineage rows sent to the registry per call.
+const LINEAGE_BATCH: usize = 100_000;
+
 /// How a step is named in run records and lineage: its position and operator, so two
 /// steps with the same operator stay apart and listings sort in pipeline order.
 pub fn step_label(index: usize, op: &str) -> String {
@@ -121,9 +124,9 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     }
     let kept_chain = *chains.last().ok_or_else(|| Error::Invalid("no operator chain".into()))?;
 
-    let mut files = Vec::new();
-    let mut members = Vec::new();
-    let mut lineage = Vec::new();
+    // Lineage goes to the registry in bounded batches rather than all at once.
+    let mut files: Vec<curate_registry::FileEntry> = Vec::new();
+    let mut lineage = Vec::with_capacity(LINEAGE_BATCH);
     for f in &r.report.files {
         let path = r.output_dir.join(&f.path);
         let is_data = f.path.starts_with("data/");
@@ -131,7 +134,6 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         if !(is_data || is_reject) {
             continue;
         }
-        let entry = if is_data { Some(home.put(&path, f.rows)?) } else { None };
         origins(&path, is_reject, |o| {
             let (chain, dropped) = match o.dropped {
                 Some((step, reason)) => (
@@ -140,9 +142,6 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
                 ),
                 None => (kept_chain, None),
             };
-            if let Some(e) = &entry {
-                members.push(RecordMember { record_id: o.id.clone(), file: e.path.clone() });
-            }
             lineage.push(RecordLineage {
                 source_id: o.id.clone(),
                 record_id: o.id,
@@ -151,11 +150,14 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
                 chain,
                 dropped,
             });
+            if lineage.len() >= LINEAGE_BATCH {
+                reg.insert_records(lineage.drain(..))?;
+            }
             Ok(())
-        })
-        ?;
-        if let Some(e) = entry {
-            if !files.iter().any(|x: &curate_registry::FileEntry| x.path == e.path) {
+        })?;
+        if is_data {
+            let e = home.put(&path, f.rows)?;
+            if !files.iter().any(|x| x.path == e.path) {
                 files.push(e);
             }
         }
@@ -164,10 +166,17 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     if let Some(same) = unchanged(reg, r, &files)? {
         return Ok(Some(Committed { version: same, new: false }));
     }
+    // Ids only (the file path is attached while streaming into the commit): the one
+    // per-record structure held in memory.
+    let ids: Vec<Vec<String>> = files.iter().map(|f| crate::lineage::ids(&home.object_path(&f.path))).collect::<Result<_>>()?;
+    let manifest = files.clone();
+    let members = files.into_iter().zip(ids).flat_map(|(f, ids)| {
+        ids.into_iter().map(move |id| RecordMember { record_id: id, file: f.path.clone() })
+    });
     let schema = serde_json::to_value(plan.kept_schema.as_ref()).unwrap_or_default();
     let version = NewVersion {
         dataset: r.dataset.to_string(),
-        files,
+        files: manifest,
         schema,
         parents: r.parents.clone(),
         sources: r.sources.clone(),

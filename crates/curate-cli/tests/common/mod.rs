@@ -20,14 +20,7 @@ pub fn curate(dir: &Path, args: &[&str]) -> Output {
 
 /// Runs `curate` and asserts success, returning stdout.
 pub fn curate_ok(dir: &Path, args: &[&str]) -> String {
-    let out = curate(dir, args);
-    assert!(
-        out.status.success(),
-        "curate {args:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    curate_env(dir, &[("CURATE_LOG", "info")], args)
 }
 
 /// Writes a file, creating parent directories.
