@@ -38,14 +38,14 @@ peak_mb() { awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$1"; }
 
 for T in 1 2; do
   $READ "$WORK/plain.$SIZE.jsonl" $T >"$WORK/read.$T.json"
-  /usr/bin/time -v $BIN run "$WORK/pipeline.yaml" --threads $T >/dev/null 2>"$WORK/time.$T.txt"
+  /usr/bin/time -v $BIN run --no-registry "$WORK/pipeline.yaml" --threads $T >/dev/null 2>"$WORK/time.$T.txt"
   raw=$(secs "$WORK/read.$T.json" seconds)
   run=$(secs "$WORK/out/run.json" elapsed_s)
   mb=$(python3 -c "import os; print(os.path.getsize('$WORK/plain.$SIZE.jsonl')/1e6)")
   printf 'threads=%s  raw read+parse: %.1f MB/s  pipeline: %.1f MB/s  pipeline/raw = %.2f  peak RSS %s MB\n' \
     $T "$(python3 -c "print($mb/$raw)")" "$(python3 -c "print($mb/$run)")" "$(python3 -c "print($raw/$run)")" "$(peak_mb "$WORK/time.$T.txt")"
 done
-/usr/bin/time -v $BIN run "$WORK/pipeline-zst.yaml" --threads 2 >/dev/null 2>"$WORK/time.zst.txt"
+/usr/bin/time -v $BIN run --no-registry "$WORK/pipeline-zst.yaml" --threads 2 >/dev/null 2>"$WORK/time.zst.txt"
 printf 'zstd input (one task per file): %.1f s, peak RSS %s MB\n' "$(secs "$WORK/out-zst/run.json" elapsed_s)" "$(peak_mb "$WORK/time.zst.txt")"
 
 # Peer on a 200 MB prefix (Python is slow; the ratio is per MB).

@@ -63,7 +63,7 @@ CURATE_KEPT=$(wc -l < "$WORK/curate/kept.jsonl")
 
 printf 'name: dedup-bench\ninput:\n  path: %s\n  id_field: id\nsteps:\n  - op: minhash_dedup\noutput:\n  path: %s\n  format: jsonl\n' \
   "$INPUT/corpus.jsonl" "$WORK/curate-run" > "$WORK/pipeline.yaml"
-/usr/bin/time -v -o "$WORK/curate-run.time" "$CLI" run "$WORK/pipeline.yaml" --threads "${CURATE_THREADS:-1}" \
+/usr/bin/time -v -o "$WORK/curate-run.time" "$CLI" run --no-registry "$WORK/pipeline.yaml" --threads "${CURATE_THREADS:-1}" \
   --progress-interval 60 > "$WORK/curate-run.log" 2>&1
 PIPE_KEPT=$(cat "$WORK"/curate-run/data/*.jsonl | wc -l)
 

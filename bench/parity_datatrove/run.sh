@@ -102,7 +102,7 @@ output:
 YAML
 for r in $(seq "${PIPELINE_REPEATS:-3}"); do
   "${PIN[@]}" /usr/bin/time -f '{"user": %U, "sys": %S, "wall": %e}' -o "$WORK/pipeline-time-$r.json" \
-    target/release/curate run "$PIPE" --threads 1 >/dev/null
+    target/release/curate run --no-registry "$PIPE" --threads 1 >/dev/null
 done
 python3 "$HERE/compare.py" pipeline "$WORK/dt_bench.json" "$WORK/chain-pipeline-out/run.json" "$WORK"/pipeline-time-*.json
 exit $status
