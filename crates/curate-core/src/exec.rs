@@ -177,13 +177,41 @@ pub fn execute(
     let started = Instant::now();
     let shards = source.shards();
     let keys: Vec<String> = shards.iter().map(|s| plan.task_key(s)).collect();
-    let state = PlanState { fingerprint: plan.fingerprint.clone(), tasks: keys.clone() };
-    let state_bytes = serde_json::to_vec(&state).map_err(|e| ExecError::State(e.into()))?;
+    let mut reports = load_state(plan, sink, &keys, opts.resume)?;
+    let resumed = reports.iter().filter(|r| r.is_some()).count();
+    let pending: Vec<usize> = (0..shards.len()).filter(|&i| reports[i].is_none()).collect();
+    let total_bytes = shards.iter().map(|s| s.bytes).sum();
+    let done_bytes = shards.iter().zip(&reports).filter(|(_, r)| r.is_some()).map(|(s, _)| s.bytes).sum();
+    progress.start(shards.len(), total_bytes, done_bytes);
 
-    let mut reports: Vec<Option<TaskReport>> = vec![None; shards.len()];
-    if opts.resume {
+    let threads = opts.threads.max(1).min(pending.len().max(1));
+    let results = run_pool(threads, &pending, |task| {
+        let report = run_task(plan, source, sink, task, &keys[task], &shards[task], progress, opts.cache.as_ref())?;
+        sink.write_state(&task_state_name(task), &serde_json::to_vec(&report)?)?;
+        Ok(report)
+    });
+    progress.finish();
+    let failures = collect_results(&pending, results, &mut reports, |task| format!("task {task} ({})", shards[task].file));
+    if !failures.is_empty() {
+        return Err(ExecError::Tasks { failures, total: shards.len() });
+    }
+    let reports: Vec<TaskReport> = reports.into_iter().flatten().collect();
+    write_summary(plan, sink, &reports, threads, resumed, started)
+}
+
+pub(crate) fn state_err(e: impl Into<BoxError>) -> ExecError {
+    ExecError::State(e.into())
+}
+
+/// Records the plan's task keys in the sink's state and returns, per task, the report an
+/// interrupted run of the same plan committed (with `resume`; otherwise the sink is reset
+/// and every task is pending).
+pub(crate) fn load_state(plan: &Plan, sink: &dyn Sink, keys: &[String], resume: bool) -> Result<Vec<Option<TaskReport>>, ExecError> {
+    let state = PlanState { fingerprint: plan.fingerprint.clone(), tasks: keys.to_vec() };
+    let mut reports: Vec<Option<TaskReport>> = vec![None; keys.len()];
+    if resume {
         if let Some(prev) = sink.read_state("plan.json").map_err(ExecError::State)? {
-            let prev: PlanState = serde_json::from_slice(&prev).map_err(|e| ExecError::State(e.into()))?;
+            let prev: PlanState = serde_json::from_slice(&prev).map_err(state_err)?;
             if prev != state {
                 return Err(ExecError::PlanChanged);
             }
@@ -200,65 +228,83 @@ pub fn execute(
     } else {
         sink.reset().map_err(ExecError::State)?;
     }
-    sink.write_state("plan.json", &state_bytes).map_err(ExecError::State)?;
-
+    sink.write_state("plan.json", &serde_json::to_vec(&state).map_err(state_err)?).map_err(ExecError::State)?;
     let resumed = reports.iter().filter(|r| r.is_some()).count();
     if resumed > 0 {
-        tracing::info!(resumed, total = shards.len(), "resuming: reusing committed tasks");
+        tracing::info!(resumed, total = keys.len(), "resuming: reusing committed tasks");
     }
-    let pending: Vec<usize> = (0..shards.len()).filter(|&i| reports[i].is_none()).collect();
-    let total_bytes = shards.iter().map(|s| s.bytes).sum();
-    let done_bytes = shards.iter().zip(&reports).filter(|(_, r)| r.is_some()).map(|(s, _)| s.bytes).sum();
-    progress.start(shards.len(), total_bytes, done_bytes);
+    Ok(reports)
+}
 
+/// Runs `f` for every item of `pending` on `threads` workers; results in `pending` order,
+/// `None` for items not started because an earlier one failed.
+pub(crate) fn run_pool<T: Send>(
+    threads: usize,
+    pending: &[usize],
+    f: impl Fn(usize) -> Result<T, BoxError> + Sync,
+) -> Vec<Option<Result<T, BoxError>>> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let results = Mutex::new(reports);
-    let failures = Mutex::new(Vec::new());
-    let threads = opts.threads.max(1).min(pending.len().max(1));
+    let slots: Mutex<Vec<Option<Result<T, BoxError>>>> = Mutex::new((0..pending.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..threads {
+        for _ in 0..threads.min(pending.len()).max(1) {
             scope.spawn(|| loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let Some(&task) = pending.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                let shard = &shards[task];
-                let outcome = run_task(plan, source, sink, task, &keys[task], shard, progress, opts.cache.as_ref()).and_then(|report| {
-                    let bytes = serde_json::to_vec(&report)?;
-                    sink.write_state(&task_state_name(task), &bytes)?;
-                    Ok(report)
-                });
-                match outcome {
-                    Ok(report) => {
-                        if let Ok(mut r) = results.lock() {
-                            r[task] = Some(report);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(task, file = %shard.file, error = %e, "task failed");
-                        stop.store(true, Ordering::Relaxed);
-                        if let Ok(mut f) = failures.lock() {
-                            f.push(format!("  task {task} ({}): {e}", shard.file));
-                        }
-                    }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&item) = pending.get(i) else { break };
+                let r = f(item);
+                if r.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if let Ok(mut s) = slots.lock() {
+                    s[i] = Some(r);
                 }
             });
         }
     });
-    progress.finish();
+    slots.into_inner().unwrap_or_default()
+}
 
-    let failures = failures.into_inner().unwrap_or_default();
-    if !failures.is_empty() {
-        return Err(ExecError::Tasks { failures, total: shards.len() });
+/// Files the pool's reports into `reports` (indexed by task) and returns one line per
+/// failed task, described by `describe`.
+pub(crate) fn collect_results(
+    pending: &[usize],
+    results: Vec<Option<Result<TaskReport, BoxError>>>,
+    reports: &mut [Option<TaskReport>],
+    describe: impl Fn(usize) -> String,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (&t, r) in pending.iter().zip(results) {
+        match r {
+            None => {}
+            Some(Ok(report)) => reports[t] = Some(report),
+            Some(Err(e)) => {
+                let what = describe(t);
+                tracing::error!(task = %what, error = %e, "task failed");
+                failures.push(format!("  {what}: {e}"));
+            }
+        }
     }
-    let reports: Vec<TaskReport> = results.into_inner().unwrap_or_default().into_iter().flatten().collect();
+    failures
+}
+
+/// Aggregates task reports (in task order) into the run summary and writes `run.json`.
+pub(crate) fn write_summary(
+    plan: &Plan,
+    sink: &dyn Sink,
+    reports: &[TaskReport],
+    threads: usize,
+    resumed: usize,
+    started: Instant,
+) -> Result<RunReport, ExecError> {
     let names: Vec<&str> = plan.steps.iter().map(|s| s.descriptor.name).collect();
-    let mut report = RunReport::from_tasks(&plan.name, &names, &reports);
+    let mut report = RunReport::from_tasks(&plan.name, &names, reports);
     report.threads = threads;
     report.tasks_resumed = resumed;
     report.elapsed_s = started.elapsed().as_secs_f64();
-    let summary = serde_json::to_vec_pretty(&report).map_err(|e| ExecError::State(e.into()))?;
+    let summary = serde_json::to_vec_pretty(&report).map_err(state_err)?;
     sink.write_summary(&summary).map_err(ExecError::State)?;
     Ok(report)
 }

@@ -18,8 +18,7 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
@@ -27,7 +26,10 @@ use arrow_schema::{DataType, SchemaRef};
 use arrow_select::filter::filter_record_batch;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{apply_steps, read_chunk, task_state_name, ExecError, Plan, PlanState, Progress, RunOptions, TaskCache};
+use crate::exec::{
+    apply_steps, collect_results, load_state, read_chunk, run_pool, state_err, task_state_name, write_summary, ExecError, Plan, Progress,
+    RunOptions, TaskCache,
+};
 use crate::io::{BoxError, Shard, Sink, Source, TaskWriter};
 use crate::key::KeyHasher;
 use crate::operator::OpError;
@@ -233,10 +235,6 @@ impl Work {
     }
 }
 
-fn state_err(e: impl Into<BoxError>) -> ExecError {
-    ExecError::State(e.into())
-}
-
 /// Runs a plan with global steps; called by [`crate::exec::execute`].
 pub(crate) fn execute_staged(
     plan: &Plan,
@@ -256,36 +254,12 @@ pub(crate) fn execute_staged(
             })
         })
         .collect();
-    let state = PlanState { fingerprint: plan.fingerprint.clone(), tasks: keys.clone() };
-    let state_bytes = serde_json::to_vec(&state).map_err(state_err)?;
     let work = Work { root: sink.scratch_dir().map_err(ExecError::State)? };
-
-    let mut reports: Vec<Option<TaskReport>> = vec![None; keys.len()];
-    if opts.resume {
-        if let Some(prev) = sink.read_state("plan.json").map_err(ExecError::State)? {
-            let prev: PlanState = serde_json::from_slice(&prev).map_err(state_err)?;
-            if prev != state {
-                return Err(ExecError::PlanChanged);
-            }
-        }
-        sink.clean_partial().map_err(ExecError::State)?;
-        for (i, key) in keys.iter().enumerate() {
-            if let Some(bytes) = sink.read_state(&task_state_name(i)).map_err(ExecError::State)? {
-                match serde_json::from_slice::<TaskReport>(&bytes) {
-                    Ok(r) if &r.key == key => reports[i] = Some(r),
-                    _ => tracing::warn!(task = i, "ignoring stale or unreadable task state"),
-                }
-            }
-        }
-    } else {
-        sink.reset().map_err(ExecError::State)?;
+    let mut reports = load_state(plan, sink, &keys, opts.resume)?;
+    if !opts.resume {
         remove_dir(&work.root).map_err(state_err)?;
     }
-    sink.write_state("plan.json", &state_bytes).map_err(ExecError::State)?;
     let resumed = reports.iter().filter(|r| r.is_some()).count();
-    if resumed > 0 {
-        tracing::info!(resumed, total = keys.len(), "resuming: reusing committed stage tasks");
-    }
     let total_bytes = shards.iter().map(|s| s.bytes).sum();
     let done_bytes = shards.iter().zip(&reports).filter(|(_, r)| r.is_some()).map(|(s, _)| s.bytes).sum();
     progress.start(keys.len(), total_bytes, done_bytes);
@@ -303,17 +277,8 @@ pub(crate) fn execute_staged(
             sink.write_state(&task_state_name(base + t), &serde_json::to_vec(&report)?)?;
             Ok(report)
         });
-        let mut failures = Vec::new();
-        for (t, r) in pending.iter().zip(results) {
-            match r {
-                None => {}
-                Some(Ok(report)) => stage_reports[*t] = Some(report),
-                Some(Err(e)) => {
-                    tracing::error!(stage, task = t, file = %shards[*t].file, error = %e, "task failed");
-                    failures.push(format!("  stage {stage} task {t} ({}): {e}", shards[*t].file));
-                }
-            }
-        }
+        let failures =
+            collect_results(&pending, results, stage_reports, |t| format!("stage {stage} task {t} ({})", shards[t].file));
         if !failures.is_empty() {
             progress.finish();
             return Err(ExecError::Tasks { failures, total: keys.len() });
@@ -330,14 +295,9 @@ pub(crate) fn execute_staged(
     }
     progress.finish();
 
-    let names: Vec<&str> = plan.steps.iter().map(|s| s.descriptor.name).collect();
-    let mut report = RunReport::from_tasks(&plan.name, &names, &all);
+    let mut report = write_summary(plan, sink, &all, threads.min(n.max(1)), resumed, started)?;
+    // The summary counts plan tasks (every stage's), which the task reports alone do not tell.
     report.tasks = keys.len();
-    report.threads = threads.min(n.max(1));
-    report.tasks_resumed = resumed;
-    report.elapsed_s = started.elapsed().as_secs_f64();
-    let summary = serde_json::to_vec_pretty(&report).map_err(state_err)?;
-    sink.write_summary(&summary).map_err(ExecError::State)?;
     Ok(report)
 }
 
@@ -346,37 +306,6 @@ fn remove_dir(p: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
-}
-
-/// Runs `f` for every item of `pending` on `threads` workers; results in `pending` order,
-/// `None` for items not started because an earlier one failed.
-fn run_pool<T: Send>(
-    threads: usize,
-    pending: &[usize],
-    f: impl Fn(usize) -> Result<T, BoxError> + Sync,
-) -> Vec<Option<Result<T, BoxError>>> {
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let slots: Mutex<Vec<Option<Result<T, BoxError>>>> = Mutex::new((0..pending.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(pending.len()).max(1) {
-            scope.spawn(|| loop {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&item) = pending.get(i) else { break };
-                let r = f(item);
-                if r.is_err() {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                if let Ok(mut s) = slots.lock() {
-                    s[i] = Some(r);
-                }
-            });
-        }
-    });
-    slots.into_inner().unwrap_or_default()
 }
 
 /// Stage `stage`'s task `t`: read (input or previous stage), apply the previous global
