@@ -255,13 +255,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     sources,
                 };
                 match curate_datasets::record_run(&home, reg, &record).context("recording the run in the registry")? {
-                    Some(c) => println!(
-                        "run {run}: {} {} ({} task steps reused, {} computed)",
-                        if c.new { "committed" } else { "output unchanged, still" },
-                        c.version,
-                        report.steps_reused,
-                        report.steps_computed
-                    ),
+                    Some(c) => {
+                        let (reused, computed) = report.cache_counts();
+                        println!(
+                            "run {run}: {} {} ({reused} task steps reused, {computed} computed)",
+                            if c.new { "committed" } else { "output unchanged, still" },
+                            c.version,
+                        )
+                    }
                     None => println!("run {run} recorded (no version: JSONL output)"),
                 }
             }

@@ -47,7 +47,7 @@ pub(crate) struct InputMeta {
     pub(crate) records_in: u64,
     pub(crate) bytes_in: u64,
     /// Unparseable records with their raw bytes (which their own serialisation leaves out).
-    quarantined: Vec<(Quarantined, Vec<u8>)>,
+    pub(crate) quarantined: Vec<(Quarantined, Vec<u8>)>,
 }
 
 impl InputMeta {

@@ -60,8 +60,7 @@ impl Plan {
                 reject_only.extend(g.decision_columns().reject_writes());
             }
             schema = record::with_writes(&schema, &s.operator.columns().writes);
-            key.str("op", s.descriptor.name).str("version", s.descriptor.version).json("params", &s.params);
-            key.str("content", &s.operator.content_key().unwrap_or_default());
+            step_identity(&mut key, s);
         }
         let rejects_schema = record::rejects_schema(&record::with_writes(&schema, &reject_only));
         Plan { name: name.into(), steps, kept_schema: schema, rejects_schema, fingerprint: key.finish(), globals, input_fingerprint }
@@ -82,13 +81,7 @@ impl Plan {
             .steps
             .iter()
             .map(|s| {
-                prev = KeyHasher::new("curate.step.v1")
-                    .str("upstream", &prev)
-                    .str("op", s.descriptor.name)
-                    .str("version", s.descriptor.version)
-                    .json("params", &s.params)
-                    .str("content", &s.operator.content_key().unwrap_or_default())
-                    .finish();
+                prev = step_identity(KeyHasher::new("curate.step.v1").str("upstream", &prev), s).finish();
                 prev.clone()
             })
             .collect();
@@ -100,6 +93,15 @@ impl Plan {
         let shard_json = serde_json::to_value(shard).unwrap_or_default();
         KeyHasher::new("curate.task.v1").str("plan", &self.fingerprint).json("shard", &shard_json).finish()
     }
+}
+
+/// Adds what makes a step's output differ for the same input: operator, version,
+/// canonical parameters and the content the operator reads beyond them.
+fn step_identity<'k>(key: &'k mut KeyHasher, s: &BuiltStep) -> &'k mut KeyHasher {
+    key.str("op", s.descriptor.name)
+        .str("version", s.descriptor.version)
+        .json("params", &s.params)
+        .str("content", &s.operator.content_key().unwrap_or_default())
 }
 
 /// How to run.
@@ -377,8 +379,6 @@ pub(crate) fn read_chunk(
     }
     if let Some(tc) = tc {
         tc.input.add_quarantined(&chunk.quarantined);
-        tc.input.records_in += chunk.batch.num_rows() as u64;
-        tc.input.bytes_in += chunk.bytes;
     }
     Ok(())
 }
@@ -441,7 +441,10 @@ impl<'c> TaskCache<'c> {
     /// Publishes the computed steps' outputs once the task committed.
     pub(crate) fn finish(self, report: &TaskReport) {
         let from = self.from();
-        let mut input = (from == 0).then_some(self.input);
+        // A task that computed its first step read its whole input: the report's input
+        // counters are what that step's entry must replay.
+        let mut input =
+            (from == 0).then_some(InputMeta { records_in: report.records_in, bytes_in: report.bytes_in, ..self.input });
         for (i, tap) in self.taps.into_iter().enumerate() {
             let Some(tap) = tap else { continue };
             let meta = EntryMeta { stats: report.steps[from + i].clone(), input: if i == 0 { input.take() } else { None } };

@@ -85,10 +85,6 @@ pub struct RunReport {
     pub tasks_resumed: usize,
     /// Every published file, in task order.
     pub files: Vec<OutputFile>,
-    /// Task-steps whose output came from the step cache.
-    pub steps_reused: usize,
-    /// Task-steps computed in this run.
-    pub steps_computed: usize,
     /// Per task, what the step cache did (in task order; empty without a cache).
     pub task_cache: Vec<Vec<crate::cache::StepOutcome>>,
     /// Engine version.
@@ -115,12 +111,16 @@ impl RunReport {
                 agg.merge(s);
             }
             r.files.extend(t.files.iter().cloned());
-            r.steps_reused += t.cache.iter().filter(|o| o.reused).count();
-            r.steps_computed += t.cache.iter().filter(|o| !o.reused).count();
             r.task_cache.push(t.cache.clone());
         }
         r.rejected = steps.iter().map(|s| s.dropped.values().sum::<u64>()).sum();
         r.steps = steps;
         r
+    }
+
+    /// Task steps whose output came from the step cache, and task steps computed.
+    pub fn cache_counts(&self) -> (usize, usize) {
+        let reused = self.task_cache.iter().flatten().filter(|o| o.reused).count();
+        (reused, self.task_cache.iter().map(Vec::len).sum::<usize>() - reused)
     }
 }

@@ -31,8 +31,7 @@ fn rewrite_files(home: &Home, files: &[FileEntry], drop: &HashSet<String>, holdi
         let rows = rewrite_without(&src, &tmp, drop)?;
         let new = home.put(&tmp, rows)?;
         std::fs::remove_file(&tmp).map_err(|e| file_err(&tmp, e))?;
-        let bytes = std::fs::metadata(home.object_path(&new.path)).map_err(|e| file_err(&src, e))?.len();
-        out.push(FileReplacement { old_path: f.path.clone(), new: FileEntry { bytes, ..new } });
+        out.push(FileReplacement { old_path: f.path.clone(), new });
     }
     Ok(out)
 }

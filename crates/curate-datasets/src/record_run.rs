@@ -124,8 +124,11 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     }
     let kept_chain = *chains.last().ok_or_else(|| Error::Invalid("no operator chain".into()))?;
 
-    // Lineage goes to the registry in bounded batches rather than all at once.
+    // Lineage goes to the registry in bounded batches rather than all at once; the ids of
+    // kept records (the version's memberships, streamed into the commit with their file)
+    // are the one per-record structure held until the end.
     let mut files: Vec<curate_registry::FileEntry> = Vec::new();
+    let mut ids: Vec<Vec<String>> = Vec::new();
     let mut lineage = Vec::with_capacity(LINEAGE_BATCH);
     for f in &r.report.files {
         let path = r.output_dir.join(&f.path);
@@ -134,7 +137,11 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         if !(is_data || is_reject) {
             continue;
         }
+        let mut file_ids = Vec::new();
         origins(&path, is_reject, |o| {
+            if is_data {
+                file_ids.push(o.id.clone());
+            }
             let (chain, dropped) = match o.dropped {
                 Some((step, reason)) => (
                     chains.get(step).copied().unwrap_or(kept_chain),
@@ -159,6 +166,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
             let e = home.put(&path, f.rows)?;
             if !files.iter().any(|x| x.path == e.path) {
                 files.push(e);
+                ids.push(file_ids);
             }
         }
     }
@@ -166,9 +174,6 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     if let Some(same) = unchanged(reg, r, &files)? {
         return Ok(Some(Committed { version: same, new: false }));
     }
-    // Ids only (the file path is attached while streaming into the commit): the one
-    // per-record structure held in memory.
-    let ids: Vec<Vec<String>> = files.iter().map(|f| crate::lineage::ids(&home.object_path(&f.path))).collect::<Result<_>>()?;
     let manifest = files.clone();
     let members = files.into_iter().zip(ids).flat_map(|(f, ids)| {
         ids.into_iter().map(move |id| RecordMember { record_id: id, file: f.path.clone() })

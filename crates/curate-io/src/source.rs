@@ -66,8 +66,9 @@ pub struct FileSource {
     schema: SchemaRef,
     shards: Vec<Shard>,
     files: HashMap<String, (Location, u64)>,
-    /// Content hashes already computed, by file.
-    hashes: std::sync::Mutex<HashMap<String, String>>,
+    /// Content hash of each file, computed on first use; a lock per file so tasks of one
+    /// split file wait for a single hashing pass while other files hash in parallel.
+    hashes: HashMap<String, std::sync::Mutex<Option<String>>>,
 }
 
 impl FileSource {
@@ -157,8 +158,10 @@ impl FileSource {
             Layout::Jsonl(l) => l.fields(),
             Layout::Parquet(l) => l.fields(),
         };
-        let files = files.into_iter().map(|(loc, meta)| (loc.display.clone(), (loc, meta.size))).collect();
-        Ok(FileSource { layout, schema: record::input_schema(metadata), shards, files, hashes: Default::default() })
+        let files: HashMap<String, (Location, u64)> =
+            files.into_iter().map(|(loc, meta)| (loc.display.clone(), (loc, meta.size))).collect();
+        let hashes = files.keys().map(|f| (f.clone(), Default::default())).collect();
+        Ok(FileSource { layout, schema: record::input_schema(metadata), shards, files, hashes })
     }
 
     /// Column names every record of this source has.
@@ -233,15 +236,15 @@ impl Source for FileSource {
     }
 
     fn content_hash(&self, shard: &Shard) -> Result<String, BoxError> {
-        if let Some(h) = self.hashes.lock().map_err(|_| "hash memo poisoned")?.get(&shard.file) {
+        let not_ours = || format!("{}: not part of this input", shard.file);
+        let mut memo = self.hashes.get(&shard.file).ok_or_else(not_ours)?.lock().map_err(|_| "hash memo poisoned")?;
+        if let Some(h) = memo.as_ref() {
             return Ok(h.clone());
         }
-        let (loc, _) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
+        let (loc, _) = self.files.get(&shard.file).ok_or_else(not_ours)?;
         let mut hasher = blake3::Hasher::new();
         std::io::copy(&mut loc.open_range(0, None)?, &mut hasher).map_err(|e| format!("{}: {e}", shard.file))?;
-        let h = hasher.finalize().to_hex().to_string();
-        self.hashes.lock().map_err(|_| "hash memo poisoned")?.insert(shard.file.clone(), h.clone());
-        Ok(h)
+        Ok(memo.insert(hasher.finalize().to_hex().to_string()).clone())
     }
 
     fn read<'a>(&'a self, shard: &'a Shard) -> Result<Box<dyn Iterator<Item = Result<Chunk, BoxError>> + Send + 'a>, BoxError> {
