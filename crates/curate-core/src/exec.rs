@@ -330,33 +330,14 @@ fn run_task(
         steps: plan.steps.iter().map(|s| StepStats { op: s.descriptor.name.to_string(), ..Default::default() }).collect(),
         ..Default::default()
     };
-    let n = plan.steps.len();
-    let mut tc = TaskCache::start(cache, plan, source, shard, n, &mut report, writer.as_mut())?;
-    let emit = |kept: RecordBatch, report: &mut TaskReport, writer: &mut dyn crate::io::TaskWriter| -> Result<(), BoxError> {
+    let tc = feed_task(plan, source, shard, progress, cache, plan.steps.len(), &mut report, writer.as_mut(), |batch, from, taps, report, writer| {
+        let kept = apply_steps(&plan.steps[from..], &plan.rejects_schema, batch, &mut report.steps[from..], writer, taps)?;
         report.records_out += kept.num_rows() as u64;
         if kept.num_rows() > 0 {
             writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
         }
         Ok(())
-    };
-    let from = tc.as_ref().map_or(0, TaskCache::from);
-    if from == 0 {
-        for chunk in source.read(shard)? {
-            let chunk = chunk?;
-            let n = chunk.batch.num_rows() as u64;
-            read_chunk(&mut report, &chunk, writer.as_mut(), tc.as_mut())?;
-            let taps = tc.as_mut().map_or(&mut [][..], TaskCache::taps);
-            let kept = apply_steps(&plan.steps, &plan.rejects_schema, chunk.batch, &mut report.steps, writer.as_mut(), taps)?;
-            emit(kept, &mut report, writer.as_mut())?;
-            progress.advance(n, chunk.bytes);
-        }
-    } else if let Some(tc) = tc.as_mut() {
-        for batch in tc.upstream()? {
-            let kept = apply_steps(&plan.steps[from..], &plan.rejects_schema, batch, &mut report.steps[from..], writer.as_mut(), tc.taps())?;
-            emit(kept, &mut report, writer.as_mut())?;
-        }
-        progress.advance(report.records_in, shard.bytes);
-    }
+    })?;
     report.files = writer.commit()?;
     if let Some(tc) = tc {
         tc.finish(&report);
@@ -364,8 +345,44 @@ fn run_task(
     Ok(report)
 }
 
+/// Feeds a task's records to `process` (batch, first step to run, cache writers of the
+/// steps from there, report, writer) from where they start: the input, or the cached output
+/// of the last reused step among the first `upto`. Returns the task's cache, to finish once
+/// the task has committed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn feed_task<'c>(
+    plan: &Plan,
+    source: &dyn Source,
+    shard: &Shard,
+    progress: &dyn Progress,
+    cache: Option<&'c StepCache>,
+    upto: usize,
+    report: &mut TaskReport,
+    writer: &mut dyn crate::io::TaskWriter,
+    mut process: impl FnMut(RecordBatch, usize, &mut [Option<EntryWriter>], &mut TaskReport, &mut dyn crate::io::TaskWriter) -> Result<(), BoxError>,
+) -> Result<Option<TaskCache<'c>>, BoxError> {
+    let mut tc = TaskCache::start(cache, plan, source, shard, upto, report, writer)?;
+    let from = tc.as_ref().map_or(0, TaskCache::from);
+    if from == 0 {
+        for chunk in source.read(shard)? {
+            let chunk = chunk?;
+            let rows = chunk.batch.num_rows() as u64;
+            read_chunk(report, &chunk, writer, tc.as_mut())?;
+            let taps = tc.as_mut().map_or(&mut [][..], TaskCache::taps);
+            process(chunk.batch, 0, taps, report, writer)?;
+            progress.advance(rows, chunk.bytes);
+        }
+    } else if let Some(tc) = tc.as_mut() {
+        for batch in tc.upstream()? {
+            process(batch, from, tc.taps(), report, writer)?;
+        }
+        progress.advance(report.records_in, shard.bytes);
+    }
+    Ok(tc)
+}
+
 /// Counts a chunk read from the input and quarantines what it could not parse.
-pub(crate) fn read_chunk(
+fn read_chunk(
     report: &mut TaskReport,
     chunk: &crate::io::Chunk,
     writer: &mut dyn crate::io::TaskWriter,
@@ -395,7 +412,7 @@ pub(crate) struct TaskCache<'c> {
 impl<'c> TaskCache<'c> {
     /// Looks up the cached prefix of the task's first `upto` steps, replays it into
     /// `report` and `writer`, and opens writers for the rest; `None` without a cache.
-    pub(crate) fn start(
+    fn start(
         cache: Option<&'c StepCache>,
         plan: &Plan,
         source: &dyn Source,
@@ -421,17 +438,17 @@ impl<'c> TaskCache<'c> {
     }
 
     /// Steps reused.
-    pub(crate) fn from(&self) -> usize {
+    fn from(&self) -> usize {
         self.cached.entries.len()
     }
 
     /// Writers of the computed steps, aligned with `steps[from..]`.
-    pub(crate) fn taps(&mut self) -> &mut [Option<EntryWriter>] {
+    fn taps(&mut self) -> &mut [Option<EntryWriter>] {
         &mut self.taps
     }
 
     /// The rows the last reused step kept, in their original batches.
-    pub(crate) fn upstream(&self) -> Result<Vec<RecordBatch>, BoxError> {
+    fn upstream(&self) -> Result<Vec<RecordBatch>, BoxError> {
         match self.cached.entries.last() {
             Some(e) => e.kept(),
             None => Ok(Vec::new()),

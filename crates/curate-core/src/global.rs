@@ -27,8 +27,8 @@ use arrow_select::filter::filter_record_batch;
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{
-    apply_steps, collect_results, load_state, read_chunk, run_pool, state_err, task_state_name, write_summary, ExecError, Plan, Progress,
-    RunOptions, TaskCache,
+    apply_steps, collect_results, feed_task, load_state, run_pool, state_err, task_state_name, write_summary, ExecError, Plan, Progress,
+    RunOptions,
 };
 use crate::io::{BoxError, Shard, Sink, Source, TaskWriter};
 use crate::key::KeyHasher;
@@ -374,23 +374,7 @@ fn run_stage_task(
 
     let mut tc = None;
     if stage == 0 {
-        tc = TaskCache::start(cache, plan, source, shard, end_step, &mut report, writer.as_mut())?;
-        let from = tc.as_ref().map_or(0, TaskCache::from);
-        if from == 0 {
-            for chunk in source.read(shard)? {
-                let chunk = chunk?;
-                let rows = chunk.batch.num_rows() as u64;
-                read_chunk(&mut report, &chunk, writer.as_mut(), tc.as_mut())?;
-                let taps = tc.as_mut().map_or(&mut [][..], TaskCache::taps);
-                process(chunk.batch, 0, taps, &mut report, writer.as_mut())?;
-                progress.advance(rows, chunk.bytes);
-            }
-        } else if let Some(tc) = tc.as_mut() {
-            for batch in tc.upstream()? {
-                process(batch, from, tc.taps(), &mut report, writer.as_mut())?;
-            }
-            progress.advance(report.records_in, shard.bytes);
-        }
+        tc = feed_task(plan, source, shard, progress, cache, end_step, &mut report, writer.as_mut(), &mut process)?;
     } else {
         let g = &plan.globals[stage - 1];
         let step = &plan.steps[g.step];
