@@ -135,34 +135,35 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn batches(&self, name: &str) -> Result<Vec<RecordBatch>, BoxError> {
+    /// Streams one stored file batch by batch, so replaying a task's cached output holds one
+    /// batch at a time like computing it does.
+    fn batches(&self, name: &str) -> Result<Batches, BoxError> {
         let path = self.dir.join(name);
         if !path.exists() {
-            return Ok(Vec::new());
+            return Ok(Box::new(std::iter::empty()));
         }
         let reader = FileReader::try_new(BufReader::new(File::open(&path)?), None)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(reader.collect::<Result<Vec<_>, _>>().map_err(|e| format!("{}: {e}", path.display()))?)
+        Ok(Box::new(reader.map(move |b| b.map_err(|e| format!("{}: {e}", path.display()).into()))))
     }
 
     /// Rows the step kept, in their original batches.
-    pub(crate) fn kept(&self) -> Result<Vec<RecordBatch>, BoxError> {
+    pub(crate) fn kept(&self) -> Result<Batches, BoxError> {
         self.batches(KEPT)
     }
 
-    /// Rows the step dropped, each batch with its reasons.
-    pub(crate) fn dropped(&self) -> Result<Vec<(RecordBatch, ArrayRef)>, BoxError> {
-        self.batches(DROPPED)?
-            .into_iter()
-            .map(|b| {
-                let at = b.schema().index_of(REASON)?;
-                let mut b = b;
-                let reasons = b.remove_column(at);
-                Ok((b, reasons))
-            })
-            .collect()
+    /// Rows the step dropped, batch by batch, each with its reasons.
+    pub(crate) fn dropped(&self) -> Result<impl Iterator<Item = Result<(RecordBatch, ArrayRef), BoxError>>, BoxError> {
+        Ok(self.batches(DROPPED)?.map(|b| {
+            let mut b = b?;
+            let reasons = b.remove_column(b.schema().index_of(REASON)?);
+            Ok((b, reasons))
+        }))
     }
 }
+
+/// Stored batches, read lazily.
+pub(crate) type Batches = Box<dyn Iterator<Item = Result<RecordBatch, BoxError>>>;
 
 /// Writes one entry into a private directory, then renames it into place.
 pub(crate) struct EntryWriter {

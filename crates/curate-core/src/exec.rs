@@ -374,7 +374,7 @@ pub(crate) fn feed_task<'c>(
         }
     } else if let Some(tc) = tc.as_mut() {
         for batch in tc.upstream()? {
-            process(batch, from, tc.taps(), report, writer)?;
+            process(batch?, from, tc.taps(), report, writer)?;
         }
         progress.advance(report.records_in, shard.bytes);
     }
@@ -448,10 +448,10 @@ impl<'c> TaskCache<'c> {
     }
 
     /// The rows the last reused step kept, in their original batches.
-    fn upstream(&self) -> Result<Vec<RecordBatch>, BoxError> {
+    fn upstream(&self) -> Result<crate::cache::Batches, BoxError> {
         match self.cached.entries.last() {
             Some(e) => e.kept(),
-            None => Ok(Vec::new()),
+            None => Ok(Box::new(std::iter::empty())),
         }
     }
 
@@ -540,7 +540,8 @@ impl CachedTask {
         for (i, e) in self.entries.iter().enumerate() {
             report.steps[i] = e.meta.stats.clone();
             let step = &plan.steps[i];
-            for (dropped, reasons) in e.dropped()? {
+            for d in e.dropped()? {
+                let (dropped, reasons) = d?;
                 writer.rejected(&reject_rows(step, &plan.rejects_schema, &dropped, reasons)?)?;
             }
         }
