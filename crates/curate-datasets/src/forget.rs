@@ -43,17 +43,6 @@ fn rewrite_files(home: &Home, files: &[FileEntry], drop: &HashSet<String>, holdi
 pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, actor: &str, purge: bool) -> Result<ForgetReport> {
     let plan = reg.forget(sources, reason, actor)?;
     let mut report = ForgetReport { audit: plan.audit, ..Default::default() };
-    // Every derived record and the (version, file) pairs holding it, for purging.
-    let derived: Vec<_> = sources.iter().map(|s| reg.derived_from_source(s)).collect::<std::result::Result<_, _>>()?;
-    let mut by_version: BTreeMap<VersionRef, (HashSet<String>, BTreeSet<String>)> = BTreeMap::new();
-    for d in derived.iter().flatten() {
-        for (v, file) in &d.versions {
-            let e = by_version.entry(v.clone()).or_default();
-            e.0.insert(d.record_id.clone());
-            e.1.insert(file.clone());
-        }
-    }
-
     for ds in &plan.datasets {
         if ds.exclude.is_empty() {
             continue;
@@ -92,6 +81,18 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
     }
 
     if purge {
+        // Every derived record and the (version, file) pairs still holding it: all versions
+        // but the ones this request just committed.
+        let mut by_version: BTreeMap<VersionRef, (HashSet<String>, BTreeSet<String>)> = BTreeMap::new();
+        for source in sources {
+            for d in reg.derived_from_source(source)? {
+                for (v, file) in d.versions {
+                    let e = by_version.entry(v).or_default();
+                    e.0.insert(d.record_id.clone());
+                    e.1.insert(file);
+                }
+            }
+        }
         let mut stale_cache = BTreeSet::new();
         for (v, (drop, holding)) in &by_version {
             let version = reg.version(&v.to_string())?;
