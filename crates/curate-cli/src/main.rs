@@ -228,29 +228,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             print_summary(&report, &p.spec.output.path);
             if let (Some(reg), Some(run)) = (&registry, run_id) {
-                let local = Path::new(&p.spec.output.path);
-                if p.spec.output.path.contains("://") {
-                    let _ = reg.finish_run(run, curate_registry::RunStatus::Succeeded);
-                    println!("run {run} recorded; versions are committed for local outputs only");
-                    return Ok(());
-                }
-                let mut sources = Vec::new();
-                if p.parent.is_none() {
-                    let mut seen = std::collections::BTreeSet::new();
-                    for shard in p.source.shards() {
-                        if seen.insert(shard.file.clone()) {
-                            let hash = p.source.content_hash(shard).map_err(|e| anyhow::anyhow!("{e}"))?;
-                            sources.push(curate_registry::SourceFile { path: shard.file.clone(), content_hash: hash });
-                        }
-                    }
-                }
+                let sources = match p.parent {
+                    Some(_) => Vec::new(),
+                    None => curate_datasets::source_files(&p.source).context("hashing the input files")?,
+                };
                 let record = RunRecord {
                     run,
                     dataset: p.spec.dataset_name(),
                     plan: &p.plan,
                     report: &report,
-                    output_dir: local,
-                    parquet: p.spec.output.format == curate_core::spec::OutputFormat::Parquet,
+                    output_dir: Path::new(&p.spec.output.path),
+                    versioned: p.spec.output.format == curate_core::spec::OutputFormat::Parquet
+                        && !p.spec.output.path.contains("://"),
                     parents: p.parent.iter().cloned().collect(),
                     sources,
                 };
@@ -263,7 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             c.version,
                         )
                     }
-                    None => println!("run {run} recorded (no version: JSONL output)"),
+                    None => println!("run {run} recorded (no version: versions are committed for local Parquet outputs)"),
                 }
             }
         }

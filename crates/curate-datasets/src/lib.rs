@@ -15,7 +15,7 @@ mod record_run;
 mod store;
 
 pub use forget::{forget, ForgetReport};
-pub use record_run::{record_run, start_run, step_label, Committed, RunRecord};
+pub use record_run::{record_run, source_files, start_run, step_label, Committed, RunRecord};
 pub use store::{gc, GcSummary, Home};
 
 /// A failure while recording or changing datasets.
@@ -32,6 +32,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// Reading the run's input failed (the message names the file).
+    #[error("input: {0}")]
+    Input(String),
     /// A request that cannot be carried out as asked.
     #[error("{0}")]
     Invalid(String),

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use curate_core::exec::Plan;
+use curate_core::io::Source;
 use curate_core::stats::RunReport;
 use curate_registry::{
     Dropped, NewRun, NewVersion, OpChainId, Operator, RecordLineage, RecordMember, Registry, RunId, RunStatus,
@@ -19,6 +20,18 @@ const LINEAGE_BATCH: usize = 100_000;
 /// steps with the same operator stay apart and listings sort in pipeline order.
 pub fn step_label(index: usize, op: &str) -> String {
     format!("{index:02}-{op}")
+}
+
+/// The distinct input files of `source` with their content hashes, as a version's sources.
+pub fn source_files(source: &dyn Source) -> Result<Vec<SourceFile>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for shard in source.shards() {
+        if seen.insert(shard.file.as_str()) {
+            out.push(SourceFile { path: shard.file.clone(), content_hash: source.content_hash(shard).map_err(|e| Error::Input(e.to_string()))? });
+        }
+    }
+    Ok(out)
 }
 
 /// Opens a run record before executing.
@@ -43,8 +56,9 @@ pub struct RunRecord<'a> {
     pub report: &'a RunReport,
     /// The local output directory (holding `data/` and `rejects/`).
     pub output_dir: &'a Path,
-    /// Whether data files are Parquet (versions are committed only for Parquet outputs).
-    pub parquet: bool,
+    /// Whether to commit a version: the store and lineage reader take local Parquet
+    /// outputs; other runs are recorded without one.
+    pub versioned: bool,
     /// Dataset versions read as input.
     pub parents: Vec<String>,
     /// Raw input files with their content hashes.
@@ -101,8 +115,8 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         }
     }
     reg.record_task_outcomes(r.run, &outcomes)?;
-    if !r.parquet {
-        tracing::warn!("dataset versions are committed for Parquet outputs only; this run is recorded without one");
+    if !r.versioned {
+        tracing::warn!("dataset versions are committed for local Parquet outputs only; this run is recorded without one");
         return Ok(None);
     }
 
