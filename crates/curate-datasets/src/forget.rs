@@ -104,14 +104,7 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
         }
         // Step outputs of affected runs still hold the records; they go, and the next run
         // of those pipelines recomputes.
-        let cache = home.step_cache();
-        for key in &stale_cache {
-            let dir = cache.entry_dir(key);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
-                report.deleted_files += 1;
-            }
-        }
+        report.deleted_files += home.remove_cache_entries(stale_cache.iter().map(String::as_str))?;
         report.deleted_files += home.sweep_objects(reg)?;
     }
     Ok(report)

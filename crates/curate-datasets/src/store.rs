@@ -1,6 +1,5 @@
 //! The project state directory: registry location, content-addressed data files, step cache.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use curate_core::cache::StepCache;
@@ -81,6 +80,20 @@ impl Home {
         Ok(FileEntry { path: rel, content_hash: hash, rows, bytes })
     }
 
+    /// Deletes the step cache entries of `keys` that exist; returns how many.
+    pub fn remove_cache_entries<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Result<usize> {
+        let cache = self.step_cache();
+        let mut removed = 0;
+        for key in keys {
+            let dir = cache.entry_dir(key);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes stored objects no version lists any more; returns how many.
     pub fn sweep_objects(&self, reg: &Registry) -> Result<usize> {
         let referenced = reg.referenced_files()?;
@@ -136,19 +149,7 @@ pub struct GcSummary {
 /// used within `grace_ms`.
 pub fn gc(home: &Home, reg: &Registry, keep_last: u32, grace_ms: i64) -> Result<GcSummary> {
     let report = reg.gc(&GcPolicy { keep_last, cache_grace_ms: grace_ms })?;
-    let cache = home.step_cache();
-    let mut removed_dirs = BTreeSet::new();
-    for entry in &report.cache_entries {
-        let dir = cache.entry_dir(&entry.key);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
-            removed_dirs.insert(entry.key.clone());
-        }
-    }
+    let cache_entries = home.remove_cache_entries(report.cache_entries.iter().map(|e| e.key.as_str()))?;
     let objects = home.sweep_objects(reg)?;
-    Ok(GcSummary {
-        versions: report.versions.iter().map(|(v, _)| v.to_string()).collect(),
-        objects,
-        cache_entries: removed_dirs.len(),
-    })
+    Ok(GcSummary { versions: report.versions.iter().map(|(v, _)| v.to_string()).collect(), objects, cache_entries })
 }
