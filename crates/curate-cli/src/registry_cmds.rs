@@ -257,7 +257,7 @@ pub fn runs(home: &Home, cmd: RunsCommand) -> anyhow::Result<()> {
 pub fn explain(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
     let reg = home.registry()?;
     let Some(e) = reg.explain(id)? else {
-        anyhow::bail!("no record `{id}` in the registry; ids are the input's id_field values, or FILE#ROW / FILE:LINE when it has none");
+        anyhow::bail!("no record `{id}` in the registry; ids are the input's id_field values, or FILE@BYTE_OFFSET (JSONL) / FILE#ROW (Parquet) when it has none");
     };
     let versions = |vs: &[(curate_registry::VersionRef, String)]| vs.iter().map(|(v, f)| json!({"version": v.to_string(), "file": f})).collect::<Vec<_>>();
     if json {
