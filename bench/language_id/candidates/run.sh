@@ -16,8 +16,10 @@ TARGET=${CARGO_TARGET_DIR:-target}/language-id-candidates
 CARGO_TARGET_DIR="$TARGET" cargo build --release -q --manifest-path "$HERE/candidates/Cargo.toml"
 DETECTORS=("$@")
 [ ${#DETECTORS[@]} -gt 0 ] || DETECTORS=(whichlang lingua-all lingua-all-low lingua-whatlang lingua-web lingua-bench)
+PIN=()
+if command -v taskset >/dev/null; then PIN=(taskset -c "$CORE"); fi
 for d in "${DETECTORS[@]}"; do
-  taskset -c "$CORE" /usr/bin/time -f '%M' -o "$WORK/$d.rss" \
+  "${PIN[@]}" /usr/bin/time -f '%M' -o "$WORK/$d.rss" \
     "$TARGET/release/language-id-candidates" "$d" "$CORPUS" "$WORK/$d.jsonl" > "$WORK/$d-time.json"
   python3 "$HERE/report.py" "$WORK/$d.jsonl" "$WORK/$d-time.json" "$d" "$CORPUS"
   echo "peak RSS: $(( $(cat "$WORK/$d.rss") / 1024 )) MB; passes (s): $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds_passes"])' "$WORK/$d-time.json")"
