@@ -188,12 +188,21 @@ fn intern(words: &[&str], table: &mut Table<u64>) -> Vec<u32> {
         let (slot, new) = table.upsert(h.finish(), next, u32::try_from(i).unwrap_or(u32::MAX - 1));
         if new {
             next += 1;
-        } else if words[slot.2 as usize] != *w {
+        } else if !same_word(words[slot.2 as usize], w) {
             return intern_exact(words);
         }
         ids.push(slot.1);
     }
     ids
+}
+
+/// Whether two words with equal [`FxHasher`] hashes are equal. A word of at most 7 bytes
+/// is hashed as one multiplication of its packed bytes and length by an odd constant,
+/// which is injective, so two such words of equal length and hash are equal without a
+/// byte comparison (a `memcmp` call per repeated word otherwise).
+#[inline]
+fn same_word(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.len() <= 7 || a == b)
 }
 
 /// [`intern`] keyed by the strings themselves.
@@ -384,17 +393,24 @@ impl WindowHashes {
         pow.push(p);
         inv_pow.push(ip);
         for w in words {
+            // The word's own hash and powers do not depend on the words before it, so
+            // the byte loop of one word overlaps the next instead of one long chain of
+            // multiplications through the whole text; `h` advances once per word.
+            let mut hw = 0u64;
             for &b in w.as_bytes() {
-                h = h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
+                hw = hw.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
             }
-            // The powers advance per word, not per byte, so only `h` is on the byte loop.
+            let (mut pw, mut ipw) = (1u64, 1u64);
             let mut len = w.len();
             while len > 0 {
                 let step = len.min(POW_STEPS - 1);
-                p = p.wrapping_mul(POW[step]);
-                ip = ip.wrapping_mul(INV_POW[step]);
+                pw = pw.wrapping_mul(POW[step]);
+                ipw = ipw.wrapping_mul(INV_POW[step]);
                 len -= step;
             }
+            h = h.wrapping_mul(pw).wrapping_add(hw);
+            p = p.wrapping_mul(pw);
+            ip = ip.wrapping_mul(ipw);
             prefix.push(h);
             pow.push(p);
             inv_pow.push(ip);
@@ -428,40 +444,31 @@ struct UniqueFrom {
 
 impl UniqueFrom {
     fn new(words: &[&str], mut table: Table<u64>) -> Self {
-        let total: usize = words.iter().map(|w| w.len()).sum();
         let mut len = vec![u32::MAX; words.len()];
         let mut starts = Vec::with_capacity(words.len() + 1);
-        if u32::try_from(total).is_err() {
-            // Too long to index by u32: no pruning (the scans stay exact without it).
-            starts.resize(words.len() + 1, 0);
-            return UniqueFrom { starts, len };
-        }
-        let mut bytes = Vec::with_capacity(total);
+        let mut total = 0usize;
+        starts.push(0);
         for w in words {
-            starts.push(bytes.len() as u32);
-            bytes.extend_from_slice(w.as_bytes());
+            total += w.len();
+            match u32::try_from(total) {
+                Ok(t) => starts.push(t),
+                Err(_) => {
+                    // Too long to index by u32: no pruning (the scans stay exact without it).
+                    starts.clear();
+                    starts.resize(words.len() + 1, 0);
+                    return UniqueFrom { starts, len };
+                }
+            }
         }
-        starts.push(bytes.len() as u32);
-        let word8 = |at: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[at..at + 8]);
-            u64::from_le_bytes(w)
-        };
+        let keys = rung_keys(words);
         let mut open: Vec<u32> = (0..words.len() as u32).collect();
         let (mut ids, mut counts) = (Vec::new(), Vec::new());
-        for rung in [8usize, 16, 32] {
-            open.retain(|&i| starts[i as usize] as usize + rung <= bytes.len());
+        for (rung, rung_len) in [8u32, 16, 32].into_iter().enumerate() {
             table.reset(open.len());
             ids.clear();
             counts.clear();
             for &i in &open {
-                let at = starts[i as usize] as usize;
-                // Equal prefixes give equal keys; unequal ones rarely collide, and a
-                // collision only loses pruning.
-                let key = (0..rung / 8).fold(0u64, |k, c| {
-                    (k.rotate_left(23) ^ word8(at + 8 * c)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                });
-                let (slot, new) = table.upsert(key, counts.len() as u32, 0);
+                let (slot, new) = table.upsert(keys[i as usize][rung], counts.len() as u32, 0);
                 if new {
                     counts.push(0u32);
                 }
@@ -473,7 +480,7 @@ impl UniqueFrom {
                 let unique = counts[ids[k] as usize] == 1;
                 k += 1;
                 if unique {
-                    len[i as usize] = rung as u32;
+                    len[i as usize] = rung_len;
                 }
                 !unique
             });
@@ -485,6 +492,64 @@ impl UniqueFrom {
     #[inline]
     fn unique(&self, i: usize, j: usize) -> bool {
         self.starts[j] - self.starts[i] >= self.len[i]
+    }
+}
+
+/// Per word start, keys of the first 8, 16 and 32 bytes of the words' concatenation from
+/// there, zero-padded past its end: the 8-byte key is those bytes themselves, the longer
+/// ones are digests. Equal bytes always give equal keys, which is all [`UniqueFrom`]
+/// needs: a digest collision or a padded key equal to real bytes only loses pruning, and
+/// a padded start is never claimed unique for a window it cannot hold.
+///
+/// Built backwards, each start's 32 bytes being its word's followed by the next
+/// start's, so no copy of the concatenation is made.
+fn rung_keys(words: &[&str]) -> Vec<[u64; 3]> {
+    let mut keys = vec![[0u64; 3]; words.len()];
+    // The 32 bytes from the next start, little-endian: `lo` holds bytes 0..16.
+    let (mut lo, mut hi) = (0u128, 0u128);
+    for (w, key) in words.iter().zip(keys.iter_mut()).rev() {
+        let b = w.as_bytes();
+        let n = b.len();
+        if n >= 32 {
+            (lo, hi) = (load_le16(&b[..16]), load_le16(&b[16..32]));
+        } else if n >= 16 {
+            (lo, hi) = (
+                load_le16(&b[..16]),
+                load_le16(&b[16..]) | lo << (8 * (n - 16)),
+            );
+        } else if n > 0 {
+            let shift = 8 * n as u32;
+            hi = hi << shift | lo >> (128 - shift);
+            lo = lo << shift | load_le16(b);
+        }
+        let limbs = [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64];
+        let digest = |limbs: &[u64]| {
+            limbs.iter().fold(0u64, |k, &l| {
+                (k.rotate_left(23) ^ l).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            })
+        };
+        *key = [limbs[0], digest(&limbs[..2]), digest(&limbs)];
+    }
+    keys
+}
+
+/// `b` (at most 16 bytes) as a little-endian integer, without a variable-length copy:
+/// two overlapping loads of 8 or 4 bytes, or three single bytes, whose overlapping bytes
+/// agree.
+#[inline]
+fn load_le16(b: &[u8]) -> u128 {
+    let n = b.len();
+    debug_assert!(n <= 16);
+    let load = |at: usize, width: usize| {
+        let mut w = [0u8; 8];
+        w[..width].copy_from_slice(&b[at..at + width]);
+        u128::from(u64::from_le_bytes(w))
+    };
+    match n {
+        8..=16 => load(0, 8) | load(n - 8, 8) << (8 * (n - 8)),
+        4..=7 => load(0, 4) | load(n - 4, 4) << (8 * (n - 4)),
+        1..=3 => load(0, 1) | load(n / 2, 1) << (8 * (n / 2)) | load(n - 1, 1) << (8 * (n - 1)),
+        _ => 0,
     }
 }
 
@@ -671,6 +736,48 @@ mod tests {
             6
         );
         assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
+    }
+
+    #[test]
+    fn rung_keys_are_the_concatenations_bytes() {
+        let words = [
+            "a",
+            "bc",
+            "def",
+            "ghij",
+            "klmnopq",
+            "rstuvwxy",
+            "z",
+            "0123456789abcdefg",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            "é",
+            "x",
+        ];
+        let concat: Vec<u8> = words.iter().flat_map(|w| w.bytes()).collect();
+        let keys = rung_keys(&words);
+        let mut at = 0;
+        for (w, key) in words.iter().zip(&keys) {
+            let mut want = [0u8; 32];
+            let end = concat.len().min(at + 32);
+            want[..end - at].copy_from_slice(&concat[at..end]);
+            let mut first8 = [0u8; 8];
+            first8.copy_from_slice(&want[..8]);
+            assert_eq!(key[0], u64::from_le_bytes(first8), "{w:?}");
+            // Same bytes from a start given as other words: same keys.
+            let rest = std::str::from_utf8(&concat[at..]).unwrap();
+            let split: Vec<&str> = rest
+                .char_indices()
+                .map(|(i, c)| &rest[i..i + c.len_utf8()])
+                .collect();
+            assert_eq!(rung_keys(&split)[0], *key, "{w:?}");
+            at += w.len();
+        }
+        for n in 0..=16 {
+            let b: Vec<u8> = (1..=n as u8).collect();
+            let mut want = [0u8; 16];
+            want[..n].copy_from_slice(&b);
+            assert_eq!(load_le16(&b), u128::from_le_bytes(want));
+        }
     }
 
     #[test]
