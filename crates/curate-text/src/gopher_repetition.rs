@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::chars::{py_strip, split_newline_runs};
 use crate::decision::{active, drop, find_duplicates, ratio, Decision, Reason};
 use crate::doc::Doc;
-use crate::hash::{FxBuild, FxHasher};
+use crate::hash::{load_le, FxBuild, FxHasher};
 use crate::table::{Table, TagSet};
 
 const FILTER: &str = "gopher_repetition";
@@ -533,24 +533,12 @@ fn rung_keys(words: &[&str]) -> Vec<[u64; 3]> {
     keys
 }
 
-/// `b` (at most 16 bytes) as a little-endian integer, without a variable-length copy:
-/// two overlapping loads of 8 or 4 bytes, or three single bytes, whose overlapping bytes
-/// agree.
+/// `b` (at most 16 bytes) as a little-endian integer, zero above.
 #[inline]
 fn load_le16(b: &[u8]) -> u128 {
-    let n = b.len();
-    debug_assert!(n <= 16);
-    let load = |at: usize, width: usize| {
-        let mut w = [0u8; 8];
-        w[..width].copy_from_slice(&b[at..at + width]);
-        u128::from(u64::from_le_bytes(w))
-    };
-    match n {
-        8..=16 => load(0, 8) | load(n - 8, 8) << (8 * (n - 8)),
-        4..=7 => load(0, 4) | load(n - 4, 4) << (8 * (n - 4)),
-        1..=3 => load(0, 1) | load(n / 2, 1) << (8 * (n / 2)) | load(n - 1, 1) << (8 * (n - 1)),
-        _ => 0,
-    }
+    debug_assert!(b.len() <= 16);
+    let (lo, hi) = b.split_at(b.len().min(8));
+    u128::from(load_le(lo)) | u128::from(load_le(hi)) << 64
 }
 
 /// Whether words `a..a + n` and `b..b + n` concatenate to the same string.
