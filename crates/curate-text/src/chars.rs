@@ -134,8 +134,8 @@ pub(crate) fn split_newline_runs(text: &str, min: usize) -> Vec<&str> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let (mut start, mut from) = (0, 0);
-    // `str::find` with a char pattern runs memchr, so long lines are skipped quickly.
-    while let Some(off) = text[from..].find('\n') {
+    // The `memchr` crate's search is vectorised, std's is not.
+    while let Some(off) = memchr::memchr(b'\n', &bytes[from..]) {
         let run_start = from + off;
         let run_end = run_start
             + bytes[run_start..]

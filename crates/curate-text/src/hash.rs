@@ -20,7 +20,21 @@ impl FxHasher {
 
 impl Hasher for FxHasher {
     #[inline]
-    fn write(&mut self, bytes: &[u8]) {
+    fn write(&mut self, mut bytes: &[u8]) {
+        if bytes.len() >= 32 {
+            // Long keys (lines, paragraphs): four independent multiplication chains over
+            // 32-byte blocks, so one multiplication's latency is not paid per 8 bytes.
+            let mut lanes = [self.hash, SEED, SEED.rotate_left(21), SEED.rotate_left(42)];
+            let mut blocks = bytes.chunks_exact(32);
+            for block in &mut blocks {
+                for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+                    *lane = (lane.rotate_left(5) ^ load_le(word)).wrapping_mul(SEED);
+                }
+            }
+            self.hash = 0;
+            lanes.into_iter().for_each(|l| self.add(l));
+            bytes = blocks.remainder();
+        }
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
             let mut w = [0u8; 8];
