@@ -78,7 +78,7 @@ pub(crate) fn char_len(s: &str) -> usize {
 
 /// UTF-8 continuation bytes (`0b10xx_xxxx`) among the 8 bytes of `x`; zero bytes are none.
 #[inline]
-fn continuation_bytes(x: u64) -> usize {
+pub(crate) fn continuation_bytes(x: u64) -> usize {
     // Bit 7 set and bit 6 clear; shifting by one moves each byte's bit 6 onto its bit 7.
     (x & !(x << 1) & 0x8080_8080_8080_8080).count_ones() as usize
 }

@@ -2,7 +2,7 @@
 
 use std::cell::{OnceCell, RefCell};
 
-use crate::chars::{char_len, py_splitlines};
+use crate::chars::{char_len, continuation_bytes, py_splitlines};
 use crate::tokenizer::{tokenize, Scratch};
 
 /// The words of one text as byte ranges, without the text: what consecutive operators
@@ -67,9 +67,34 @@ impl<'a> Doc<'a> {
     /// Code-point length of each word, aligned with [`Doc::words`].
     pub fn word_char_lens(&self) -> &[u32] {
         self.word_chars.get_or_init(|| {
+            let text = self.text.as_bytes();
+            let base = text.as_ptr() as usize;
+            let load8 = |at: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&text[at..at + 8]);
+                u64::from_le_bytes(w)
+            };
+            // The low `k` (at most 8) bytes of a word.
+            let keep = |k: usize| ((1u128 << (8 * k)) - 1) as u64;
             self.words()
                 .iter()
-                .map(|w| u32::try_from(char_len(w)).unwrap_or(u32::MAX))
+                .map(|w| {
+                    let n = w.len();
+                    // Words are slices of the text: a word of at most 16 bytes is read as
+                    // two 8-byte loads from the text, masked to its length, with no
+                    // branch on its length (those mispredict).
+                    let at = (w.as_ptr() as usize).wrapping_sub(base);
+                    let chars = if n <= 16 && at.checked_add(16).is_some_and(|e| e <= text.len()) {
+                        let (lo, hi) = (
+                            load8(at) & keep(n.min(8)),
+                            load8(at + 8) & keep(n.saturating_sub(8)),
+                        );
+                        n - continuation_bytes(lo) - continuation_bytes(hi)
+                    } else {
+                        char_len(w)
+                    };
+                    u32::try_from(chars).unwrap_or(u32::MAX)
+                })
                 .collect()
         })
     }
