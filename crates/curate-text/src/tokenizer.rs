@@ -26,16 +26,21 @@ use crate::tables::{CURRENCY, SPECIALS, SPECIAL_PATTERNS, UNITS};
 struct StrTable<V> {
     map: HashMap<&'static str, V, FxBuild>,
     shape: Box<[u64; 1024]>,
+    /// Byte length of the longest member.
+    max_len: usize,
 }
 
 /// Bit index of a string's (first byte, last byte, length) triple in a 2^16-bit set.
 #[inline]
 fn shape_bit(b: &[u8]) -> Option<usize> {
-    let (&f, &l) = (b.first()?, b.last()?);
-    Some(
-        ((usize::from(f) << 8 | usize::from(l)) ^ (b.len().min(255) << 5).wrapping_mul(0x9E5))
-            & 0xFFFF,
-    )
+    Some(shape_bit_of(*b.first()?, *b.last()?, b.len()))
+}
+
+/// [`shape_bit`] from the triple itself.
+#[inline]
+fn shape_bit_of(first: u8, last: u8, len: usize) -> usize {
+    ((usize::from(first) << 8 | usize::from(last)) ^ (len.min(255) << 5).wrapping_mul(0x9E5))
+        & 0xFFFF
 }
 
 impl<V: Copy> StrTable<V> {
@@ -45,16 +50,27 @@ impl<V: Copy> StrTable<V> {
         for bit in map.keys().filter_map(|k| shape_bit(k.as_bytes())) {
             shape[bit >> 6] |= 1 << (bit & 63);
         }
-        StrTable { map, shape }
+        let max_len = map.keys().map(|k| k.len()).max().unwrap_or(0);
+        StrTable {
+            map,
+            shape,
+            max_len,
+        }
     }
 
     #[inline]
     fn get(&self, s: &str) -> Option<V> {
         let bit = shape_bit(s.as_bytes())?;
-        if self.shape[bit >> 6] & (1 << (bit & 63)) == 0 {
+        if !self.has_shape(bit) {
             return None;
         }
         self.map.get(s).copied()
+    }
+
+    /// Whether some member has this [`shape_bit`]; when not, no string with it is one.
+    #[inline]
+    fn has_shape(&self, bit: usize) -> bool {
+        self.shape[bit >> 6] & (1 << (bit & 63)) != 0
     }
 }
 
@@ -213,10 +229,13 @@ fn find_suffix(s: &str) -> usize {
         _ => {}
     }
     // `(?<=[0-9])(?:CURRENCY)` and `(?<=[0-9])(?:UNITS)`: no unit contains an ASCII
-    // digit, so the only candidate is everything after the last digit.
-    if let Some(d) = s.bytes().rposition(|b| b.is_ascii_digit()) {
-        let tail = &s[d + 1..];
-        if units().get(tail).is_some() {
+    // digit, so the only candidate is everything after the last digit. A digit further
+    // back than the longest unit leaves too long a tail, so only the end is searched.
+    let units = units();
+    let from = s.len().saturating_sub(units.max_len + 1);
+    if let Some(d) = s.as_bytes()[from..].iter().rposition(u8::is_ascii_digit) {
+        let tail = &s[from + d + 1..];
+        if units.get(tail).is_some() {
             consider(tail.chars().count(), tail.len());
         }
     }
@@ -498,9 +517,12 @@ fn span(text: &str, lo: usize, hi: usize, ws: bool, letters: bool, sc: &mut Scra
     let mut inner_special = None;
     while a < b && b - a != last_size {
         let s = &text[a..b];
-        if let Some(p) = special(s) {
-            inner_special = Some(p);
-            break;
+        // The whole span was looked up above.
+        if last_size != usize::MAX {
+            if let Some(p) = special(s) {
+                inner_special = Some(p);
+                break;
+            }
         }
         last_size = b - a;
         let pre = find_prefix(s);
@@ -554,18 +576,38 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
     sc.matches.clear();
     for i in 0..toks.len() {
         // Most tokens begin no pattern: look the first one up without copying it.
-        let (a, b, ws) = toks[i];
-        if ws || pats.prefixes.get(&text[a..b]).is_none() {
+        let (start, b, ws) = toks[i];
+        if ws || pats.prefixes.get(&text[start..b]).is_none() {
             continue;
         }
-        sc.key.clear();
+        // While the window's tokens touch in the text, its key is a slice of the text;
+        // only a window across a space (which the matcher ignores) is copied, and only
+        // once its shape says it may be a prefix.
+        let (mut end, mut key_len) = (start, 0);
+        let mut copied = false;
         for len in 1..=pats.max_tokens.min(toks.len() - i) {
             let (a, b, ws) = toks[i + len - 1];
             if ws {
                 break;
             }
-            sc.key.push_str(&text[a..b]);
-            match pats.prefixes.get(sc.key.as_str()) {
+            key_len += b - a;
+            let bytes = text.as_bytes();
+            if !pats.prefixes.has_shape(shape_bit_of(bytes[start], bytes[b - 1], key_len)) {
+                break;
+            }
+            if !copied && a != end && len > 1 {
+                sc.key.clear();
+                sc.key.push_str(&text[start..end]);
+                copied = true;
+            }
+            let key = if copied {
+                sc.key.push_str(&text[a..b]);
+                sc.key.as_str()
+            } else {
+                end = b;
+                &text[start..b]
+            };
+            match pats.prefixes.get(key) {
                 None => break,
                 Some(None) => {}
                 Some(Some(lens)) => {
