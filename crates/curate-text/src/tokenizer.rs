@@ -18,7 +18,7 @@ use crate::chars::{
     flags, is, is_space, PREFIX1, PY_WORD, SENT_PUNCT, SP_ALPHA, SP_ICON, SP_LOWER, SP_QUOTE,
     SP_UPPER, SUFFIX1, SUF_DOT_LB, UNI_PUNCT,
 };
-use crate::hash::FxBuild;
+use crate::hash::{load_le, FxBuild};
 use crate::tables::{CURRENCY, SPECIALS, SPECIAL_PATTERNS, UNITS};
 
 /// A set of strings behind a bitset over (first byte, last byte, byte length): most
@@ -410,6 +410,29 @@ const ASCII_CLASS: [u8; 256] = {
     t
 };
 
+/// The top bit of each byte of `x` (8 text bytes, little-endian) that may end a run of
+/// plain ASCII: below `0x21` (the ASCII spaces and other controls) or not ASCII. The
+/// others are printable ASCII or DEL, [`OTHER`] or [`LETTER`] in [`ASCII_CLASS`].
+#[inline]
+fn stop_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // Per byte, (b & 0x7F) + 0x5F reaches the top bit exactly when b & 0x7F >= 0x21,
+    // and never carries into the next byte.
+    (x | !((x & LOW7) + 0x5F5F_5F5F_5F5F_5F5F)) & !LOW7
+}
+
+/// The top bit of each byte of `x` that is not an ASCII letter, for the bytes that are
+/// ASCII (the others are flagged by [`stop_bytes`] and looked at one by one).
+#[inline]
+fn non_letter_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // Letters are 0x61..=0x7A once 0x20 is set; neither sum carries between bytes.
+    let y = (x | 0x2020_2020_2020_2020) & LOW7;
+    let at_least_a = y + 0x1F1F_1F1F_1F1F_1F1F;
+    let above_z = y + 0x0505_0505_0505_0505;
+    !(at_least_a & !above_z) & !LOW7
+}
+
 /// `str.isspace` of each ASCII byte.
 const ASCII_SPACE: [bool; 128] = {
     let mut t = [false; 128];
@@ -454,8 +477,23 @@ pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, u
     let mut letters = true;
     let mut i = 0;
     while i < bytes.len() {
-        // Inside a word, run over plain ASCII bytes without the transition logic.
+        // Inside a word, run over plain ASCII bytes without the transition logic, 8 at a
+        // time while 8 remain, then byte by byte.
         if !in_ws {
+            while let Some(chunk) = bytes.get(i..i + 8) {
+                let x = load_le(chunk);
+                let (stop, non_letters) = (stop_bytes(x), non_letter_bytes(x));
+                if stop == 0 {
+                    letters &= non_letters == 0;
+                    i += 8;
+                    continue;
+                }
+                // The bytes before the first possible stop are plain ASCII.
+                let before = (1u64 << stop.trailing_zeros()) - 1;
+                letters &= non_letters & before == 0;
+                i += (stop.trailing_zeros() / 8) as usize;
+                break;
+            }
             while let Some(&b) = bytes.get(i) {
                 match ASCII_CLASS[usize::from(b)] {
                     LETTER => {}
@@ -592,7 +630,10 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
             }
             key_len += b - a;
             let bytes = text.as_bytes();
-            if !pats.prefixes.has_shape(shape_bit_of(bytes[start], bytes[b - 1], key_len)) {
+            if !pats
+                .prefixes
+                .has_shape(shape_bit_of(bytes[start], bytes[b - 1], key_len))
+            {
                 break;
             }
             if !copied && a != end && len > 1 {
@@ -862,6 +903,30 @@ mod tests {
             .iter()
             .chain(UNITS.iter())
             .all(|u| !u.bytes().any(|b| b.is_ascii_digit())));
+    }
+
+    #[test]
+    fn byte_masks_match_the_class_table() {
+        for b in 0..=255u8 {
+            // Every lane of the word, and each lane alone among letters.
+            for x in [
+                u64::from_le_bytes([b; 8]),
+                u64::from(b) << 24 | 0x6161_6161_0061_6161,
+            ] {
+                let lane = (x >> 24) as u8;
+                let top = 0x80u64 << 24;
+                let class = ASCII_CLASS[usize::from(lane)];
+                let stop = lane < 0x21 || lane >= 0x80;
+                assert_eq!(stop_bytes(x) & top != 0, stop, "{lane:#x}");
+                assert_eq!(
+                    stop,
+                    class == SPACE_OR_WIDE || (lane < 0x21 && class == OTHER)
+                );
+                if !stop {
+                    assert_eq!(non_letter_bytes(x) & top != 0, class == OTHER, "{lane:#x}");
+                }
+            }
+        }
     }
 
     #[test]
