@@ -11,7 +11,7 @@ use crate::chars::{py_strip, split_newline_runs};
 use crate::decision::{active, drop, find_duplicates, ratio, Decision, Reason};
 use crate::doc::Doc;
 use crate::hash::{load_le, FxBuild, FxHasher};
-use crate::table::{Table, TagSet};
+use crate::table::{CountTable, Table, TagSet};
 
 const FILTER: &str = "gopher_repetition";
 
@@ -141,8 +141,8 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
             return s;
         }
     }
-    let hashes = WindowHashes::new(words);
-    let unique = UniqueFrom::new(words, grams.into_table());
+    let hashes = WindowHashes::new(words, &ids);
+    let unique = UniqueFrom::new(words);
     let mut seen = TagSet::new();
     // Windows only get longer with n, so the smallest n leaves the most unpruned; their
     // count bounds every scan's insertions and sizes the set.
@@ -280,11 +280,6 @@ impl<'a> GramLevels<'a> {
         })
     }
 
-    /// Gives the table back for other passes.
-    fn into_table(self) -> Table<u64> {
-        self.table
-    }
-
     /// Level 1: the words themselves.
     fn start(&mut self) {
         self.n = 1;
@@ -314,9 +309,14 @@ impl<'a> GramLevels<'a> {
         let repeats = |id: u32, counts: &[u32]| id != SINGLE && counts[id as usize] >= 2;
         let mut next_counts: Vec<u32> = Vec::new();
         let mut next_firsts: Vec<u32> = Vec::new();
+        // The second (n-1)-gram of a position is the first of the next one.
+        let mut first_repeats = repeats(self.ids[0], counts);
         for i in 0..positions {
-            let (a, b) = (self.ids[i], self.ids[i + 1]);
-            if !(repeats(a, counts) && repeats(b, counts)) {
+            let a = self.ids[i];
+            let second_repeats = repeats(self.ids[i + 1], counts);
+            let both = first_repeats && second_repeats;
+            first_repeats = second_repeats;
+            if !both {
                 self.next_ids.push(SINGLE);
                 continue;
             }
@@ -384,7 +384,9 @@ const POW: [u64; POW_STEPS] = powers(BASE);
 const INV_POW: [u64; POW_STEPS] = powers(INV_BASE);
 
 impl WindowHashes {
-    fn new(words: &[&str]) -> Self {
+    /// `ids` are the words' [`intern`] ids: equal words share their hash and powers,
+    /// which are computed once per distinct word.
+    fn new(words: &[&str], ids: &[u32]) -> Self {
         let mut prefix = Vec::with_capacity(words.len() + 1);
         let mut pow = Vec::with_capacity(words.len() + 1);
         let mut inv_pow = Vec::with_capacity(words.len() + 1);
@@ -392,22 +394,14 @@ impl WindowHashes {
         prefix.push(h);
         pow.push(p);
         inv_pow.push(ip);
-        for w in words {
-            // The word's own hash and powers do not depend on the words before it, so
-            // the byte loop of one word overlaps the next instead of one long chain of
-            // multiplications through the whole text; `h` advances once per word.
-            let mut hw = 0u64;
-            for &b in w.as_bytes() {
-                hw = hw.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
+        // Per id: the word's own hash, `BASE^len` and `BASE^-len`.
+        let mut parts: Vec<(u64, u64, u64)> = Vec::new();
+        for (w, &id) in words.iter().zip(ids) {
+            // Ids are given in order of first occurrence.
+            if id as usize == parts.len() {
+                parts.push(word_hash(w.as_bytes()));
             }
-            let (mut pw, mut ipw) = (1u64, 1u64);
-            let mut len = w.len();
-            while len > 0 {
-                let step = len.min(POW_STEPS - 1);
-                pw = pw.wrapping_mul(POW[step]);
-                ipw = ipw.wrapping_mul(INV_POW[step]);
-                len -= step;
-            }
+            let (hw, pw, ipw) = parts[id as usize];
             h = h.wrapping_mul(pw).wrapping_add(hw);
             p = p.wrapping_mul(pw);
             ip = ip.wrapping_mul(ipw);
@@ -430,20 +424,38 @@ impl WindowHashes {
     }
 }
 
-/// Where the words' concatenation (datatrove's `"".join`) is unique: for each word
-/// start, the shortest length on a ladder of 8, 16 and 32 bytes such that no other word
-/// start begins with the same bytes. A window at least that long equals no other window,
-/// so it can neither repeat nor be repeated, and the duplicate scans step over it
-/// without hashing it.
+/// The polynomial hash of one word's bytes, `BASE^len` and `BASE^-len`.
+fn word_hash(b: &[u8]) -> (u64, u64, u64) {
+    let h = b.iter().fold(0u64, |h, &c| {
+        h.wrapping_mul(BASE).wrapping_add(u64::from(c) + 1)
+    });
+    let (mut p, mut ip) = (1u64, 1u64);
+    for chunk in b.chunks(POW_STEPS - 1) {
+        p = p.wrapping_mul(POW[chunk.len()]);
+        ip = ip.wrapping_mul(INV_POW[chunk.len()]);
+    }
+    (h, p, ip)
+}
+
+/// Where the words' concatenation (datatrove's `"".join`) is unique: the word starts at
+/// which no other word start begins with the same [`UNIQUE_LEN`] bytes. A window of at
+/// least that many bytes from such a start equals no other window, so it can neither
+/// repeat nor be repeated, and the duplicate scans step over it without hashing it.
+///
+/// One length, not a ladder of them: on the parity corpus a ladder of 8, 16 and 32
+/// bytes saved fewer scan insertions than its extra counting passes cost.
 struct UniqueFrom {
     /// Byte offset of each word in the concatenation, plus its total length.
     starts: Vec<u32>,
-    /// Per word start, the unique length, or `u32::MAX` when no rung is unique.
+    /// Per word start, [`UNIQUE_LEN`] where it is unique, `u32::MAX` elsewhere.
     len: Vec<u32>,
 }
 
+/// The prefix length at which [`UniqueFrom`] tests word starts.
+const UNIQUE_LEN: u32 = 16;
+
 impl UniqueFrom {
-    fn new(words: &[&str], mut table: Table<u64>) -> Self {
+    fn new(words: &[&str]) -> Self {
         let mut len = vec![u32::MAX; words.len()];
         let mut starts = Vec::with_capacity(words.len() + 1);
         let mut total = 0usize;
@@ -460,30 +472,14 @@ impl UniqueFrom {
                 }
             }
         }
-        let keys = rung_keys(words);
-        let mut open: Vec<u32> = (0..words.len() as u32).collect();
-        let (mut ids, mut counts) = (Vec::new(), Vec::new());
-        for (rung, rung_len) in [8u32, 16, 32].into_iter().enumerate() {
-            table.reset(open.len());
-            ids.clear();
-            counts.clear();
-            for &i in &open {
-                let (slot, new) = table.upsert(keys[i as usize][rung], counts.len() as u32, 0);
-                if new {
-                    counts.push(0u32);
-                }
-                counts[slot.1 as usize] += 1;
-                ids.push(slot.1);
+        let keys = prefix_keys(words);
+        let mut table = CountTable::new();
+        table.reset(keys.len());
+        let slots: Vec<u32> = keys.iter().map(|&k| table.add(k)).collect();
+        for (l, &slot) in len.iter_mut().zip(&slots) {
+            if table.count(slot) == 1 {
+                *l = UNIQUE_LEN;
             }
-            let mut k = 0;
-            open.retain(|&i| {
-                let unique = counts[ids[k] as usize] == 1;
-                k += 1;
-                if unique {
-                    len[i as usize] = rung_len;
-                }
-                !unique
-            });
         }
         UniqueFrom { starts, len }
     }
@@ -495,40 +491,28 @@ impl UniqueFrom {
     }
 }
 
-/// Per word start, keys of the first 8, 16 and 32 bytes of the words' concatenation from
-/// there, zero-padded past its end: the 8-byte key is those bytes themselves, the longer
-/// ones are digests. Equal bytes always give equal keys, which is all [`UniqueFrom`]
-/// needs: a digest collision or a padded key equal to real bytes only loses pruning, and
-/// a padded start is never claimed unique for a window it cannot hold.
+/// Per word start, a 64-bit digest of the first [`UNIQUE_LEN`] bytes of the words'
+/// concatenation from there, zero-padded past its end. Equal bytes always give equal
+/// keys, which is all [`UniqueFrom`] needs: a digest collision, or a padded key equal to
+/// real bytes, only loses pruning, and a padded start is never claimed unique for a
+/// window it cannot hold.
 ///
-/// Built backwards, each start's 32 bytes being its word's followed by the next
-/// start's, so no copy of the concatenation is made.
-fn rung_keys(words: &[&str]) -> Vec<[u64; 3]> {
-    let mut keys = vec![[0u64; 3]; words.len()];
-    // The 32 bytes from the next start, little-endian: `lo` holds bytes 0..16.
-    let (mut lo, mut hi) = (0u128, 0u128);
+/// Built backwards, each start's bytes being its word's followed by the next start's, so
+/// no copy of the concatenation is made.
+fn prefix_keys(words: &[&str]) -> Vec<u64> {
+    let mut keys = vec![0u64; words.len()];
+    // The 16 bytes from the next start, little-endian.
+    let mut next = 0u128;
     for (w, key) in words.iter().zip(keys.iter_mut()).rev() {
         let b = w.as_bytes();
-        let n = b.len();
-        if n >= 32 {
-            (lo, hi) = (load_le16(&b[..16]), load_le16(&b[16..32]));
-        } else if n >= 16 {
-            (lo, hi) = (
-                load_le16(&b[..16]),
-                load_le16(&b[16..]) | lo << (8 * (n - 16)),
-            );
-        } else if n > 0 {
-            let shift = 8 * n as u32;
-            hi = hi << shift | lo >> (128 - shift);
-            lo = lo << shift | load_le16(b);
-        }
-        let limbs = [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64];
-        let digest = |limbs: &[u64]| {
-            limbs.iter().fold(0u64, |k, &l| {
-                (k.rotate_left(23) ^ l).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            })
+        next = match b.len() {
+            16.. => load_le16(&b[..16]),
+            // Shifting by the whole width (an empty word) is not allowed; it changes nothing.
+            0 => next,
+            n => next << (8 * n) | load_le16(b),
         };
-        *key = [limbs[0], digest(&limbs[..2]), digest(&limbs)];
+        let digest = (next as u64).rotate_left(23) ^ (next >> 64) as u64;
+        *key = digest.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
     keys
 }
@@ -689,8 +673,8 @@ mod tests {
         let ids = intern(&words, &mut table);
         let mut table = TagSet::new();
         assert_eq!(ids, intern_exact(&words));
-        let hashes = WindowHashes::new(&words);
-        let unique = UniqueFrom::new(&words, Table::new());
+        let hashes = WindowHashes::new(&words, &ids);
+        let unique = UniqueFrom::new(&words);
         let mut prefix = vec![0u64];
         for w in words {
             prefix.push(prefix[prefix.len() - 1] + w.len() as u64);
@@ -727,7 +711,7 @@ mod tests {
     }
 
     #[test]
-    fn rung_keys_are_the_concatenations_bytes() {
+    fn prefix_keys_depend_on_the_concatenations_bytes_only() {
         let words = [
             "a",
             "bc",
@@ -742,24 +726,23 @@ mod tests {
             "x",
         ];
         let concat: Vec<u8> = words.iter().flat_map(|w| w.bytes()).collect();
-        let keys = rung_keys(&words);
+        let keys = prefix_keys(&words);
         let mut at = 0;
         for (w, key) in words.iter().zip(&keys) {
-            let mut want = [0u8; 32];
-            let end = concat.len().min(at + 32);
-            want[..end - at].copy_from_slice(&concat[at..end]);
-            let mut first8 = [0u8; 8];
-            first8.copy_from_slice(&want[..8]);
-            assert_eq!(key[0], u64::from_le_bytes(first8), "{w:?}");
-            // Same bytes from a start given as other words: same keys.
+            // The same bytes from a start, given as other words: the same key.
             let rest = std::str::from_utf8(&concat[at..]).unwrap();
             let split: Vec<&str> = rest
                 .char_indices()
                 .map(|(i, c)| &rest[i..i + c.len_utf8()])
                 .collect();
-            assert_eq!(rung_keys(&split)[0], *key, "{w:?}");
+            assert_eq!(prefix_keys(&split)[0], *key, "{w:?}");
             at += w.len();
         }
+        // Different first 16 bytes here: different keys.
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), keys.len());
         for n in 0..=16 {
             let b: Vec<u8> = (1..=n as u8).collect();
             let mut want = [0u8; 16];
