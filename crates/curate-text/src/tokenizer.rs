@@ -247,6 +247,11 @@ fn find_suffix(s: &str) -> usize {
 fn next_infix(s: &str, from: usize) -> Option<(usize, usize)> {
     let mut prev: Option<char> = last_char(&s[..from]);
     for (off, c) in s[from..].char_indices() {
+        // No other ASCII char takes part in an infix (and none is an icon).
+        if c.is_ascii() && !INFIX_ASCII[c as usize] {
+            prev = Some(c);
+            continue;
+        }
         let i = from + off;
         let after = &s[i + c.len_utf8()..];
         let next = first_char(after);
@@ -307,19 +312,16 @@ fn next_infix(s: &str, from: usize) -> Option<(usize, usize)> {
 /// trying each optional scheme / userinfo split. The private-network exclusions of the
 /// IP branch are not ported: they only change how `10.x.x.x/path`-like tokens split.
 fn url_match(s: &str) -> bool {
-    let mut schemes = vec![s];
-    if let Some(p) = s.find("://") {
+    let after_scheme = s.find("://").and_then(|p| {
         let scheme = &s[..p];
         // `[\w\+\-\.]{2,}` with Python's `\w` (not Rust's alphanumeric: combining marks differ)
         let ok = scheme.chars().count() >= 2
             && scheme
                 .chars()
                 .all(|c| is(c, PY_WORD) || matches!(c, '+' | '-' | '.'));
-        if ok {
-            schemes.push(&s[p + 3..]);
-        }
-    }
-    schemes.into_iter().any(|rest| {
+        ok.then(|| &s[p + 3..])
+    });
+    [Some(s), after_scheme].into_iter().flatten().any(|rest| {
         // `(?:\S+(?::\S*)?@)?`: any non-empty prefix ending in '@'
         host_port_path(rest)
             || rest
@@ -370,9 +372,8 @@ fn domain(host: &str) -> bool {
 }
 
 fn ipv4(host: &str) -> bool {
-    let parts: Vec<&str> = host.split('.').collect();
-    parts.len() == 4
-        && parts.iter().enumerate().all(|(i, p)| {
+    host.split('.').count() == 4
+        && host.split('.').enumerate().all(|(i, p)| {
             let Ok(v) = p.parse::<u16>() else {
                 return false;
             };
