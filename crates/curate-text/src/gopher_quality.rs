@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::chars::{flags, py_lstrip, py_rstrip, DT_PUNCT, PY_ALPHA};
 use crate::decision::{active, drop, ratio, Decision};
-use crate::doc::Doc;
+use crate::doc::{Doc, PackedWord};
 use crate::hash::load_le;
 use crate::tables::ASCII;
 
@@ -92,11 +92,12 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
         Some(list) => StopWords::new(list.iter().map(String::as_str)),
     };
     let (mut n_non_symbol, mut non_symbol_chars, mut n_alpha) = (0usize, 0u64, 0usize);
-    for (w, &len) in words.iter().zip(lens) {
+    for ((w, packed), &len) in doc.packed_words().zip(lens) {
+        // As many code points as bytes: ASCII (known from the lengths already computed).
+        let ascii = len as usize == w.len();
         // OR of the inverted punctuation flag and of the alpha flag over the word.
         let mut any = 0u16;
-        // As many code points as bytes: ASCII (known from the lengths already computed).
-        if len as usize == w.len() {
+        if ascii {
             for b in w.bytes() {
                 any |= ASCII[usize::from(b)] ^ DT_PUNCT;
             }
@@ -111,7 +112,7 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
             non_symbol_chars += u64::from(len);
         }
         n_alpha += usize::from(alpha);
-        stop.see(w);
+        stop.see(w, packed);
     }
     let avg_word_length = if n_non_symbol == 0 {
         f64::NAN
@@ -155,16 +156,52 @@ fn count_hashes_and_ellipses(b: &[u8]) -> (usize, usize) {
 #[inline]
 fn pack8(w: &str) -> Option<u64> {
     let b = w.as_bytes();
+    (b.len() <= 7).then(|| pack8_of(load_le(b), b.len()))
+}
+
+/// [`pack8`] from the word's bytes as an integer and its length (at most 7).
+#[inline]
+fn pack8_of(bytes: u64, len: usize) -> u64 {
     // The top bit marks the key as present: even the empty word's key is not 0.
-    (b.len() <= 7).then(|| load_le(b) | (b.len() as u64) << 56 | 1 << 63)
+    bytes | (len as u64) << 56 | 1 << 63
+}
+
+/// A table of distinct `keys` in which each has a slot of its own under
+/// [`StopWords::slot`]: its slots (0 marking a free one), multiplier and shift. Small
+/// tables for small lists; `None` when no size and multiplier tried gives one (not the
+/// case for datatrove's list).
+fn one_slot_each(keys: &[u64]) -> Option<(Vec<(u64, bool)>, u64, u32)> {
+    let min_cap = (2 * keys.len()).next_power_of_two().max(16);
+    for cap in (0..4).map(|k| min_cap << k) {
+        let shift = 64 - cap.trailing_zeros();
+        for attempt in 0..16u64 {
+            let mul = 0x9E37_79B9_7F4A_7C15 ^ attempt.wrapping_mul(0x5851_F42D_4C95_7F2E) | 1;
+            let mut slots = vec![(0u64, false); cap];
+            let mut ok = true;
+            for &k in keys {
+                let slot = &mut slots[StopWords::slot(k, mul, shift)];
+                ok &= slot.0 == 0;
+                slot.0 = k;
+            }
+            if ok {
+                return Some((slots, mul, shift));
+            }
+        }
+    }
+    None
 }
 
 /// `len(set(stop_words) & set(words))`, fed one word at a time.
 enum StopWords<'s> {
-    /// Every stop word is at most 7 bytes: their [`pack8`] keys in an open-addressing
-    /// table (0 marks a free slot), with a found flag each.
-    Packed { slots: Vec<(u64, bool)>, shift: u32 },
-    /// Sorted, deduplicated, with a found flag each.
+    /// Every stop word is at most 7 bytes: their [`pack8`] keys in a table where each has
+    /// a slot of its own ([`one_slot_each`]), so a lookup is one probe with no branch.
+    /// Each slot has a found flag.
+    Packed {
+        slots: Vec<(u64, bool)>,
+        mul: u64,
+        shift: u32,
+    },
+    /// Otherwise: sorted, deduplicated, with a found flag each.
     Sorted {
         stop: Vec<&'s str>,
         found: Vec<bool>,
@@ -177,48 +214,38 @@ impl<'s> StopWords<'s> {
         let mut stop: Vec<&str> = stop.collect();
         stop.sort_unstable();
         stop.dedup();
-        let Some(packed) = stop.iter().map(|s| pack8(s)).collect::<Option<Vec<u64>>>() else {
-            let max_len = stop.iter().map(|s| s.len()).max().unwrap_or(0);
-            let found = vec![false; stop.len()];
-            return StopWords::Sorted {
-                stop,
-                found,
-                max_len,
-            };
-        };
-        let cap = (2 * packed.len()).next_power_of_two().max(16);
-        let shift = 64 - cap.trailing_zeros();
-        let mut slots = vec![(0u64, false); cap];
-        for k in packed {
-            let mut i = Self::slot(k, shift);
-            while slots[i].0 != 0 {
-                i = (i + 1) & (cap - 1);
-            }
-            slots[i].0 = k;
+        let packed: Option<Vec<u64>> = stop.iter().map(|s| pack8(s)).collect();
+        if let Some((slots, mul, shift)) = packed.as_deref().and_then(one_slot_each) {
+            return StopWords::Packed { slots, mul, shift };
         }
-        StopWords::Packed { slots, shift }
+        let max_len = stop.iter().map(|s| s.len()).max().unwrap_or(0);
+        let found = vec![false; stop.len()];
+        StopWords::Sorted {
+            stop,
+            found,
+            max_len,
+        }
     }
 
     #[inline]
-    fn slot(key: u64, shift: u32) -> usize {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+    fn slot(key: u64, mul: u64, shift: u32) -> usize {
+        (key.wrapping_mul(mul) >> shift) as usize
     }
 
-    /// Marks `w` found if it is a stop word.
+    /// Marks `w` found if it is a stop word; `packed` is its [`Doc::packed_words`] entry.
     #[inline]
-    fn see(&mut self, w: &str) {
+    fn see(&mut self, w: &str, packed: Option<PackedWord>) {
         match self {
-            StopWords::Packed { slots, shift } => {
-                let Some(k) = pack8(w) else { return };
-                let mask = slots.len() - 1;
-                let mut i = Self::slot(k, *shift);
-                while slots[i].0 != 0 {
-                    if slots[i].0 == k {
-                        slots[i].1 = true;
-                        return;
-                    }
-                    i = (i + 1) & mask;
-                }
+            StopWords::Packed { slots, mul, shift } => {
+                let k = match packed {
+                    Some([lo, _]) if w.len() <= 7 => pack8_of(lo, w.len()),
+                    _ => match pack8(w) {
+                        Some(k) => k,
+                        None => return,
+                    },
+                };
+                let slot = &mut slots[Self::slot(k, *mul, *shift)];
+                slot.1 |= slot.0 == k;
             }
             StopWords::Sorted {
                 stop,
@@ -306,8 +333,25 @@ mod tests {
     /// `len(set(stop_words) & set(words))` through [`StopWords`].
     fn count_stop_words(words: &[&str], stop: &[&str]) -> usize {
         let mut s = StopWords::new(stop.iter().copied());
-        words.iter().for_each(|w| s.see(w));
+        words.iter().for_each(|w| s.see(w, None));
         s.found()
+    }
+
+    #[test]
+    fn word_classes_agree_with_the_byte_loop() {
+        let text = "a ... #x 12 -- é Ünï ### b@c \u{7f} \u{1} (x) long-word-of-many-bytes!! end";
+        let doc = Doc::new(text);
+        let s = signals(&doc, &Params::default());
+        let words = doc.words();
+        let non_symbol: Vec<&&str> = words
+            .iter()
+            .filter(|w| w.chars().any(|c| flags(c) & DT_PUNCT == 0))
+            .collect();
+        let alpha = words
+            .iter()
+            .filter(|w| w.chars().any(|c| flags(c) & PY_ALPHA != 0));
+        assert_eq!(s.n_non_symbol_words, non_symbol.len());
+        assert_eq!(s.alpha_words_ratio, ratio(alpha.count(), words.len()));
     }
 
     #[test]
