@@ -25,6 +25,9 @@ use crate::tables::{CURRENCY, SPECIALS, SPECIAL_PATTERNS, UNITS};
 /// words share that triple with no member, which skips hashing them.
 struct StrTable<V> {
     map: HashMap<&'static str, V, FxBuild>,
+    /// The one-byte members by byte, looked up without hashing (punctuation tokens, which
+    /// begin many special-case patterns).
+    single: Box<[Option<V>; 256]>,
     shape: Box<[u64; 1024]>,
     /// Byte length of the longest member.
     max_len: usize,
@@ -51,8 +54,15 @@ impl<V: Copy> StrTable<V> {
             shape[bit >> 6] |= 1 << (bit & 63);
         }
         let max_len = map.keys().map(|k| k.len()).max().unwrap_or(0);
+        let mut single = Box::new([None; 256]);
+        for (k, &v) in &map {
+            if let &[b] = k.as_bytes() {
+                single[usize::from(b)] = Some(v);
+            }
+        }
         StrTable {
             map,
+            single,
             shape,
             max_len,
         }
@@ -60,6 +70,9 @@ impl<V: Copy> StrTable<V> {
 
     #[inline]
     fn get(&self, s: &str) -> Option<V> {
+        if let &[b] = s.as_bytes() {
+            return self.single[usize::from(b)];
+        }
         let bit = shape_bit(s.as_bytes())?;
         if !self.has_shape(bit) {
             return None;
@@ -615,17 +628,36 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
     sc.matches.clear();
     for i in 0..toks.len() {
         // Most tokens begin no pattern: look the first one up without copying it.
-        let (start, b, ws) = toks[i];
-        if ws || pats.prefixes.get(&text[start..b]).is_none() {
+        let (start, first_end, ws) = toks[i];
+        let Some(mut found) = (!ws)
+            .then(|| pats.prefixes.get(&text[start..first_end]))
+            .flatten()
+        else {
             continue;
-        }
+        };
         // While the window's tokens touch in the text, its key is a slice of the text;
         // only a window across a space (which the matcher ignores) is copied, and only
         // once its shape says it may be a prefix.
-        let (mut end, mut key_len) = (start, 0);
+        let (mut end, mut key_len) = (first_end, first_end - start);
         let mut copied = false;
-        for len in 1..=pats.max_tokens.min(toks.len() - i) {
-            let (a, b, ws) = toks[i + len - 1];
+        let max_len = pats.max_tokens.min(toks.len() - i);
+        for len in 1..=max_len {
+            if let Some(lens) = found {
+                let window = &toks[i..i + len];
+                if lens.len() == len
+                    && window
+                        .iter()
+                        .zip(lens.iter())
+                        .all(|(t, &l)| t.1 - t.0 == usize::from(l))
+                {
+                    sc.matches.push((i, i + len));
+                }
+            }
+            if len == max_len {
+                break;
+            }
+            // Grow the window by the next token.
+            let (a, b, ws) = toks[i + len];
             if ws {
                 break;
             }
@@ -637,7 +669,7 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
             {
                 break;
             }
-            if !copied && a != end && len > 1 {
+            if !copied && a != end {
                 sc.key.clear();
                 sc.key.push_str(&text[start..end]);
                 copied = true;
@@ -651,18 +683,7 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
             };
             match pats.prefixes.get(key) {
                 None => break,
-                Some(None) => {}
-                Some(Some(lens)) => {
-                    let window = &toks[i..i + len];
-                    if lens.len() == len
-                        && window
-                            .iter()
-                            .zip(lens.iter())
-                            .all(|(t, &l)| t.1 - t.0 == usize::from(l))
-                    {
-                        sc.matches.push((i, i + len));
-                    }
-                }
+                Some(f) => found = f,
             }
         }
     }
