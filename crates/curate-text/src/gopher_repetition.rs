@@ -144,8 +144,9 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
     let hashes = WindowHashes::new(words, &ids);
     let unique = UniqueFrom::new(words);
     let mut seen = TagSet::new();
-    // Windows only get longer with n, so the smallest n leaves the most unpruned; their
-    // count bounds every scan's insertions and sizes the set.
+    // Windows only get longer with n, so a window from a start that is unique at the
+    // smallest n is unique at every n: the starts left open there are the only ones any
+    // scan visits, and their count bounds its insertions and sizes the set.
     let min_n = params
         .dup_n_grams
         .iter()
@@ -153,12 +154,18 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
         .min()
         .unwrap_or(0)
         .max(1);
-    let open = (0..(words.len() + 1).saturating_sub(min_n))
-        .filter(|&i| !unique.unique(i, i + min_n))
-        .count();
+    let open: Vec<u32> = match u32::try_from(words.len()) {
+        Ok(_) => (0..(words.len() + 1).saturating_sub(min_n))
+            .filter(|&i| !unique.unique(i, i + min_n))
+            .map(|i| i as u32)
+            .collect(),
+        // The scans fall back to exact strings then and visit every start themselves.
+        Err(_) => Vec::new(),
+    };
     for t in &params.dup_n_grams {
-        let chars =
-            all_duplicate_chars(words, &ids, &hashes, &unique, &prefix, t.n, open, &mut seen);
+        let chars = all_duplicate_chars(
+            words, &ids, &hashes, &unique, &prefix, t.n, &open, &mut seen,
+        );
         s.dup_n_gram_char_frac.push(ratio_u64(chars, text_len));
         if failed(&s) {
             return s;
@@ -535,8 +542,10 @@ fn same_concat(words: &[&str], ids: &[u32], a: usize, b: usize, n: usize) -> boo
 }
 
 /// datatrove's `find_all_duplicate`: scan `"".join`-ed n-grams left to right, skipping a
-/// whole n-gram after each repeat, and sum the repeated characters. `open` bounds the
-/// windows the scan can insert (those `unique` does not rule out).
+/// whole n-gram after each repeat, and sum the repeated characters. `open` lists, in
+/// order, the starts from which an n-word window may not be unique: the scan steps over
+/// every other start at once (datatrove's loop inserts those windows, but a unique
+/// window never matches another, so that changes nothing).
 #[allow(clippy::too_many_arguments)]
 fn all_duplicate_chars(
     words: &[&str],
@@ -545,7 +554,7 @@ fn all_duplicate_chars(
     unique: &UniqueFrom,
     prefix: &[u64],
     n: usize,
-    open: usize,
+    open: &[u32],
     seen: &mut TagSet,
 ) -> u64 {
     let n_words = words.len();
@@ -558,13 +567,18 @@ fn all_duplicate_chars(
     }
     // Keyed by hash, holding the first window with it; a genuine collision (different
     // text, same hash) falls back to exact string keys.
-    seen.reset(open);
+    seen.reset(open.len());
+    // `idx`: the first start the scan has not stepped over.
     let (mut repeated, mut idx) = (0u64, 0usize);
-    while idx + n <= n_words {
-        if unique.unique(idx, idx + n) {
-            idx += 1;
+    for &start in open {
+        let start = start as usize;
+        if start + n > n_words {
+            break;
+        }
+        if start < idx || unique.unique(start, start + n) {
             continue;
         }
+        idx = start;
         let hash_of = |j: u32| hashes.hash(j as usize, j as usize + n);
         match seen.find_or_insert(hashes.hash(idx, idx + n), idx as u32, hash_of) {
             None => idx += 1,
@@ -675,36 +689,20 @@ mod tests {
         assert_eq!(ids, intern_exact(&words));
         let hashes = WindowHashes::new(&words, &ids);
         let unique = UniqueFrom::new(&words);
+        let all: Vec<u32> = (0..words.len() as u32).collect();
         let mut prefix = vec![0u64];
         for w in words {
             prefix.push(prefix[prefix.len() - 1] + w.len() as u64);
         }
         for n in 1..=4 {
-            let fast = all_duplicate_chars(
-                &words,
-                &ids,
-                &hashes,
-                &unique,
-                &prefix,
-                n,
-                words.len(),
-                &mut table,
-            );
+            let fast =
+                all_duplicate_chars(&words, &ids, &hashes, &unique, &prefix, n, &all, &mut table);
             assert_eq!(fast, all_duplicate_chars_exact(&words, &prefix, n));
         }
         // n=2: "abc" seen at 0, "cx" at 1, "xa" at 2, "abc" repeats at 3 (+3), skip to 5:
         // "xab" new, "abc" repeats at 6 (+3), skip to 8: "xy" new.
         assert_eq!(
-            all_duplicate_chars(
-                &words,
-                &ids,
-                &hashes,
-                &unique,
-                &prefix,
-                2,
-                words.len(),
-                &mut table
-            ),
+            all_duplicate_chars(&words, &ids, &hashes, &unique, &prefix, 2, &all, &mut table),
             6
         );
         assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
