@@ -166,11 +166,10 @@ fn pack8_of(bytes: u64, len: usize) -> u64 {
     bytes | (len as u64) << 56 | 1 << 63
 }
 
-/// A table of distinct `keys` in which each has a slot of its own under
-/// [`StopWords::slot`]: its slots (0 marking a free one), multiplier and shift. Small
-/// tables for small lists; `None` when no size and multiplier tried gives one (not the
-/// case for datatrove's list).
-fn one_slot_each(keys: &[u64]) -> Option<(Vec<(u64, bool)>, u64, u32)> {
+/// A [`StopWords::Packed`] table of distinct `keys` in which each has a slot of its own
+/// under [`StopWords::slot`] (0 marking a free one). Small tables for small lists; `None`
+/// when no size and multiplier tried gives one (not the case for datatrove's list).
+fn one_slot_each<'s>(keys: &[u64]) -> Option<StopWords<'s>> {
     let min_cap = (2 * keys.len()).next_power_of_two().max(16);
     for cap in (0..4).map(|k| min_cap << k) {
         let shift = 64 - cap.trailing_zeros();
@@ -184,7 +183,7 @@ fn one_slot_each(keys: &[u64]) -> Option<(Vec<(u64, bool)>, u64, u32)> {
                 slot.0 = k;
             }
             if ok {
-                return Some((slots, mul, shift));
+                return Some(StopWords::Packed { slots, mul, shift });
             }
         }
     }
@@ -215,8 +214,8 @@ impl<'s> StopWords<'s> {
         stop.sort_unstable();
         stop.dedup();
         let packed: Option<Vec<u64>> = stop.iter().map(|s| pack8(s)).collect();
-        if let Some((slots, mul, shift)) = packed.as_deref().and_then(one_slot_each) {
-            return StopWords::Packed { slots, mul, shift };
+        if let Some(table) = packed.as_deref().and_then(one_slot_each) {
+            return table;
         }
         let max_len = stop.iter().map(|s| s.len()).max().unwrap_or(0);
         let found = vec![false; stop.len()];

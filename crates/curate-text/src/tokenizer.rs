@@ -938,7 +938,7 @@ mod tests {
                 let lane = (x >> 24) as u8;
                 let top = 0x80u64 << 24;
                 let class = ASCII_CLASS[usize::from(lane)];
-                let stop = lane < 0x21 || lane >= 0x80;
+                let stop = !(0x21..0x80).contains(&lane);
                 assert_eq!(stop_bytes(x) & top != 0, stop, "{lane:#x}");
                 assert_eq!(
                     stop,
