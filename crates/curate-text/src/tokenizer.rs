@@ -519,6 +519,21 @@ pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, u
             if i == bytes.len() {
                 break;
             }
+            // One space before plain ASCII, the usual word boundary: crossed without
+            // entering and leaving whitespace (the same spans and state as that does).
+            if bytes[i] == b' '
+                && bytes
+                    .get(i + 1)
+                    .is_some_and(|&next| ASCII_CLASS[usize::from(next)] != SPACE_OR_WIDE)
+            {
+                if start < i {
+                    span(text, start, i, false, letters, scratch);
+                }
+                start = i + 1;
+                letters = true;
+                i += 1;
+                continue;
+            }
         }
         // Byte loop with an ASCII fast path; only non-ASCII chars are decoded.
         let b = bytes[i];
