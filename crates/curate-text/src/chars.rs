@@ -4,6 +4,7 @@
 //! `str.isspace`, `str.isalpha`, spaCy's regex classes and datatrove's punctuation sets
 //! agree with the reference for every code point, not just ASCII.
 
+use crate::hash::load_le;
 use crate::tables::{self, ASCII, RANGES};
 
 pub(crate) use crate::tables::{
@@ -62,11 +63,24 @@ pub(crate) fn py_rstrip(s: &str) -> &str {
 /// Python's `len(s)`: the number of code points.
 #[inline]
 pub(crate) fn char_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    // Most words: count in one register; the library's `is_ascii` and `chars().count()`
+    // are built for long strings and loop byte by byte on short ones.
+    if b.len() <= 8 {
+        return b.len() - continuation_bytes(load_le(b));
+    }
     if s.is_ascii() {
         s.len()
     } else {
         s.chars().count()
     }
+}
+
+/// UTF-8 continuation bytes (`0b10xx_xxxx`) among the 8 bytes of `x`; zero bytes are none.
+#[inline]
+pub(crate) fn continuation_bytes(x: u64) -> usize {
+    // Bit 7 set and bit 6 clear; shifting by one moves each byte's bit 6 onto its bit 7.
+    (x & !(x << 1) & 0x8080_8080_8080_8080).count_ones() as usize
 }
 
 /// Bytes that may begin a line break of [`py_splitlines`].
@@ -120,8 +134,8 @@ pub(crate) fn split_newline_runs(text: &str, min: usize) -> Vec<&str> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let (mut start, mut from) = (0, 0);
-    // `str::find` with a char pattern runs memchr, so long lines are skipped quickly.
-    while let Some(off) = text[from..].find('\n') {
+    // The `memchr` crate's search is vectorised, std's is not.
+    while let Some(off) = memchr::memchr(b'\n', &bytes[from..]) {
         let run_start = from + off;
         let run_end = run_start
             + bytes[run_start..]
@@ -178,5 +192,15 @@ mod tests {
     fn char_len_counts_code_points() {
         assert_eq!(char_len("héllo"), 5);
         assert_eq!(char_len("abc"), 3);
+        for s in [
+            "",
+            "é",
+            "日本語のテキスト",
+            "a€b𝄞c",
+            &"ß".repeat(20),
+            &"x".repeat(40),
+        ] {
+            assert_eq!(char_len(s), s.chars().count(), "{s:?}");
+        }
     }
 }

@@ -2,8 +2,13 @@
 
 use std::cell::{OnceCell, RefCell};
 
-use crate::chars::{char_len, py_splitlines};
+use crate::chars::{char_len, continuation_bytes, py_splitlines};
+use crate::hash::load_le;
 use crate::tokenizer::{tokenize, Scratch};
+
+/// A word of at most 16 bytes as two little-endian integers (bytes 0..8 and 8..16), zero
+/// past its end; with its byte length, it determines the word.
+pub(crate) type PackedWord = [u64; 2];
 
 /// The words of one text as byte ranges, without the text: what consecutive operators
 /// over the same text share instead of each tokenising it.
@@ -67,10 +72,50 @@ impl<'a> Doc<'a> {
     /// Code-point length of each word, aligned with [`Doc::words`].
     pub fn word_char_lens(&self) -> &[u32] {
         self.word_chars.get_or_init(|| {
-            self.words()
-                .iter()
-                .map(|w| u32::try_from(char_len(w)).unwrap_or(u32::MAX))
+            self.packed_words()
+                .map(|(w, packed)| {
+                    let chars = match packed {
+                        Some([lo, hi]) => w.len() - continuation_bytes(lo) - continuation_bytes(hi),
+                        None => char_len(w),
+                    };
+                    u32::try_from(chars).unwrap_or(u32::MAX)
+                })
                 .collect()
+        })
+    }
+
+    /// Each word with, when it has at most 16 bytes, those bytes as two little-endian
+    /// integers, zero past its end ([`PackedWord`]).
+    ///
+    /// Words are slices of the text, so all but the last few are read as two 8-byte loads
+    /// from the text masked to the word's length: the same instructions for every
+    /// length, where a per-word copy or byte loop branches on it (and mispredicts).
+    pub(crate) fn packed_words(&self) -> impl Iterator<Item = (&'a str, Option<PackedWord>)> + '_ {
+        let text = self.text.as_bytes();
+        let base = text.as_ptr() as usize;
+        let load8 = move |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&text[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        // The low `k` (at most 8) bytes.
+        let keep = |k: usize| ((1u128 << (8 * k)) - 1) as u64;
+        self.words().iter().map(move |&w| {
+            let n = w.len();
+            if n > 16 {
+                return (w, None);
+            }
+            let at = (w.as_ptr() as usize).wrapping_sub(base);
+            let packed = if at.checked_add(16).is_some_and(|e| e <= text.len()) {
+                [
+                    load8(at) & keep(n.min(8)),
+                    load8(at + 8) & keep(n.saturating_sub(8)),
+                ]
+            } else {
+                let (lo, hi) = w.as_bytes().split_at(n.min(8));
+                [load_le(lo), load_le(hi)]
+            };
+            (w, Some(packed))
         })
     }
 

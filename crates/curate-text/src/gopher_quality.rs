@@ -5,7 +5,8 @@ use serde::Deserialize;
 
 use crate::chars::{flags, py_lstrip, py_rstrip, DT_PUNCT, PY_ALPHA};
 use crate::decision::{active, drop, ratio, Decision};
-use crate::doc::Doc;
+use crate::doc::{Doc, PackedWord};
+use crate::hash::load_le;
 use crate::tables::ASCII;
 
 const FILTER: &str = "gopher_quality";
@@ -86,11 +87,17 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
     let words = doc.words();
     let lens = doc.word_char_lens();
     let n_words = words.len();
+    let mut stop = match &params.stop_words {
+        None => StopWords::new(DEFAULT_STOP_WORDS.iter().copied()),
+        Some(list) => StopWords::new(list.iter().map(String::as_str)),
+    };
     let (mut n_non_symbol, mut non_symbol_chars, mut n_alpha) = (0usize, 0u64, 0usize);
-    for (w, &len) in words.iter().zip(lens) {
+    for ((w, packed), &len) in doc.packed_words().zip(lens) {
+        // As many code points as bytes: ASCII (known from the lengths already computed).
+        let ascii = len as usize == w.len();
         // OR of the inverted punctuation flag and of the alpha flag over the word.
         let mut any = 0u16;
-        if w.is_ascii() {
+        if ascii {
             for b in w.bytes() {
                 any |= ASCII[usize::from(b)] ^ DT_PUNCT;
             }
@@ -105,6 +112,7 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
             non_symbol_chars += u64::from(len);
         }
         n_alpha += usize::from(alpha);
+        stop.see(w, packed);
     }
     let avg_word_length = if n_non_symbol == 0 {
         f64::NAN
@@ -113,24 +121,13 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
     };
     let (hashes, ellipses) = count_hashes_and_ellipses(text.as_bytes());
     let lines = doc.lines();
-    let bullets = lines
-        .iter()
-        .filter(|l| {
-            let l = py_lstrip(l);
-            l.starts_with('•') || l.starts_with('-')
-        })
-        .count();
-    let end_ellipsis = lines
-        .iter()
-        .filter(|l| {
-            let l = py_rstrip(l);
-            l.ends_with("...") || l.ends_with('…')
-        })
-        .count();
-    let stop_words = match &params.stop_words {
-        None => count_stop_words(words, DEFAULT_STOP_WORDS.iter().copied()),
-        Some(list) => count_stop_words(words, list.iter().map(String::as_str)),
-    };
+    let (mut bullets, mut end_ellipsis) = (0, 0);
+    for l in lines {
+        let start = py_lstrip(l);
+        bullets += usize::from(start.starts_with('•') || start.starts_with('-'));
+        let end = py_rstrip(l);
+        end_ellipsis += usize::from(end.ends_with("...") || end.ends_with('…'));
+    }
     Signals {
         n_words,
         n_non_symbol_words: n_non_symbol,
@@ -140,72 +137,136 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
         bullet_lines_ratio: ratio(bullets, lines.len()),
         end_ellipsis_lines_ratio: ratio(end_ellipsis, lines.len()),
         alpha_words_ratio: ratio(n_alpha, n_words),
-        stop_words,
+        stop_words: stop.found(),
     }
 }
 
-/// `text.count("#")` and `text.count("...") + text.count("…")` in one pass: a run of
-/// r dots holds r / 3 non-overlapping "...".
+/// `text.count("#")` and `text.count("...") + text.count("…")`; `str.count` counts
+/// non-overlapping matches left to right, as `memmem`'s iterator reports them.
 fn count_hashes_and_ellipses(b: &[u8]) -> (usize, usize) {
-    let (mut hashes, mut ellipses, mut dots) = (0, 0, 0);
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'.' {
-            dots += 1;
-            continue;
-        }
-        ellipses += dots / 3;
-        dots = 0;
-        match c {
-            b'#' => hashes += 1,
-            // '…' is E2 80 A6 in UTF-8
-            0xE2 if b.get(i + 1) == Some(&0x80) && b.get(i + 2) == Some(&0xA6) => ellipses += 1,
-            _ => {}
-        }
-    }
-    (hashes, ellipses + dots / 3)
+    let hashes = b.iter().filter(|&&c| c == b'#').count();
+    let dots = memchr::memmem::find_iter(b, b"...").count();
+    let ellipses = memchr::memmem::find_iter(b, "…".as_bytes()).count();
+    (hashes, dots + ellipses)
 }
 
-/// A word of at most 7 bytes as one integer (bytes, zero padding, length in the top
-/// byte, so "a" and "a\0" differ), letting short words compare in one instruction.
+/// A word of at most 7 bytes as one non-zero integer (bytes, zero padding, length in
+/// the top byte, so "a" and "a\0" differ), letting short words compare in one
+/// instruction.
 #[inline]
 fn pack8(w: &str) -> Option<u64> {
     let b = w.as_bytes();
-    if b.len() > 7 {
-        return None;
-    }
-    // A byte loop rather than a variable-length copy, which would be a memcpy call.
-    let packed = b.iter().rev().fold(0u64, |k, &c| (k << 8) | u64::from(c));
-    Some(packed | (b.len() as u64) << 56)
+    (b.len() <= 7).then(|| pack8_of(load_le(b), b.len()))
 }
 
-/// `len(set(stop_words) & set(words))`.
-fn count_stop_words<'s>(words: &[&str], stop: impl Iterator<Item = &'s str>) -> usize {
-    let mut stop: Vec<&str> = stop.collect();
-    stop.sort_unstable();
-    stop.dedup();
-    let mut found = vec![false; stop.len()];
-    let packed: Option<Vec<u64>> = stop.iter().map(|s| pack8(s)).collect();
-    match packed {
-        // Every stop word is short: compare packed integers.
-        Some(packed) => {
-            for w in words {
-                if let Some(k) = pack8(w) {
-                    if let Some(i) = packed.iter().position(|&p| p == k) {
+/// [`pack8`] from the word's bytes as an integer and its length (at most 7).
+#[inline]
+fn pack8_of(bytes: u64, len: usize) -> u64 {
+    // The top bit marks the key as present: even the empty word's key is not 0.
+    bytes | (len as u64) << 56 | 1 << 63
+}
+
+/// A [`StopWords::Packed`] table of distinct `keys` in which each has a slot of its own
+/// under [`StopWords::slot`] (0 marking a free one). Small tables for small lists; `None`
+/// when no size and multiplier tried gives one (not the case for datatrove's list).
+fn one_slot_each<'s>(keys: &[u64]) -> Option<StopWords<'s>> {
+    let min_cap = (2 * keys.len()).next_power_of_two().max(16);
+    for cap in (0..4).map(|k| min_cap << k) {
+        let shift = 64 - cap.trailing_zeros();
+        for attempt in 0..16u64 {
+            let mul = 0x9E37_79B9_7F4A_7C15 ^ attempt.wrapping_mul(0x5851_F42D_4C95_7F2E) | 1;
+            let mut slots = vec![(0u64, false); cap];
+            let mut ok = true;
+            for &k in keys {
+                let slot = &mut slots[StopWords::slot(k, mul, shift)];
+                ok &= slot.0 == 0;
+                slot.0 = k;
+            }
+            if ok {
+                return Some(StopWords::Packed { slots, mul, shift });
+            }
+        }
+    }
+    None
+}
+
+/// `len(set(stop_words) & set(words))`, fed one word at a time.
+enum StopWords<'s> {
+    /// Every stop word is at most 7 bytes: their [`pack8`] keys in a table where each has
+    /// a slot of its own ([`one_slot_each`]), so a lookup is one probe with no branch.
+    /// Each slot has a found flag.
+    Packed {
+        slots: Vec<(u64, bool)>,
+        mul: u64,
+        shift: u32,
+    },
+    /// Otherwise: sorted, deduplicated, with a found flag each.
+    Sorted {
+        stop: Vec<&'s str>,
+        found: Vec<bool>,
+        max_len: usize,
+    },
+}
+
+impl<'s> StopWords<'s> {
+    fn new(stop: impl Iterator<Item = &'s str>) -> Self {
+        let mut stop: Vec<&str> = stop.collect();
+        stop.sort_unstable();
+        stop.dedup();
+        let packed: Option<Vec<u64>> = stop.iter().map(|s| pack8(s)).collect();
+        if let Some(table) = packed.as_deref().and_then(one_slot_each) {
+            return table;
+        }
+        let max_len = stop.iter().map(|s| s.len()).max().unwrap_or(0);
+        let found = vec![false; stop.len()];
+        StopWords::Sorted {
+            stop,
+            found,
+            max_len,
+        }
+    }
+
+    #[inline]
+    fn slot(key: u64, mul: u64, shift: u32) -> usize {
+        (key.wrapping_mul(mul) >> shift) as usize
+    }
+
+    /// Marks `w` found if it is a stop word; `packed` is its [`Doc::packed_words`] entry.
+    #[inline]
+    fn see(&mut self, w: &str, packed: Option<PackedWord>) {
+        match self {
+            StopWords::Packed { slots, mul, shift } => {
+                let k = match packed {
+                    Some([lo, _]) if w.len() <= 7 => pack8_of(lo, w.len()),
+                    _ => match pack8(w) {
+                        Some(k) => k,
+                        None => return,
+                    },
+                };
+                let slot = &mut slots[Self::slot(k, *mul, *shift)];
+                slot.1 |= slot.0 == k;
+            }
+            StopWords::Sorted {
+                stop,
+                found,
+                max_len,
+            } => {
+                if w.len() <= *max_len {
+                    if let Ok(i) = stop.binary_search(&w) {
                         found[i] = true;
                     }
                 }
             }
         }
-        None => {
-            let max_len = stop.iter().map(|s| s.len()).max().unwrap_or(0);
-            for w in words.iter().filter(|w| w.len() <= max_len) {
-                if let Ok(i) = stop.binary_search(w) {
-                    found[i] = true;
-                }
-            }
+    }
+
+    /// How many distinct stop words were seen.
+    fn found(&self) -> usize {
+        match self {
+            StopWords::Packed { slots, .. } => slots.iter().filter(|s| s.1).count(),
+            StopWords::Sorted { found, .. } => found.iter().filter(|&&f| f).count(),
         }
     }
-    found.iter().filter(|&&f| f).count()
 }
 
 /// datatrove's decision on precomputed signals, in its rule order.
@@ -268,18 +329,40 @@ mod tests {
         assert_eq!(count_hashes_and_ellipses(b""), (0, 0));
     }
 
+    /// `len(set(stop_words) & set(words))` through [`StopWords`].
+    fn count_stop_words(words: &[&str], stop: &[&str]) -> usize {
+        let mut s = StopWords::new(stop.iter().copied());
+        words.iter().for_each(|w| s.see(w, None));
+        s.found()
+    }
+
+    #[test]
+    fn word_classes_agree_with_the_byte_loop() {
+        let text = "a ... #x 12 -- é Ünï ### b@c \u{7f} \u{1} (x) long-word-of-many-bytes!! end";
+        let doc = Doc::new(text);
+        let s = signals(&doc, &Params::default());
+        let words = doc.words();
+        let non_symbol: Vec<&&str> = words
+            .iter()
+            .filter(|w| w.chars().any(|c| flags(c) & DT_PUNCT == 0))
+            .collect();
+        let alpha = words
+            .iter()
+            .filter(|w| w.chars().any(|c| flags(c) & PY_ALPHA != 0));
+        assert_eq!(s.n_non_symbol_words, non_symbol.len());
+        assert_eq!(s.alpha_words_ratio, ratio(alpha.count(), words.len()));
+    }
+
     #[test]
     fn stop_words_match_whole_tokens() {
         let words = ["the", "them", "of", "The", "and", "and"];
-        assert_eq!(
-            count_stop_words(&words, DEFAULT_STOP_WORDS.iter().copied()),
-            3
-        );
+        assert_eq!(count_stop_words(&words, &DEFAULT_STOP_WORDS), 3);
         let long = ["international", "x"];
-        assert_eq!(
-            count_stop_words(&long, ["international", "y"].into_iter()),
-            1
-        );
-        assert_eq!(count_stop_words(&["a\0"], ["a"].into_iter()), 0);
+        assert_eq!(count_stop_words(&long, &["international", "y"]), 1);
+        assert_eq!(count_stop_words(&["a\0"], &["a"]), 0);
+        assert_eq!(count_stop_words(&["a", "", "b"], &["a", "", "a"]), 2);
+        let many: Vec<String> = (0..100).map(|i| format!("w{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(count_stop_words(&["w7", "w99", "w7", "w100"], &many), 2);
     }
 }

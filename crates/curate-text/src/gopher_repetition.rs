@@ -10,8 +10,8 @@ use serde::Deserialize;
 use crate::chars::{py_strip, split_newline_runs};
 use crate::decision::{active, drop, find_duplicates, ratio, Decision, Reason};
 use crate::doc::Doc;
-use crate::hash::{FxBuild, FxHasher};
-use crate::table::{Table, TagSet};
+use crate::hash::{load_le, FxBuild, FxHasher};
+use crate::table::{CountTable, Table, TagSet};
 
 const FILTER: &str = "gopher_repetition";
 
@@ -141,11 +141,12 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
             return s;
         }
     }
-    let hashes = WindowHashes::new(words);
-    let unique = UniqueFrom::new(words, grams.into_table());
+    let hashes = WindowHashes::new(words, &ids);
+    let unique = UniqueFrom::new(words);
     let mut seen = TagSet::new();
-    // Windows only get longer with n, so the smallest n leaves the most unpruned; their
-    // count bounds every scan's insertions and sizes the set.
+    // Windows only get longer with n, so a window from a start that is unique at the
+    // smallest n is unique at every n: the starts left open there are the only ones any
+    // scan visits, and their count bounds its insertions and sizes the set.
     let min_n = params
         .dup_n_grams
         .iter()
@@ -153,12 +154,18 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
         .min()
         .unwrap_or(0)
         .max(1);
-    let open = (0..(words.len() + 1).saturating_sub(min_n))
-        .filter(|&i| !unique.unique(i, i + min_n))
-        .count();
+    let open: Vec<u32> = match u32::try_from(words.len()) {
+        Ok(_) => (0..(words.len() + 1).saturating_sub(min_n))
+            .filter(|&i| !unique.unique(i, i + min_n))
+            .map(|i| i as u32)
+            .collect(),
+        // The scans fall back to exact strings then and visit every start themselves.
+        Err(_) => Vec::new(),
+    };
     for t in &params.dup_n_grams {
-        let chars =
-            all_duplicate_chars(words, &ids, &hashes, &unique, &prefix, t.n, open, &mut seen);
+        let chars = all_duplicate_chars(
+            words, &ids, &hashes, &unique, &prefix, t.n, &open, &mut seen,
+        );
         s.dup_n_gram_char_frac.push(ratio_u64(chars, text_len));
         if failed(&s) {
             return s;
@@ -188,12 +195,21 @@ fn intern(words: &[&str], table: &mut Table<u64>) -> Vec<u32> {
         let (slot, new) = table.upsert(h.finish(), next, u32::try_from(i).unwrap_or(u32::MAX - 1));
         if new {
             next += 1;
-        } else if words[slot.2 as usize] != *w {
+        } else if !same_word(words[slot.2 as usize], w) {
             return intern_exact(words);
         }
         ids.push(slot.1);
     }
     ids
+}
+
+/// Whether two words with equal [`FxHasher`] hashes are equal. A word of at most 7 bytes
+/// is hashed as one multiplication of its packed bytes and length by an odd constant,
+/// which is injective, so two such words of equal length and hash are equal without a
+/// byte comparison (a `memcmp` call per repeated word otherwise).
+#[inline]
+fn same_word(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.len() <= 7 || a == b)
 }
 
 /// [`intern`] keyed by the strings themselves.
@@ -271,11 +287,6 @@ impl<'a> GramLevels<'a> {
         })
     }
 
-    /// Gives the table back for other passes.
-    fn into_table(self) -> Table<u64> {
-        self.table
-    }
-
     /// Level 1: the words themselves.
     fn start(&mut self) {
         self.n = 1;
@@ -305,9 +316,14 @@ impl<'a> GramLevels<'a> {
         let repeats = |id: u32, counts: &[u32]| id != SINGLE && counts[id as usize] >= 2;
         let mut next_counts: Vec<u32> = Vec::new();
         let mut next_firsts: Vec<u32> = Vec::new();
+        // The second (n-1)-gram of a position is the first of the next one.
+        let mut first_repeats = repeats(self.ids[0], counts);
         for i in 0..positions {
-            let (a, b) = (self.ids[i], self.ids[i + 1]);
-            if !(repeats(a, counts) && repeats(b, counts)) {
+            let a = self.ids[i];
+            let second_repeats = repeats(self.ids[i + 1], counts);
+            let both = first_repeats && second_repeats;
+            first_repeats = second_repeats;
+            if !both {
                 self.next_ids.push(SINGLE);
                 continue;
             }
@@ -375,7 +391,9 @@ const POW: [u64; POW_STEPS] = powers(BASE);
 const INV_POW: [u64; POW_STEPS] = powers(INV_BASE);
 
 impl WindowHashes {
-    fn new(words: &[&str]) -> Self {
+    /// `ids` are the words' [`intern`] ids: equal words share their hash and powers,
+    /// which are computed once per distinct word.
+    fn new(words: &[&str], ids: &[u32]) -> Self {
         let mut prefix = Vec::with_capacity(words.len() + 1);
         let mut pow = Vec::with_capacity(words.len() + 1);
         let mut inv_pow = Vec::with_capacity(words.len() + 1);
@@ -383,18 +401,17 @@ impl WindowHashes {
         prefix.push(h);
         pow.push(p);
         inv_pow.push(ip);
-        for w in words {
-            for &b in w.as_bytes() {
-                h = h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
+        // Per id: the word's own hash, `BASE^len` and `BASE^-len`.
+        let mut parts: Vec<(u64, u64, u64)> = Vec::new();
+        for (w, &id) in words.iter().zip(ids) {
+            // Ids are given in order of first occurrence.
+            if id as usize == parts.len() {
+                parts.push(word_hash(w.as_bytes()));
             }
-            // The powers advance per word, not per byte, so only `h` is on the byte loop.
-            let mut len = w.len();
-            while len > 0 {
-                let step = len.min(POW_STEPS - 1);
-                p = p.wrapping_mul(POW[step]);
-                ip = ip.wrapping_mul(INV_POW[step]);
-                len -= step;
-            }
+            let (hw, pw, ipw) = parts[id as usize];
+            h = h.wrapping_mul(pw).wrapping_add(hw);
+            p = p.wrapping_mul(pw);
+            ip = ip.wrapping_mul(ipw);
             prefix.push(h);
             pow.push(p);
             inv_pow.push(ip);
@@ -414,69 +431,62 @@ impl WindowHashes {
     }
 }
 
-/// Where the words' concatenation (datatrove's `"".join`) is unique: for each word
-/// start, the shortest length on a ladder of 8, 16 and 32 bytes such that no other word
-/// start begins with the same bytes. A window at least that long equals no other window,
-/// so it can neither repeat nor be repeated, and the duplicate scans step over it
-/// without hashing it.
+/// The polynomial hash of one word's bytes, `BASE^len` and `BASE^-len`.
+fn word_hash(b: &[u8]) -> (u64, u64, u64) {
+    let h = b.iter().fold(0u64, |h, &c| {
+        h.wrapping_mul(BASE).wrapping_add(u64::from(c) + 1)
+    });
+    let (mut p, mut ip) = (1u64, 1u64);
+    for chunk in b.chunks(POW_STEPS - 1) {
+        p = p.wrapping_mul(POW[chunk.len()]);
+        ip = ip.wrapping_mul(INV_POW[chunk.len()]);
+    }
+    (h, p, ip)
+}
+
+/// Where the words' concatenation (datatrove's `"".join`) is unique: the word starts at
+/// which no other word start begins with the same [`UNIQUE_LEN`] bytes. A window of at
+/// least that many bytes from such a start equals no other window, so it can neither
+/// repeat nor be repeated, and the duplicate scans step over it without hashing it.
+///
+/// One length, not a ladder of them: on the parity corpus a ladder of 8, 16 and 32
+/// bytes saved fewer scan insertions than its extra counting passes cost.
 struct UniqueFrom {
     /// Byte offset of each word in the concatenation, plus its total length.
     starts: Vec<u32>,
-    /// Per word start, the unique length, or `u32::MAX` when no rung is unique.
+    /// Per word start, [`UNIQUE_LEN`] where it is unique, `u32::MAX` elsewhere.
     len: Vec<u32>,
 }
 
+/// The prefix length at which [`UniqueFrom`] tests word starts.
+const UNIQUE_LEN: u32 = 16;
+
 impl UniqueFrom {
-    fn new(words: &[&str], mut table: Table<u64>) -> Self {
-        let total: usize = words.iter().map(|w| w.len()).sum();
+    fn new(words: &[&str]) -> Self {
         let mut len = vec![u32::MAX; words.len()];
         let mut starts = Vec::with_capacity(words.len() + 1);
-        if u32::try_from(total).is_err() {
-            // Too long to index by u32: no pruning (the scans stay exact without it).
-            starts.resize(words.len() + 1, 0);
-            return UniqueFrom { starts, len };
-        }
-        let mut bytes = Vec::with_capacity(total);
+        let mut total = 0usize;
+        starts.push(0);
         for w in words {
-            starts.push(bytes.len() as u32);
-            bytes.extend_from_slice(w.as_bytes());
-        }
-        starts.push(bytes.len() as u32);
-        let word8 = |at: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[at..at + 8]);
-            u64::from_le_bytes(w)
-        };
-        let mut open: Vec<u32> = (0..words.len() as u32).collect();
-        let (mut ids, mut counts) = (Vec::new(), Vec::new());
-        for rung in [8usize, 16, 32] {
-            open.retain(|&i| starts[i as usize] as usize + rung <= bytes.len());
-            table.reset(open.len());
-            ids.clear();
-            counts.clear();
-            for &i in &open {
-                let at = starts[i as usize] as usize;
-                // Equal prefixes give equal keys; unequal ones rarely collide, and a
-                // collision only loses pruning.
-                let key = (0..rung / 8).fold(0u64, |k, c| {
-                    (k.rotate_left(23) ^ word8(at + 8 * c)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                });
-                let (slot, new) = table.upsert(key, counts.len() as u32, 0);
-                if new {
-                    counts.push(0u32);
+            total += w.len();
+            match u32::try_from(total) {
+                Ok(t) => starts.push(t),
+                Err(_) => {
+                    // Too long to index by u32: no pruning (the scans stay exact without it).
+                    starts.clear();
+                    starts.resize(words.len() + 1, 0);
+                    return UniqueFrom { starts, len };
                 }
-                counts[slot.1 as usize] += 1;
-                ids.push(slot.1);
             }
-            let mut k = 0;
-            open.retain(|&i| {
-                let unique = counts[ids[k] as usize] == 1;
-                k += 1;
-                if unique {
-                    len[i as usize] = rung as u32;
-                }
-                !unique
-            });
+        }
+        let keys = prefix_keys(words);
+        let mut table = CountTable::new();
+        table.reset(keys.len());
+        let slots: Vec<u32> = keys.iter().map(|&k| table.add(k)).collect();
+        for (l, &slot) in len.iter_mut().zip(&slots) {
+            if table.count(slot) == 1 {
+                *l = UNIQUE_LEN;
+            }
         }
         UniqueFrom { starts, len }
     }
@@ -486,6 +496,40 @@ impl UniqueFrom {
     fn unique(&self, i: usize, j: usize) -> bool {
         self.starts[j] - self.starts[i] >= self.len[i]
     }
+}
+
+/// Per word start, a 64-bit digest of the first [`UNIQUE_LEN`] bytes of the words'
+/// concatenation from there, zero-padded past its end. Equal bytes always give equal
+/// keys, which is all [`UniqueFrom`] needs: a digest collision, or a padded key equal to
+/// real bytes, only loses pruning, and a padded start is never claimed unique for a
+/// window it cannot hold.
+///
+/// Built backwards, each start's bytes being its word's followed by the next start's, so
+/// no copy of the concatenation is made.
+fn prefix_keys(words: &[&str]) -> Vec<u64> {
+    let mut keys = vec![0u64; words.len()];
+    // The 16 bytes from the next start, little-endian.
+    let mut next = 0u128;
+    for (w, key) in words.iter().zip(keys.iter_mut()).rev() {
+        let b = w.as_bytes();
+        next = match b.len() {
+            16.. => load_le16(&b[..16]),
+            // Shifting by the whole width (an empty word) is not allowed; it changes nothing.
+            0 => next,
+            n => next << (8 * n) | load_le16(b),
+        };
+        let digest = (next as u64).rotate_left(23) ^ (next >> 64) as u64;
+        *key = digest.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    keys
+}
+
+/// `b` (at most 16 bytes) as a little-endian integer, zero above.
+#[inline]
+fn load_le16(b: &[u8]) -> u128 {
+    debug_assert!(b.len() <= 16);
+    let (lo, hi) = b.split_at(b.len().min(8));
+    u128::from(load_le(lo)) | u128::from(load_le(hi)) << 64
 }
 
 /// Whether words `a..a + n` and `b..b + n` concatenate to the same string.
@@ -498,8 +542,10 @@ fn same_concat(words: &[&str], ids: &[u32], a: usize, b: usize, n: usize) -> boo
 }
 
 /// datatrove's `find_all_duplicate`: scan `"".join`-ed n-grams left to right, skipping a
-/// whole n-gram after each repeat, and sum the repeated characters. `open` bounds the
-/// windows the scan can insert (those `unique` does not rule out).
+/// whole n-gram after each repeat, and sum the repeated characters. `open` lists, in
+/// order, the starts from which an n-word window may not be unique: the scan steps over
+/// every other start at once (datatrove's loop inserts those windows, but a unique
+/// window never matches another, so that changes nothing).
 #[allow(clippy::too_many_arguments)]
 fn all_duplicate_chars(
     words: &[&str],
@@ -508,7 +554,7 @@ fn all_duplicate_chars(
     unique: &UniqueFrom,
     prefix: &[u64],
     n: usize,
-    open: usize,
+    open: &[u32],
     seen: &mut TagSet,
 ) -> u64 {
     let n_words = words.len();
@@ -521,13 +567,18 @@ fn all_duplicate_chars(
     }
     // Keyed by hash, holding the first window with it; a genuine collision (different
     // text, same hash) falls back to exact string keys.
-    seen.reset(open);
+    seen.reset(open.len());
+    // `idx`: the first start the scan has not stepped over.
     let (mut repeated, mut idx) = (0u64, 0usize);
-    while idx + n <= n_words {
-        if unique.unique(idx, idx + n) {
-            idx += 1;
+    for &start in open {
+        let start = start as usize;
+        if start + n > n_words {
+            break;
+        }
+        if start < idx || unique.unique(start, start + n) {
             continue;
         }
+        idx = start;
         let hash_of = |j: u32| hashes.hash(j as usize, j as usize + n);
         match seen.find_or_insert(hashes.hash(idx, idx + n), idx as u32, hash_of) {
             None => idx += 1,
@@ -636,41 +687,66 @@ mod tests {
         let ids = intern(&words, &mut table);
         let mut table = TagSet::new();
         assert_eq!(ids, intern_exact(&words));
-        let hashes = WindowHashes::new(&words);
-        let unique = UniqueFrom::new(&words, Table::new());
+        let hashes = WindowHashes::new(&words, &ids);
+        let unique = UniqueFrom::new(&words);
+        let all: Vec<u32> = (0..words.len() as u32).collect();
         let mut prefix = vec![0u64];
         for w in words {
             prefix.push(prefix[prefix.len() - 1] + w.len() as u64);
         }
         for n in 1..=4 {
-            let fast = all_duplicate_chars(
-                &words,
-                &ids,
-                &hashes,
-                &unique,
-                &prefix,
-                n,
-                words.len(),
-                &mut table,
-            );
+            let fast =
+                all_duplicate_chars(&words, &ids, &hashes, &unique, &prefix, n, &all, &mut table);
             assert_eq!(fast, all_duplicate_chars_exact(&words, &prefix, n));
         }
         // n=2: "abc" seen at 0, "cx" at 1, "xa" at 2, "abc" repeats at 3 (+3), skip to 5:
         // "xab" new, "abc" repeats at 6 (+3), skip to 8: "xy" new.
         assert_eq!(
-            all_duplicate_chars(
-                &words,
-                &ids,
-                &hashes,
-                &unique,
-                &prefix,
-                2,
-                words.len(),
-                &mut table
-            ),
+            all_duplicate_chars(&words, &ids, &hashes, &unique, &prefix, 2, &all, &mut table),
             6
         );
         assert_eq!(BASE.wrapping_mul(INV_BASE), 1);
+    }
+
+    #[test]
+    fn prefix_keys_depend_on_the_concatenations_bytes_only() {
+        let words = [
+            "a",
+            "bc",
+            "def",
+            "ghij",
+            "klmnopq",
+            "rstuvwxy",
+            "z",
+            "0123456789abcdefg",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            "é",
+            "x",
+        ];
+        let concat: Vec<u8> = words.iter().flat_map(|w| w.bytes()).collect();
+        let keys = prefix_keys(&words);
+        let mut at = 0;
+        for (w, key) in words.iter().zip(&keys) {
+            // The same bytes from a start, given as other words: the same key.
+            let rest = std::str::from_utf8(&concat[at..]).unwrap();
+            let split: Vec<&str> = rest
+                .char_indices()
+                .map(|(i, c)| &rest[i..i + c.len_utf8()])
+                .collect();
+            assert_eq!(prefix_keys(&split)[0], *key, "{w:?}");
+            at += w.len();
+        }
+        // Different first 16 bytes here: different keys.
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), keys.len());
+        for n in 0..=16 {
+            let b: Vec<u8> = (1..=n as u8).collect();
+            let mut want = [0u8; 16];
+            want[..n].copy_from_slice(&b);
+            assert_eq!(load_le16(&b), u128::from_le_bytes(want));
+        }
     }
 
     #[test]

@@ -20,7 +20,21 @@ impl FxHasher {
 
 impl Hasher for FxHasher {
     #[inline]
-    fn write(&mut self, bytes: &[u8]) {
+    fn write(&mut self, mut bytes: &[u8]) {
+        if bytes.len() >= 32 {
+            // Long keys (lines, paragraphs): four independent multiplication chains over
+            // 32-byte blocks, so one multiplication's latency is not paid per 8 bytes.
+            let mut lanes = [self.hash, SEED, SEED.rotate_left(21), SEED.rotate_left(42)];
+            let mut blocks = bytes.chunks_exact(32);
+            for block in &mut blocks {
+                for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+                    *lane = (lane.rotate_left(5) ^ load_le(word)).wrapping_mul(SEED);
+                }
+            }
+            self.hash = 0;
+            lanes.into_iter().for_each(|l| self.add(l));
+            bytes = blocks.remainder();
+        }
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
             let mut w = [0u8; 8];
@@ -59,25 +73,37 @@ impl Hasher for FxHasher {
     }
 }
 
-/// The 1 to 7 bytes of `rest` and their count in one integer, without a variable-length
-/// copy (a `memcpy` call per word): two overlapping 4-byte loads, or three single bytes.
+/// The 1 to 7 bytes of `rest` and their count in one integer.
 #[inline]
 fn pack_tail(rest: &[u8]) -> u64 {
-    let n = rest.len();
+    load_le(rest) | (rest.len() as u64) << 56
+}
+
+/// Up to 8 bytes as a little-endian integer, zero above, without a variable-length copy
+/// (a `memcpy` call per short word): one 8-byte load, two overlapping 4-byte loads, or
+/// three single bytes; overlapping bytes are the same bytes, so OR-ing them is exact.
+#[inline]
+pub(crate) fn load_le(b: &[u8]) -> u64 {
+    let n = b.len();
     let load4 = |at: usize| {
         let mut w = [0u8; 4];
-        w.copy_from_slice(&rest[at..at + 4]);
+        w.copy_from_slice(&b[at..at + 4]);
         u64::from(u32::from_le_bytes(w))
     };
-    let bytes = if n >= 4 {
-        // Bytes 4..n are the top n - 4 bytes of the load at n - 4.
-        load4(0) | (load4(n - 4) >> (8 * (8 - n))) << 32
-    } else {
-        u64::from(rest[0])
-            | u64::from(rest[n / 2]) << (8 * (n / 2))
-            | u64::from(rest[n - 1]) << (8 * (n - 1))
-    };
-    bytes | (n as u64) << 56
+    match n {
+        8.. => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[..8]);
+            u64::from_le_bytes(w)
+        }
+        4..=7 => load4(0) | load4(n - 4) << (8 * (n - 4)),
+        1..=3 => {
+            u64::from(b[0])
+                | u64::from(b[n / 2]) << (8 * (n / 2))
+                | u64::from(b[n - 1]) << (8 * (n - 1))
+        }
+        0 => 0,
+    }
 }
 
 /// `BuildHasher` for [`FxHasher`].

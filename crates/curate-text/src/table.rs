@@ -162,3 +162,70 @@ mod tag_tests {
         }
     }
 }
+
+/// Occurrence counts of 64-bit keys in 8-byte slots (32-bit tag, count), for passes that
+/// only ask which keys occur once. Two keys that land on the same probe chain with the
+/// same tag are counted as one: only for callers to whom a merged count is harmless.
+pub(crate) struct CountTable {
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+}
+
+impl CountTable {
+    /// An empty table; call [`CountTable::reset`] before use.
+    pub(crate) fn new() -> Self {
+        CountTable {
+            slots: Vec::new(),
+            shift: 64,
+        }
+    }
+
+    /// Empties the table and sizes it for `n` distinct keys.
+    pub(crate) fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        self.shift = 64 - cap.trailing_zeros();
+        self.slots.clear();
+        self.slots.resize(cap, (0, 0));
+    }
+
+    /// Counts one occurrence of `key`; returns its slot for [`CountTable::count`].
+    #[inline]
+    pub(crate) fn add(&mut self, key: u64) -> u32 {
+        let mask = self.slots.len() - 1;
+        let mixed = key.mix();
+        // Tag 0 marks a vacant slot.
+        let tag = mixed as u32 | 1;
+        let mut i = (mixed >> self.shift) as usize;
+        loop {
+            let (t, c) = self.slots[i];
+            if t == 0 || t == tag {
+                self.slots[i] = (tag, c + 1);
+                return i as u32;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The count of the key whose slot [`CountTable::add`] returned.
+    #[inline]
+    pub(crate) fn count(&self, slot: u32) -> u32 {
+        self.slots[slot as usize].1
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::*;
+
+    #[test]
+    fn counts_occurrences() {
+        let mut t = CountTable::new();
+        t.reset(300);
+        let slots: Vec<u32> = (0..300u64)
+            .map(|k| t.add(k % 150 * 0x1_0000_0001))
+            .collect();
+        assert!(slots.iter().all(|&s| t.count(s) == 2));
+        let once = t.add(u64::MAX);
+        assert_eq!(t.count(once), 1);
+    }
+}

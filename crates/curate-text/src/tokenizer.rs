@@ -18,24 +18,32 @@ use crate::chars::{
     flags, is, is_space, PREFIX1, PY_WORD, SENT_PUNCT, SP_ALPHA, SP_ICON, SP_LOWER, SP_QUOTE,
     SP_UPPER, SUFFIX1, SUF_DOT_LB, UNI_PUNCT,
 };
-use crate::hash::FxBuild;
+use crate::hash::{load_le, FxBuild};
 use crate::tables::{CURRENCY, SPECIALS, SPECIAL_PATTERNS, UNITS};
 
 /// A set of strings behind a bitset over (first byte, last byte, byte length): most
 /// words share that triple with no member, which skips hashing them.
 struct StrTable<V> {
     map: HashMap<&'static str, V, FxBuild>,
+    /// The one-byte members by byte, looked up without hashing (punctuation tokens, which
+    /// begin many special-case patterns).
+    single: Box<[Option<V>; 256]>,
     shape: Box<[u64; 1024]>,
+    /// Byte length of the longest member.
+    max_len: usize,
 }
 
 /// Bit index of a string's (first byte, last byte, length) triple in a 2^16-bit set.
 #[inline]
 fn shape_bit(b: &[u8]) -> Option<usize> {
-    let (&f, &l) = (b.first()?, b.last()?);
-    Some(
-        ((usize::from(f) << 8 | usize::from(l)) ^ (b.len().min(255) << 5).wrapping_mul(0x9E5))
-            & 0xFFFF,
-    )
+    Some(shape_bit_of(*b.first()?, *b.last()?, b.len()))
+}
+
+/// [`shape_bit`] from the triple itself.
+#[inline]
+fn shape_bit_of(first: u8, last: u8, len: usize) -> usize {
+    ((usize::from(first) << 8 | usize::from(last)) ^ (len.min(255) << 5).wrapping_mul(0x9E5))
+        & 0xFFFF
 }
 
 impl<V: Copy> StrTable<V> {
@@ -45,16 +53,37 @@ impl<V: Copy> StrTable<V> {
         for bit in map.keys().filter_map(|k| shape_bit(k.as_bytes())) {
             shape[bit >> 6] |= 1 << (bit & 63);
         }
-        StrTable { map, shape }
+        let max_len = map.keys().map(|k| k.len()).max().unwrap_or(0);
+        let mut single = Box::new([None; 256]);
+        for (k, &v) in &map {
+            if let &[b] = k.as_bytes() {
+                single[usize::from(b)] = Some(v);
+            }
+        }
+        StrTable {
+            map,
+            single,
+            shape,
+            max_len,
+        }
     }
 
     #[inline]
     fn get(&self, s: &str) -> Option<V> {
+        if let &[b] = s.as_bytes() {
+            return self.single[usize::from(b)];
+        }
         let bit = shape_bit(s.as_bytes())?;
-        if self.shape[bit >> 6] & (1 << (bit & 63)) == 0 {
+        if !self.has_shape(bit) {
             return None;
         }
         self.map.get(s).copied()
+    }
+
+    /// Whether some member has this [`shape_bit`]; when not, no string with it is one.
+    #[inline]
+    fn has_shape(&self, bit: usize) -> bool {
+        self.shape[bit >> 6] & (1 << (bit & 63)) != 0
     }
 }
 
@@ -213,10 +242,13 @@ fn find_suffix(s: &str) -> usize {
         _ => {}
     }
     // `(?<=[0-9])(?:CURRENCY)` and `(?<=[0-9])(?:UNITS)`: no unit contains an ASCII
-    // digit, so the only candidate is everything after the last digit.
-    if let Some(d) = s.bytes().rposition(|b| b.is_ascii_digit()) {
-        let tail = &s[d + 1..];
-        if units().get(tail).is_some() {
+    // digit, so the only candidate is everything after the last digit. A digit further
+    // back than the longest unit leaves too long a tail, so only the end is searched.
+    let units = units();
+    let from = s.len().saturating_sub(units.max_len + 1);
+    if let Some(d) = s.as_bytes()[from..].iter().rposition(u8::is_ascii_digit) {
+        let tail = &s[from + d + 1..];
+        if units.get(tail).is_some() {
             consider(tail.chars().count(), tail.len());
         }
     }
@@ -228,6 +260,11 @@ fn find_suffix(s: &str) -> usize {
 fn next_infix(s: &str, from: usize) -> Option<(usize, usize)> {
     let mut prev: Option<char> = last_char(&s[..from]);
     for (off, c) in s[from..].char_indices() {
+        // No other ASCII char takes part in an infix (and none is an icon).
+        if c.is_ascii() && !INFIX_ASCII[c as usize] {
+            prev = Some(c);
+            continue;
+        }
         let i = from + off;
         let after = &s[i + c.len_utf8()..];
         let next = first_char(after);
@@ -288,19 +325,16 @@ fn next_infix(s: &str, from: usize) -> Option<(usize, usize)> {
 /// trying each optional scheme / userinfo split. The private-network exclusions of the
 /// IP branch are not ported: they only change how `10.x.x.x/path`-like tokens split.
 fn url_match(s: &str) -> bool {
-    let mut schemes = vec![s];
-    if let Some(p) = s.find("://") {
+    let after_scheme = s.find("://").and_then(|p| {
         let scheme = &s[..p];
         // `[\w\+\-\.]{2,}` with Python's `\w` (not Rust's alphanumeric: combining marks differ)
         let ok = scheme.chars().count() >= 2
             && scheme
                 .chars()
                 .all(|c| is(c, PY_WORD) || matches!(c, '+' | '-' | '.'));
-        if ok {
-            schemes.push(&s[p + 3..]);
-        }
-    }
-    schemes.into_iter().any(|rest| {
+        ok.then(|| &s[p + 3..])
+    });
+    [Some(s), after_scheme].into_iter().flatten().any(|rest| {
         // `(?:\S+(?::\S*)?@)?`: any non-empty prefix ending in '@'
         host_port_path(rest)
             || rest
@@ -351,9 +385,8 @@ fn domain(host: &str) -> bool {
 }
 
 fn ipv4(host: &str) -> bool {
-    let parts: Vec<&str> = host.split('.').collect();
-    parts.len() == 4
-        && parts.iter().enumerate().all(|(i, p)| {
+    host.split('.').count() == 4
+        && host.split('.').enumerate().all(|(i, p)| {
             let Ok(v) = p.parse::<u16>() else {
                 return false;
             };
@@ -390,6 +423,29 @@ const ASCII_CLASS: [u8; 256] = {
     }
     t
 };
+
+/// The top bit of each byte of `x` (8 text bytes, little-endian) that may end a run of
+/// plain ASCII: below `0x21` (the ASCII spaces and other controls) or not ASCII. The
+/// others are printable ASCII or DEL, [`OTHER`] or [`LETTER`] in [`ASCII_CLASS`].
+#[inline]
+fn stop_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // Per byte, (b & 0x7F) + 0x5F reaches the top bit exactly when b & 0x7F >= 0x21,
+    // and never carries into the next byte.
+    (x | !((x & LOW7) + 0x5F5F_5F5F_5F5F_5F5F)) & !LOW7
+}
+
+/// The top bit of each byte of `x` that is not an ASCII letter, for the bytes that are
+/// ASCII (the others are flagged by [`stop_bytes`] and looked at one by one).
+#[inline]
+fn non_letter_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // Letters are 0x61..=0x7A once 0x20 is set; neither sum carries between bytes.
+    let y = (x | 0x2020_2020_2020_2020) & LOW7;
+    let at_least_a = y + 0x1F1F_1F1F_1F1F_1F1F;
+    let above_z = y + 0x0505_0505_0505_0505;
+    !(at_least_a & !above_z) & !LOW7
+}
 
 /// `str.isspace` of each ASCII byte.
 const ASCII_SPACE: [bool; 128] = {
@@ -435,8 +491,23 @@ pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, u
     let mut letters = true;
     let mut i = 0;
     while i < bytes.len() {
-        // Inside a word, run over plain ASCII bytes without the transition logic.
+        // Inside a word, run over plain ASCII bytes without the transition logic, 8 at a
+        // time while 8 remain, then byte by byte.
         if !in_ws {
+            while let Some(chunk) = bytes.get(i..i + 8) {
+                let x = load_le(chunk);
+                let (stop, non_letters) = (stop_bytes(x), non_letter_bytes(x));
+                if stop == 0 {
+                    letters &= non_letters == 0;
+                    i += 8;
+                    continue;
+                }
+                // The bytes before the first possible stop are plain ASCII.
+                let before = (1u64 << stop.trailing_zeros()) - 1;
+                letters &= non_letters & before == 0;
+                i += (stop.trailing_zeros() / 8) as usize;
+                break;
+            }
             while let Some(&b) = bytes.get(i) {
                 match ASCII_CLASS[usize::from(b)] {
                     LETTER => {}
@@ -447,6 +518,21 @@ pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, u
             }
             if i == bytes.len() {
                 break;
+            }
+            // One space before plain ASCII, the usual word boundary: crossed without
+            // entering and leaving whitespace (the same spans and state as that does).
+            if bytes[i] == b' '
+                && bytes
+                    .get(i + 1)
+                    .is_some_and(|&next| ASCII_CLASS[usize::from(next)] != SPACE_OR_WIDE)
+            {
+                if start < i {
+                    span(text, start, i, false, letters, scratch);
+                }
+                start = i + 1;
+                letters = true;
+                i += 1;
+                continue;
             }
         }
         // Byte loop with an ASCII fast path; only non-ASCII chars are decoded.
@@ -498,9 +584,12 @@ fn span(text: &str, lo: usize, hi: usize, ws: bool, letters: bool, sc: &mut Scra
     let mut inner_special = None;
     while a < b && b - a != last_size {
         let s = &text[a..b];
-        if let Some(p) = special(s) {
-            inner_special = Some(p);
-            break;
+        // The whole span was looked up above.
+        if last_size != usize::MAX {
+            if let Some(p) = special(s) {
+                inner_special = Some(p);
+                break;
+            }
         }
         last_size = b - a;
         let pre = find_prefix(s);
@@ -554,31 +643,62 @@ fn apply_special_cases(text: &str, sc: &mut Scratch, emit: &mut impl FnMut(usize
     sc.matches.clear();
     for i in 0..toks.len() {
         // Most tokens begin no pattern: look the first one up without copying it.
-        let (a, b, ws) = toks[i];
-        if ws || pats.prefixes.get(&text[a..b]).is_none() {
+        let (start, first_end, ws) = toks[i];
+        let Some(mut found) = (!ws)
+            .then(|| pats.prefixes.get(&text[start..first_end]))
+            .flatten()
+        else {
             continue;
-        }
-        sc.key.clear();
-        for len in 1..=pats.max_tokens.min(toks.len() - i) {
-            let (a, b, ws) = toks[i + len - 1];
+        };
+        // While the window's tokens touch in the text, its key is a slice of the text;
+        // only a window across a space (which the matcher ignores) is copied, and only
+        // once its shape says it may be a prefix.
+        let (mut end, mut key_len) = (first_end, first_end - start);
+        let mut copied = false;
+        let max_len = pats.max_tokens.min(toks.len() - i);
+        for len in 1..=max_len {
+            if let Some(lens) = found {
+                let window = &toks[i..i + len];
+                if lens.len() == len
+                    && window
+                        .iter()
+                        .zip(lens.iter())
+                        .all(|(t, &l)| t.1 - t.0 == usize::from(l))
+                {
+                    sc.matches.push((i, i + len));
+                }
+            }
+            if len == max_len {
+                break;
+            }
+            // Grow the window by the next token.
+            let (a, b, ws) = toks[i + len];
             if ws {
                 break;
             }
-            sc.key.push_str(&text[a..b]);
-            match pats.prefixes.get(sc.key.as_str()) {
+            key_len += b - a;
+            let bytes = text.as_bytes();
+            if !pats
+                .prefixes
+                .has_shape(shape_bit_of(bytes[start], bytes[b - 1], key_len))
+            {
+                break;
+            }
+            if !copied && a != end {
+                sc.key.clear();
+                sc.key.push_str(&text[start..end]);
+                copied = true;
+            }
+            let key = if copied {
+                sc.key.push_str(&text[a..b]);
+                sc.key.as_str()
+            } else {
+                end = b;
+                &text[start..b]
+            };
+            match pats.prefixes.get(key) {
                 None => break,
-                Some(None) => {}
-                Some(Some(lens)) => {
-                    let window = &toks[i..i + len];
-                    if lens.len() == len
-                        && window
-                            .iter()
-                            .zip(lens.iter())
-                            .all(|(t, &l)| t.1 - t.0 == usize::from(l))
-                    {
-                        sc.matches.push((i, i + len));
-                    }
-                }
+                Some(f) => found = f,
             }
         }
     }
@@ -820,6 +940,30 @@ mod tests {
             .iter()
             .chain(UNITS.iter())
             .all(|u| !u.bytes().any(|b| b.is_ascii_digit())));
+    }
+
+    #[test]
+    fn byte_masks_match_the_class_table() {
+        for b in 0..=255u8 {
+            // Every lane of the word, and each lane alone among letters.
+            for x in [
+                u64::from_le_bytes([b; 8]),
+                u64::from(b) << 24 | 0x6161_6161_0061_6161,
+            ] {
+                let lane = (x >> 24) as u8;
+                let top = 0x80u64 << 24;
+                let class = ASCII_CLASS[usize::from(lane)];
+                let stop = !(0x21..0x80).contains(&lane);
+                assert_eq!(stop_bytes(x) & top != 0, stop, "{lane:#x}");
+                assert_eq!(
+                    stop,
+                    class == SPACE_OR_WIDE || (lane < 0x21 && class == OTHER)
+                );
+                if !stop {
+                    assert_eq!(non_letter_bytes(x) & top != 0, class == OTHER, "{lane:#x}");
+                }
+            }
+        }
     }
 
     #[test]
