@@ -23,46 +23,71 @@ impl Key for u128 {
     }
 }
 
+/// The slot array every table below probes linearly, sized to a power of two with the
+/// load factor at or below one half; slots are indexed by the high bits of a mixed hash.
+struct Slots<S> {
+    slots: Vec<S>,
+    shift: u32,
+}
+
+impl<S: Copy> Slots<S> {
+    fn new() -> Self {
+        Slots {
+            slots: Vec::new(),
+            shift: 64,
+        }
+    }
+
+    /// Fills the array with `vacant`, sized for `n` entries.
+    fn reset(&mut self, n: usize, vacant: S) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        self.shift = 64 - cap.trailing_zeros();
+        self.slots.clear();
+        self.slots.resize(cap, vacant);
+    }
+
+    /// The first slot to probe for `mixed`, and the mask that wraps the probe.
+    #[inline]
+    fn start(&self, mixed: u64) -> (usize, usize) {
+        ((mixed >> self.shift) as usize, self.slots.len() - 1)
+    }
+}
+
 /// Marks a vacant slot in the second payload.
 const VACANT: u32 = u32::MAX;
 
-/// Linear-probing table; the load factor stays at or below one half.
+/// Linear-probing table from keys to a `u32` pair.
 pub(crate) struct Table<K> {
-    slots: Vec<(K, u32, u32)>,
-    shift: u32,
+    slots: Slots<(K, u32, u32)>,
 }
 
 impl<K: Key> Table<K> {
     /// An empty table; call [`Table::reset`] before use.
     pub(crate) fn new() -> Self {
         Table {
-            slots: Vec::new(),
-            shift: 64,
+            slots: Slots::new(),
         }
     }
 
     /// Empties the table and sizes it for `n` keys.
     pub(crate) fn reset(&mut self, n: usize) {
-        let cap = (2 * n).next_power_of_two().max(16);
-        self.shift = 64 - cap.trailing_zeros();
-        self.slots.clear();
-        self.slots.resize(cap, (K::default(), 0, VACANT));
+        self.slots.reset(n, (K::default(), 0, VACANT));
     }
 
     /// The payload of `key`, inserting `(a, b)` if absent; `b` must not be `u32::MAX`.
     /// Returns the payload and whether it was just inserted.
     #[inline]
     pub(crate) fn upsert(&mut self, key: K, a: u32, b: u32) -> (&mut (K, u32, u32), bool) {
-        let mask = self.slots.len() - 1;
-        let mut i = (key.mix() >> self.shift) as usize;
+        let (mut i, mask) = self.slots.start(key.mix());
+        let slots = &mut self.slots.slots;
         loop {
-            let s = self.slots[i];
+            let s = slots[i];
             if s.2 == VACANT {
-                self.slots[i] = (key, a, b);
-                return (&mut self.slots[i], true);
+                slots[i] = (key, a, b);
+                return (&mut slots[i], true);
             }
             if s.0 == key {
-                return (&mut self.slots[i], false);
+                return (&mut slots[i], false);
             }
             i = (i + 1) & mask;
         }
@@ -94,25 +119,20 @@ mod tests {
 /// the footprint of [`Table`], for passes that mostly insert. A tag match is confirmed by
 /// recomputing the full hash of the stored index.
 pub(crate) struct TagSet {
-    slots: Vec<(u32, u32)>,
-    shift: u32,
+    slots: Slots<(u32, u32)>,
 }
 
 impl TagSet {
     /// An empty set; call [`TagSet::reset`] before use.
     pub(crate) fn new() -> Self {
         TagSet {
-            slots: Vec::new(),
-            shift: 64,
+            slots: Slots::new(),
         }
     }
 
     /// Empties the set and sizes it for `n` entries.
     pub(crate) fn reset(&mut self, n: usize) {
-        let cap = (2 * n).next_power_of_two().max(16);
-        self.shift = 64 - cap.trailing_zeros();
-        self.slots.clear();
-        self.slots.resize(cap, (0, 0));
+        self.slots.reset(n, (0, 0));
     }
 
     /// The index stored under `hash` (as told by `hash_of`), or inserts `idx` and
@@ -124,13 +144,13 @@ impl TagSet {
         idx: u32,
         hash_of: impl Fn(u32) -> u64,
     ) -> Option<u32> {
-        let mask = self.slots.len() - 1;
         let tag = hash as u32;
-        let mut i = (hash.wrapping_mul(MUL) >> self.shift) as usize;
+        let (mut i, mask) = self.slots.start(hash.wrapping_mul(MUL));
+        let slots = &mut self.slots.slots;
         loop {
-            let (t, v) = self.slots[i];
+            let (t, v) = slots[i];
             if v == 0 {
-                self.slots[i] = (tag, idx + 1);
+                slots[i] = (tag, idx + 1);
                 return None;
             }
             if t == tag && hash_of(v - 1) == hash {
@@ -167,39 +187,34 @@ mod tag_tests {
 /// only ask which keys occur once. Two keys that land on the same probe chain with the
 /// same tag are counted as one: only for callers to whom a merged count is harmless.
 pub(crate) struct CountTable {
-    slots: Vec<(u32, u32)>,
-    shift: u32,
+    slots: Slots<(u32, u32)>,
 }
 
 impl CountTable {
     /// An empty table; call [`CountTable::reset`] before use.
     pub(crate) fn new() -> Self {
         CountTable {
-            slots: Vec::new(),
-            shift: 64,
+            slots: Slots::new(),
         }
     }
 
     /// Empties the table and sizes it for `n` distinct keys.
     pub(crate) fn reset(&mut self, n: usize) {
-        let cap = (2 * n).next_power_of_two().max(16);
-        self.shift = 64 - cap.trailing_zeros();
-        self.slots.clear();
-        self.slots.resize(cap, (0, 0));
+        self.slots.reset(n, (0, 0));
     }
 
     /// Counts one occurrence of `key`; returns its slot for [`CountTable::count`].
     #[inline]
     pub(crate) fn add(&mut self, key: u64) -> u32 {
-        let mask = self.slots.len() - 1;
         let mixed = key.mix();
         // Tag 0 marks a vacant slot.
         let tag = mixed as u32 | 1;
-        let mut i = (mixed >> self.shift) as usize;
+        let (mut i, mask) = self.slots.start(mixed);
+        let slots = &mut self.slots.slots;
         loop {
-            let (t, c) = self.slots[i];
+            let (t, c) = slots[i];
             if t == 0 || t == tag {
-                self.slots[i] = (tag, c + 1);
+                slots[i] = (tag, c + 1);
                 return i as u32;
             }
             i = (i + 1) & mask;
@@ -209,7 +224,7 @@ impl CountTable {
     /// The count of the key whose slot [`CountTable::add`] returned.
     #[inline]
     pub(crate) fn count(&self, slot: u32) -> u32 {
-        self.slots[slot as usize].1
+        self.slots.slots[slot as usize].1
     }
 }
 
