@@ -10,7 +10,7 @@ use curate_registry::{
     SourceFile, StepCounters, TaskDecision, TaskOutcome, VersionRef,
 };
 
-use crate::lineage::origins;
+use crate::lineage::{ids, origins};
 use crate::{Error, Home, Result};
 
 /// Lineage rows sent to the registry per call.
@@ -138,11 +138,11 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     }
     let kept_chain = *chains.last().ok_or_else(|| Error::Invalid("no operator chain".into()))?;
 
-    // Lineage goes to the registry in bounded batches rather than all at once; the ids of
-    // kept records (the version's memberships, streamed into the commit with their file)
-    // are the one per-record structure held until the end.
+    // Lineage goes to the registry in bounded batches; the version's memberships are read
+    // again from the data files during the commit, one file at a time (only their id
+    // column), so no per-record structure lives for the whole run.
     let mut files: Vec<curate_registry::FileEntry> = Vec::new();
-    let mut ids: Vec<Vec<String>> = Vec::new();
+    let mut member_files: Vec<std::path::PathBuf> = Vec::new();
     let mut lineage = Vec::with_capacity(LINEAGE_BATCH);
     for f in &r.report.files {
         let path = r.output_dir.join(&f.path);
@@ -151,11 +151,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         if !(is_data || is_reject) {
             continue;
         }
-        let mut file_ids = Vec::new();
         origins(&path, is_reject, |o| {
-            if is_data {
-                file_ids.push(o.id.clone());
-            }
             let (chain, dropped) = match o.dropped {
                 Some((step, reason)) => (
                     chains.get(step).copied().unwrap_or(kept_chain),
@@ -180,7 +176,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
             let e = home.put(&path, f.rows)?;
             if !files.iter().any(|x| x.path == e.path) {
                 files.push(e);
-                ids.push(file_ids);
+                member_files.push(path);
             }
         }
     }
@@ -189,8 +185,9 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         return Ok(Some(Committed { version: same, new: false }));
     }
     let manifest = files.clone();
-    let members = files.into_iter().zip(ids).flat_map(|(f, ids)| {
-        ids.into_iter().map(move |id| RecordMember { record_id: id, file: f.path.clone() })
+    let members = files.into_iter().zip(member_files).flat_map(|(f, path)| match ids(&path) {
+        Ok(ids) => ids.into_iter().map(|id| Ok(RecordMember { record_id: id, file: f.path.clone() })).collect(),
+        Err(e) => vec![Err(e)],
     });
     let schema = serde_json::to_value(plan.kept_schema.as_ref()).unwrap_or_default();
     let version = NewVersion {
@@ -204,7 +201,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         cache_keys,
         forget_audit: None,
     };
-    Ok(Some(Committed { version: reg.commit_version(&version, members)?, new: true }))
+    Ok(Some(Committed { version: reg.try_commit_version(&version, members)?, new: true }))
 }
 
 /// The dataset's latest version when this run reproduced it exactly (same files, spec,

@@ -107,9 +107,21 @@ impl Registry {
     where
         I: IntoIterator<Item = RecordMember>,
     {
+        self.try_commit_version(v, members.into_iter().map(Ok::<_, Error>))
+    }
+
+    /// [`Registry::commit_version`] over a fallible record stream, so that members can be
+    /// read lazily (from the version's files) instead of held in memory: the first `Err`
+    /// rolls the commit back, leaving nothing, and is returned as it is.
+    pub fn try_commit_version<I, E>(&self, v: &NewVersion, members: I) -> Result<VersionRef, E>
+    where
+        I: IntoIterator<Item = Result<RecordMember, E>>,
+        E: From<Error>,
+    {
         validate_manifest(v)?;
-        let schema = serde_json::to_string(&v.schema)?;
+        let schema = serde_json::to_string(&v.schema).map_err(Error::from)?;
         let mut members = Some(members.into_iter());
+        let mut stream_error: Option<E> = None;
         let mut loaded = 0;
         let committed = self.write(|db| {
             let parents = v.parents.iter().map(|p| resolve_in(db, p)).collect::<Result<Vec<_>>>()?;
@@ -183,6 +195,13 @@ impl Registry {
             let stream = members.take().ok_or(Error::RecordStreamConsumed)?;
             let mut chunk = Vec::with_capacity(MEMBER_CHUNK);
             for m in stream {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        stream_error = Some(e);
+                        return Err(Error::RecordStreamFailed);
+                    }
+                };
                 let file_id = *file_ids.get(m.file.as_str()).ok_or_else(|| {
                     Error::InvalidManifest(format!("record {} is in file {} which the manifest does not list", m.record_id, m.file))
                 })?;
@@ -194,7 +213,8 @@ impl Registry {
             }
             loaded += db.bulk_insert("version_records", &["version_id", "record_id", "file_id"], &chunk)?;
             Ok(VersionRef { dataset: v.dataset.clone(), version: number })
-        })?;
+        });
+        let committed = committed.map_err(|e| stream_error.take().unwrap_or_else(|| e.into()))?;
         self.after_bulk_load("version_records", loaded)?;
         Ok(committed)
     }

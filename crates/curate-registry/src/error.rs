@@ -64,6 +64,9 @@ pub enum Error {
     /// A commit lost a lock race after its record stream was consumed; call again.
     #[error("commit lost a lock race after streaming its records; commit again")]
     RecordStreamConsumed,
+    /// The record stream of `try_commit_version` yielded an error (returned in its place).
+    #[error("the record stream failed; nothing was committed")]
+    RecordStreamFailed,
     /// A stored JSON column could not be (de)serialised.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

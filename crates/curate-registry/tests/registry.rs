@@ -21,6 +21,7 @@ backend_tests!(
     forget_reaches_specialised_dataset,
     failed_commit_leaves_nothing,
     panicking_commit_leaves_nothing,
+    failing_member_stream_commits_nothing,
     killed_commit_leaves_nothing,
     records_migrate_to_per_chain_lineage,
     runs_are_listed_newest_first,
@@ -476,6 +477,28 @@ fn panicking_commit_leaves_nothing(b: &mut Backend) {
     assert!(matches!(reg.resolve("d@2"), Err(Error::VersionNotFound(_))));
     assert_eq!(reg.commit_version(&v, vec![member("r1", "a")]).unwrap(), vref("d", 2));
     assert_eq!(reg.diff_records("d@1", "d@2").unwrap().added, vec!["r1".to_owned()]);
+}
+
+fn failing_member_stream_commits_nothing(b: &mut Backend) {
+    let reg = b.open();
+    commit(&reg, &manifest("d", vec![file("a", "h", 1)]));
+    let v = manifest("d", vec![file("a", "h2", 1)]);
+    // A data file that cannot be read back after 25,000 members were streamed.
+    #[derive(Debug, PartialEq)]
+    struct Unreadable(String);
+    impl From<Error> for Unreadable {
+        fn from(e: Error) -> Self {
+            Unreadable(e.to_string())
+        }
+    }
+    let members =
+        (0..30_000).map(|i| if i < 25_000 { Ok(member(&format!("r{i}"), "a")) } else { Err(Unreadable("part-1".into())) });
+    assert_eq!(reg.try_commit_version(&v, members), Err(Unreadable("part-1".into())));
+    assert_eq!(reg.resolve("d").unwrap(), vref("d", 1));
+    assert!(matches!(reg.resolve("d@2"), Err(Error::VersionNotFound(_))));
+    let ok = (0..3).map(|i| Ok::<_, Error>(member(&format!("r{i}"), "a")));
+    assert_eq!(reg.try_commit_version(&v, ok).unwrap(), vref("d", 2));
+    assert_eq!(reg.diff_records("d@1", "d@2").unwrap().added.len(), 3);
 }
 
 /// Env var through which `killed_commit_leaves_nothing` hands its store to the child.
