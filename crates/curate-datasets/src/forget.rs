@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use curate_registry::{FileEntry, FileReplacement, NewVersion, RecordMember, Registry, VersionRef};
+use curate_registry::{FileEntry, FileReplacement, NewVersion, Registry, VersionRef};
 
-use crate::lineage::{ids, rewrite_without};
+use crate::lineage::{members, rewrite_without};
 use crate::{file_err, Home, Result};
 
 /// What a forget did.
@@ -59,12 +59,7 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
         }
         files.retain(|f| f.rows > 0);
         files.dedup_by(|a, b| a.path == b.path);
-        let mut members = Vec::new();
-        for f in &files {
-            for id in ids(&home.object_path(&f.path))? {
-                members.push(RecordMember { record_id: id, file: f.path.clone() });
-            }
-        }
+        let member_files = files.iter().map(|f| (f.path.clone(), home.object_path(&f.path))).collect();
         let version = NewVersion {
             dataset: ds.dataset.clone(),
             files,
@@ -76,7 +71,7 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
             cache_keys: if purge { Vec::new() } else { latest.cache_keys.clone() },
             forget_audit: Some(plan.audit),
         };
-        let v = reg.commit_version(&version, members)?;
+        let v = reg.try_commit_version(&version, members(member_files))?;
         report.versions.push((v, drop.len()));
     }
 

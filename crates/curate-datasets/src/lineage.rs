@@ -3,13 +3,14 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{UInt32Type, UInt64Type};
 use arrow_array::{Array, BooleanArray, RecordBatch};
 use curate_core::record;
+use curate_registry::RecordMember;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 
@@ -77,8 +78,18 @@ pub(crate) fn origins(path: &Path, rejects: bool, mut f: impl FnMut(RowOrigin) -
     })
 }
 
+/// A version's memberships read back from its data files (store path, where to read it),
+/// one file at a time and only their id column, so a commit streams them instead of
+/// holding every id; an unreadable file ends the stream with its error.
+pub(crate) fn members(files: Vec<(String, PathBuf)>) -> impl Iterator<Item = Result<RecordMember>> {
+    files.into_iter().flat_map(|(file, path)| match ids(&path) {
+        Ok(ids) => ids.into_iter().map(|record_id| Ok(RecordMember { record_id, file: file.clone() })).collect(),
+        Err(e) => vec![Err(e)],
+    })
+}
+
 /// Record ids of a data file, in order.
-pub(crate) fn ids(path: &Path) -> Result<Vec<String>> {
+fn ids(path: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     read_columns(path, &[record::ID], |b| {
         out.extend(column(path, b, record::ID)?.as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_string()));

@@ -6,11 +6,11 @@ use curate_core::exec::Plan;
 use curate_core::io::Source;
 use curate_core::stats::RunReport;
 use curate_registry::{
-    Dropped, NewRun, NewVersion, OpChainId, Operator, RecordLineage, RecordMember, Registry, RunId, RunStatus,
+    Dropped, NewRun, NewVersion, OpChainId, Operator, RecordLineage, Registry, RunId, RunStatus,
     SourceFile, StepCounters, TaskDecision, TaskOutcome, VersionRef,
 };
 
-use crate::lineage::{ids, origins};
+use crate::lineage::{members, origins};
 use crate::{Error, Home, Result};
 
 /// Lineage rows sent to the registry per call.
@@ -142,7 +142,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     // again from the data files during the commit, one file at a time (only their id
     // column), so no per-record structure lives for the whole run.
     let mut files: Vec<curate_registry::FileEntry> = Vec::new();
-    let mut member_files: Vec<std::path::PathBuf> = Vec::new();
+    let mut member_files: Vec<(String, std::path::PathBuf)> = Vec::new();
     let mut lineage = Vec::with_capacity(LINEAGE_BATCH);
     for f in &r.report.files {
         let path = r.output_dir.join(&f.path);
@@ -175,8 +175,8 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         if is_data {
             let e = home.put(&path, f.rows)?;
             if !files.iter().any(|x| x.path == e.path) {
+                member_files.push((e.path.clone(), path));
                 files.push(e);
-                member_files.push(path);
             }
         }
     }
@@ -184,15 +184,10 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     if let Some(same) = unchanged(reg, r, &files)? {
         return Ok(Some(Committed { version: same, new: false }));
     }
-    let manifest = files.clone();
-    let members = files.into_iter().zip(member_files).flat_map(|(f, path)| match ids(&path) {
-        Ok(ids) => ids.into_iter().map(|id| Ok(RecordMember { record_id: id, file: f.path.clone() })).collect(),
-        Err(e) => vec![Err(e)],
-    });
     let schema = serde_json::to_value(plan.kept_schema.as_ref()).unwrap_or_default();
     let version = NewVersion {
         dataset: r.dataset.to_string(),
-        files: manifest,
+        files,
         schema,
         parents: r.parents.clone(),
         sources: r.sources.clone(),
@@ -201,7 +196,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         cache_keys,
         forget_audit: None,
     };
-    Ok(Some(Committed { version: reg.try_commit_version(&version, members)?, new: true }))
+    Ok(Some(Committed { version: reg.try_commit_version(&version, members(member_files))?, new: true }))
 }
 
 /// The dataset's latest version when this run reproduced it exactly (same files, spec,
