@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The binary `cargo build` put where cargo builds: CARGO_TARGET_DIR when set, as cargo does.
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-CURATE = os.environ.get("CURATE_BIN", str((ROOT / TARGET) / "debug" / "curate"))
+CURATE = os.environ.get("CURATE_BIN", str(ROOT / TARGET / "debug" / "curate"))
 
 
 def run_example(tmp_path):

@@ -59,7 +59,6 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
         }
         files.retain(|f| f.rows > 0);
         files.dedup_by(|a, b| a.path == b.path);
-        let member_files = files.iter().map(|f| (f.path.clone(), home.object_path(&f.path))).collect();
         let version = NewVersion {
             dataset: ds.dataset.clone(),
             files,
@@ -71,7 +70,7 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
             cache_keys: if purge { Vec::new() } else { latest.cache_keys.clone() },
             forget_audit: Some(plan.audit),
         };
-        let v = reg.try_commit_version(&version, members(member_files))?;
+        let v = reg.try_commit_version(&version, members(home, &version.files))?;
         report.versions.push((v, drop.len()));
     }
 

@@ -3,18 +3,18 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{UInt32Type, UInt64Type};
 use arrow_array::{Array, BooleanArray, RecordBatch};
 use curate_core::record;
-use curate_registry::RecordMember;
+use curate_registry::{FileEntry, RecordMember};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 
-use crate::{file_err, Result};
+use crate::{file_err, Home, Result};
 
 /// One record as lineage sees it.
 pub(crate) struct RowOrigin {
@@ -78,12 +78,12 @@ pub(crate) fn origins(path: &Path, rejects: bool, mut f: impl FnMut(RowOrigin) -
     })
 }
 
-/// A version's memberships read back from its data files (store path, where to read it),
-/// one file at a time and only their id column, so a commit streams them instead of
-/// holding every id; an unreadable file ends the stream with its error.
-pub(crate) fn members(files: Vec<(String, PathBuf)>) -> impl Iterator<Item = Result<RecordMember>> {
-    files.into_iter().flat_map(|(file, path)| match ids(&path) {
-        Ok(ids) => ids.into_iter().map(|record_id| Ok(RecordMember { record_id, file: file.clone() })).collect(),
+/// The memberships of a version's `files` read back from their objects in `home`, one file
+/// at a time and only their id column, so a commit streams them instead of holding every
+/// id; an unreadable file ends the stream with its error.
+pub(crate) fn members<'a>(home: &'a Home, files: &'a [FileEntry]) -> impl Iterator<Item = Result<RecordMember>> + 'a {
+    files.iter().flat_map(|f| match ids(&home.object_path(&f.path)) {
+        Ok(ids) => ids.into_iter().map(|record_id| Ok(RecordMember { record_id, file: f.path.clone() })).collect(),
         Err(e) => vec![Err(e)],
     })
 }

@@ -139,10 +139,9 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     let kept_chain = *chains.last().ok_or_else(|| Error::Invalid("no operator chain".into()))?;
 
     // Lineage goes to the registry in bounded batches; the version's memberships are read
-    // again from the data files during the commit, one file at a time (only their id
-    // column), so no per-record structure lives for the whole run.
+    // again from the stored files during the commit, so no per-record structure lives for
+    // the whole run.
     let mut files: Vec<curate_registry::FileEntry> = Vec::new();
-    let mut member_files: Vec<(String, std::path::PathBuf)> = Vec::new();
     let mut lineage = Vec::with_capacity(LINEAGE_BATCH);
     for f in &r.report.files {
         let path = r.output_dir.join(&f.path);
@@ -175,7 +174,6 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         if is_data {
             let e = home.put(&path, f.rows)?;
             if !files.iter().any(|x| x.path == e.path) {
-                member_files.push((e.path.clone(), path));
                 files.push(e);
             }
         }
@@ -196,7 +194,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         cache_keys,
         forget_audit: None,
     };
-    Ok(Some(Committed { version: reg.try_commit_version(&version, members(member_files))?, new: true }))
+    Ok(Some(Committed { version: reg.try_commit_version(&version, members(home, &version.files))?, new: true }))
 }
 
 /// The dataset's latest version when this run reproduced it exactly (same files, spec,
