@@ -318,6 +318,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,6 +1,6 @@
 //! The shared, lazily computed split of one document that every filter reads.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 
 use crate::chars::{char_len, continuation_bytes, py_splitlines};
 use crate::hash::load_le;
@@ -15,6 +15,12 @@ pub(crate) type PackedWord = [u64; 2];
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WordSplit {
     spans: Vec<(u32, u32)>,
+}
+
+thread_local! {
+    /// The tokenizer buffers of the last `Doc` dropped on this thread,
+    /// handed to the next one: documents are tokenised one after another on a worker.
+    static SCRATCH: Cell<Option<Scratch>> = const { Cell::new(None) };
 }
 
 /// One document and its splits, each computed at most once and only when a rule asks.
@@ -38,7 +44,7 @@ impl<'a> Doc<'a> {
             words: OnceCell::new(),
             word_chars: OnceCell::new(),
             lines: OnceCell::new(),
-            scratch: RefCell::new(Scratch::default()),
+            scratch: RefCell::new(SCRATCH.take().unwrap_or_default()),
         }
     }
 
@@ -160,5 +166,11 @@ impl<'a> Doc<'a> {
     /// Runs `f` with the reusable tokenizer scratch buffer of this document.
     pub(crate) fn with_scratch<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
         f(&mut self.scratch.borrow_mut())
+    }
+}
+
+impl Drop for Doc<'_> {
+    fn drop(&mut self) {
+        SCRATCH.set(Some(self.scratch.take()));
     }
 }

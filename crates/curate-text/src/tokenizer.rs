@@ -11,6 +11,7 @@
 //! (`_apply_special_cases`, e.g. `)` `:` -> `):`) is ported too, including its quirk
 //! that matches across a space still win the overlap resolution without being applied.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -468,11 +469,94 @@ pub struct Scratch {
     key: String,
 }
 
+/// Token lengths of recently split whitespace-free spans, keyed by the span's bytes.
+///
+/// spaCy keeps the same cache: how a span splits depends on its bytes alone, and text
+/// repeats its punctuated words (`word,`, `(see`, `f(x)`) far more often than it
+/// invents new ones, so the prefix/suffix/infix loop mostly runs once per distinct span.
+/// Direct-mapped and small enough to stay in the core's cache: a span of up to
+/// [`SpanCache::MAX_LEN`] bytes splitting into at most [`SpanCache::MAX_TOKENS`] tokens
+/// has one slot, keyed by its bytes as three integers (so a hit needs no byte
+/// comparison), and replaces whatever was there.
+struct SpanCache {
+    slots: Box<[SpanSlot; SpanCache::SLOTS]>,
+}
+
+/// One [`SpanCache`] entry; `meta` 0 marks an empty slot.
+#[derive(Clone, Copy, Default)]
+struct SpanSlot {
+    key: [u64; 3],
+    /// Byte 0: the span's length; byte 1: its token count; bytes 2..8: token lengths.
+    meta: u64,
+}
+
+impl SpanCache {
+    /// Longest span cached, in bytes.
+    const MAX_LEN: usize = 24;
+    /// Most tokens a cached span splits into.
+    const MAX_TOKENS: usize = 6;
+    /// Slots (a power of two): 128 KiB.
+    const SLOTS: usize = 1 << 12;
+
+    fn new() -> Self {
+        SpanCache { slots: Box::new([SpanSlot::default(); Self::SLOTS]) }
+    }
+
+    /// The span's bytes as three integers, zero past its end, and its slot.
+    #[inline]
+    fn key(span: &[u8]) -> ([u64; 3], usize) {
+        let mut key = [0u64; 3];
+        for (k, chunk) in key.iter_mut().zip(span.chunks(8)) {
+            *k = load_le(chunk);
+        }
+        let h = (key[0] ^ key[1].rotate_left(21) ^ key[2].rotate_left(42) ^ span.len() as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (key, (h >> (64 - Self::SLOTS.trailing_zeros())) as usize)
+    }
+
+    /// Calls `push` with the cached tokens of `span` (at most [`SpanCache::MAX_LEN`]
+    /// bytes) starting at `lo`; false when it is not cached.
+    #[inline]
+    fn replay(&self, span: &[u8], lo: usize, push: &mut impl FnMut(usize, usize)) -> bool {
+        let (key, i) = Self::key(span);
+        let s = &self.slots[i];
+        if s.key != key || s.meta & 0xFF != span.len() as u64 {
+            return false;
+        }
+        let mut at = lo;
+        for k in 0..(s.meta >> 8 & 0xFF) {
+            let len = (s.meta >> (16 + 8 * k) & 0xFF) as usize;
+            push(at, at + len);
+            at += len;
+        }
+        true
+    }
+
+    /// Caches the split of `span` into `toks`, which tile it.
+    fn insert(&mut self, span: &[u8], toks: &[(usize, usize, bool)]) {
+        if toks.is_empty() || toks.len() > Self::MAX_TOKENS {
+            return;
+        }
+        let (key, i) = Self::key(span);
+        let mut meta = span.len() as u64 | (toks.len() as u64) << 8;
+        for (k, t) in toks.iter().enumerate() {
+            // Spans are at most 24 bytes, so each length fits a byte.
+            meta |= ((t.1 - t.0) as u64) << (16 + 8 * k);
+        }
+        self.slots[i] = SpanSlot { key, meta };
+    }
+}
+
 impl Scratch {
     /// Makes room for `tokens` tokens, to avoid regrowing on long texts.
     pub fn reserve(&mut self, tokens: usize) {
         self.toks.reserve(tokens);
     }
+}
+
+thread_local! {
+    /// Each thread's [`SpanCache`], shared by all the texts it tokenises.
+    static SPANS: RefCell<SpanCache> = RefCell::new(SpanCache::new());
 }
 
 /// Calls `emit(start, end, is_whitespace)` with the byte range of every spaCy token of
@@ -577,6 +661,28 @@ fn span(text: &str, lo: usize, hi: usize, ws: bool, letters: bool, sc: &mut Scra
         push(lo, hi);
         return;
     }
+    let bytes = &text.as_bytes()[lo..hi];
+    if bytes.len() > SpanCache::MAX_LEN {
+        split_span(text, lo, hi, sc);
+        return;
+    }
+    SPANS.with(|cache| match cache.try_borrow_mut() {
+        Ok(mut cache) => {
+            if !cache.replay(bytes, lo, &mut |a, b| sc.toks.push((a, b, false))) {
+                let first = sc.toks.len();
+                split_span(text, lo, hi, sc);
+                cache.insert(bytes, &sc.toks[first..]);
+            }
+        }
+        // Only a tokenize called from inside another's callback finds it in use.
+        Err(_) => split_span(text, lo, hi, sc),
+    });
+}
+
+/// [`span`]'s affix loop for a span that is neither a special case nor plain letters.
+fn split_span(text: &str, lo: usize, hi: usize, sc: &mut Scratch) {
+    let toks = &mut sc.toks;
+    let mut push = |a: usize, b: usize| toks.push((a, b, false));
     sc.suffixes.clear();
     // `_split_affixes`: prefixes are pushed as found, suffix starts are stacked.
     let (mut a, mut b) = (lo, hi);
@@ -909,6 +1015,29 @@ mod tests {
         // beats the overlapping `):`.
         assert_eq!(toks("X): (("), ["X", ")", ":", "(", "("]);
         assert_eq!(toks("X): ("), ["X", "):", "("]);
+    }
+
+    #[test]
+    fn cached_spans_split_as_fresh_ones() {
+        // Each span split on an empty cache, then replayed from it among the others
+        // (repeats, equal-length rivals for a slot, spans too long or too split to cache).
+        let spans = [
+            "word,", "(see", "f(x)", "U.S.", "e.g.", "x.y", "well-known", "(a)(b)(c)(d)",
+            "\"quoted\"", "3.14,", "$5", "a/b/c/d/e/f/g", "http://a.io/x.", "abcdefghijklmnopqrstuvw,",
+            "abcdefghijklmnopqrstuvwx,", "é,", "don't.", "...", "word;",
+        ];
+        let fresh: Vec<Vec<String>> = spans
+            .iter()
+            .map(|sp| {
+                SPANS.set(SpanCache::new());
+                toks(sp).into_iter().map(String::from).collect()
+            })
+            .collect();
+        let text = [spans.join(" "), spans.join(" ")].join(" ");
+        let want: Vec<String> = fresh.iter().chain(&fresh).flatten().cloned().collect();
+        assert_eq!(toks(&text), want);
+        // Once more, every split now coming from the cache.
+        assert_eq!(toks(&text), want);
     }
 
     #[test]

@@ -14,6 +14,10 @@ use std::time::Instant;
 use curate_text::{c4, fineweb_quality, gopher_quality, gopher_repetition, Decision, Doc};
 use serde::{Deserialize, Serialize};
 
+/// The allocator of the `curate` binary, so both measure the same code.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, thiserror::Error)]
 enum Error {
     #[error("usage: curate-text-parity (filters|tokens) <in.jsonl> <out.jsonl> | bench <in.jsonl> <repeats>")]
