@@ -51,8 +51,10 @@ pub struct QualityParams<R> {
     /// The filter's thresholds (datatrove 0.10.1 defaults).
     #[serde(flatten)]
     pub rules: R,
-    /// Compute every signal column but drop nothing. Without it, a dropped record's
-    /// signals past its failing rule may be left null, as datatrove stops there too.
+    /// Compute every signal column but drop nothing. Without it, only the signals the
+    /// decision needs are computed: a dropped record's signals past its failing rule are
+    /// null, as datatrove stops there too, and so are top n-gram signals proven below
+    /// their thresholds from shorter n-grams.
     #[serde(default)]
     pub annotate_only: bool,
     /// Column holding the text.
@@ -213,7 +215,7 @@ pub struct GopherRepetition;
 
 impl TextFilter for GopherRepetition {
     const NAME: &'static str = "gopher_repetition";
-    const VERSION: &'static str = "2";
+    const VERSION: &'static str = "3";
     const SUMMARY: &'static str = "Gopher repetition rules (duplicate lines and paragraphs, top and duplicate n-grams), datatrove 0.10.1 semantics";
     type Rules = gopher_repetition::Params;
 
@@ -232,7 +234,7 @@ impl TextFilter for GopherRepetition {
             gopher_repetition::evaluate_to_drop(doc, rules)
         };
         out.extend([s.dup_para_frac, s.dup_para_char_frac, s.dup_line_frac, s.dup_line_char_frac]);
-        // Entries past the failing rule were not computed.
+        // Entries past the failing rule, or proven to pass, were not computed.
         let top = s.top_n_gram_char_frac.iter().map(|v| v.unwrap_or(f64::NAN));
         out.extend(top.chain(std::iter::repeat(f64::NAN)).take(rules.top_n_grams.len()));
         let dup = s.dup_n_gram_char_frac.iter().copied();

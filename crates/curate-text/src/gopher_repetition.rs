@@ -76,7 +76,8 @@ pub struct Signals {
     /// Characters of repeated lines / `len(text)`.
     pub dup_line_char_frac: f64,
     /// Per entry of `Params::top_n_grams`: characters of the most frequent n-gram times its
-    /// count / `len(text)`; `None` when the text has fewer than n words (rule skipped).
+    /// count / `len(text)`; `None` when the text has fewer than n words (rule skipped) or,
+    /// when only deciding, when the counts of shorter n-grams prove the rule passes.
     pub top_n_gram_char_frac: Vec<Option<f64>>,
     /// Per entry of `Params::dup_n_grams`: characters in repeated n-grams / `len(text)`.
     pub dup_n_gram_char_frac: Vec<f64>,
@@ -88,7 +89,8 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
 }
 
 /// Computes signals in rule order; with `stop_early`, stops at the first failing rule
-/// (as datatrove does) and leaves the rest NaN / absent.
+/// (as datatrove does) and leaves the rest NaN / absent, and skips top n-gram rules
+/// that a bound shows cannot fail.
 fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
     let text = doc.text();
     let text_len = doc.char_len();
@@ -129,13 +131,20 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
     }
     let mut table = Table::new();
     let ids = intern(words, &mut table);
-    let mut grams = GramLevels::new(&ids, table);
+    let mut grams = GramLevels::new(&ids, &prefix, table);
     for t in &params.top_n_grams {
-        let top = grams.most_common(t.n).map(|(count, first)| {
-            // `" ".join` of the n-gram: its words' code points plus n - 1 spaces.
-            let len = prefix[first + t.n] - prefix[first] + (t.n as u64 - 1);
-            ratio_u64(len * u64::from(count), text_len)
-        });
+        // Deciding only: a rule that the counts of shorter n-grams show cannot fire is
+        // left uncomputed (`None`), which `decide` passes.
+        let passes = |bound: u64| ratio_u64(bound, text_len) <= t.max_frac;
+        let top = if stop_early && grams.proves(t.n, passes) {
+            None
+        } else {
+            grams.most_common(t.n).map(|(count, first)| {
+                // `" ".join` of the n-gram: its words' code points plus n - 1 spaces.
+                let len = prefix[first + t.n] - prefix[first] + (t.n as u64 - 1);
+                ratio_u64(len * u64::from(count), text_len)
+            })
+        };
         s.top_n_gram_char_frac.push(top);
         if failed(&s) {
             return s;
@@ -235,6 +244,13 @@ const SINGLE: u32 = u32::MAX;
 /// n-grams the smallest id is the first seen, as `Counter.most_common(1)` picks it.
 struct GramLevels<'a> {
     words: &'a [u32],
+    /// `prefix[i]`: code points of the first i words.
+    chars: &'a [u64],
+    /// `weights[k - 1]`, once level k has been built: the largest
+    /// `count * (len(" ".join(k-gram)) + 1)` over its k-grams (see [`GramLevels::bound`]).
+    weights: Vec<u64>,
+    /// Code points of the longest word.
+    longest_word: u64,
     /// The level (n) that `ids`, `counts` and `firsts` describe; 0 before the first.
     n: usize,
     /// Per position, the id of its n-gram or [`SINGLE`].
@@ -248,10 +264,14 @@ struct GramLevels<'a> {
 }
 
 impl<'a> GramLevels<'a> {
-    /// Levels over the word ids of [`intern`], reusing its table.
-    fn new(words: &'a [u32], table: Table<u64>) -> Self {
+    /// Levels over the word ids of [`intern`] and their code-point prefix sums, reusing
+    /// the interning table.
+    fn new(words: &'a [u32], chars: &'a [u64], table: Table<u64>) -> Self {
         GramLevels {
             words,
+            chars,
+            weights: Vec::new(),
+            longest_word: 0,
             n: 0,
             ids: Vec::new(),
             counts: Vec::new(),
@@ -287,6 +307,57 @@ impl<'a> GramLevels<'a> {
         })
     }
 
+    /// Whether `ok` holds for an upper bound on `count * len(" ".join(g))` over the
+    /// n-grams g, building levels below n one at a time until it does; false when it
+    /// does not by level n, or when there are fewer than n words.
+    ///
+    /// `len(" ".join(g)) + 1` is the sum of `len(" ".join(p)) + 1` over any cut of g into
+    /// consecutive pieces p, and g occurs at most as often as each piece, so cutting g
+    /// into pieces of the longest level built (k words) and one shorter rest bounds its
+    /// weight by `(n / k) * weights[k] + weights[n % k]`.
+    fn proves(&mut self, n: usize, ok: impl Fn(u64) -> bool) -> bool {
+        if n == 0 || self.words.len() < n {
+            return false;
+        }
+        if self.weights.is_empty() {
+            self.start();
+        }
+        loop {
+            let k = self.weights.len().min(n);
+            let (whole, rest) = ((n / k) as u64, n % k);
+            let bound = whole * self.weights[k - 1] + if rest == 0 { 0 } else { self.weights[rest - 1] };
+            if ok(bound) {
+                return true;
+            }
+            if k == n || self.n != self.weights.len() {
+                return false;
+            }
+            self.extend();
+        }
+    }
+
+    /// Records `weights` for the level just built.
+    fn weigh(&mut self) {
+        let n = self.n;
+        if self.weights.len() != n - 1 {
+            return;
+        }
+        let chars = self.chars;
+        let counted = self.counts.iter().zip(&self.firsts).map(|(&c, &f)| {
+            let f = f as usize;
+            u64::from(c) * (chars[f + n] - chars[f] + n as u64)
+        });
+        let mut w = counted.max().unwrap_or(0);
+        if n == 1 {
+            let lens = self.firsts.iter().map(|&f| chars[f as usize + 1] - chars[f as usize]);
+            self.longest_word = lens.max().unwrap_or(0);
+        }
+        // Positions marked SINGLE hold n-grams seen once, not in `counts`: at most n
+        // words of at most `longest + 1` each.
+        w = w.max(n as u64 * (self.longest_word + 1));
+        self.weights.push(w);
+    }
+
     /// Level 1: the words themselves.
     fn start(&mut self) {
         self.n = 1;
@@ -302,6 +373,7 @@ impl<'a> GramLevels<'a> {
             }
             self.counts[w] += 1;
         }
+        self.weigh();
     }
 
     /// From level n to n + 1.
@@ -342,6 +414,7 @@ impl<'a> GramLevels<'a> {
         *firsts = next_firsts;
         std::mem::swap(&mut self.ids, &mut self.next_ids);
         self.n = n + 1;
+        self.weigh();
     }
 }
 
@@ -655,8 +728,9 @@ pub fn evaluate(doc: &Doc<'_>, params: &Params) -> (Signals, Decision) {
     (s, d)
 }
 
-/// The decision and only the signals up to the first failing rule, as datatrove
-/// computes them: the later scalar signals are NaN and the later n-gram entries absent.
+/// The decision and only the signals it needs: those up to the first failing rule, as
+/// datatrove computes them (the later scalar signals are NaN, the later n-gram entries
+/// absent), less the top n-gram values proven below their thresholds (`None`).
 pub fn evaluate_to_drop(doc: &Doc<'_>, params: &Params) -> (Signals, Decision) {
     let s = compute(doc, params, !doc.text().is_empty());
     let d = if doc.text().is_empty() {
@@ -753,7 +827,8 @@ mod tests {
     fn top_ngram_ties_go_to_the_first_seen() {
         // "1 2" and "0 1" both occur twice; "0 1" was seen first (position 0).
         let ids = [0, 1, 2, 0, 1, 2, 1];
-        let mut g = GramLevels::new(&ids, Table::new());
+        let chars: Vec<u64> = (0..=ids.len() as u64).collect();
+        let mut g = GramLevels::new(&ids, &chars, Table::new());
         assert_eq!(g.most_common(2), Some((2, 0)));
         assert_eq!(g.most_common(3), Some((2, 0)));
         // Every 4-gram is unique: the first one.
@@ -762,7 +837,8 @@ mod tests {
         // Going back down a level starts over.
         assert_eq!(g.most_common(1), Some((3, 1)));
         let ids = [0, 0, 0, 0, 0, 0];
-        let mut g = GramLevels::new(&ids, Table::new());
+        let chars: Vec<u64> = (0..=ids.len() as u64).collect();
+        let mut g = GramLevels::new(&ids, &chars, Table::new());
         assert_eq!(g.most_common(5), Some((2, 0)));
     }
 }

@@ -287,3 +287,41 @@ fn n_gram_signals_match_a_literal_transcription() {
         assert_eq!(sig.dup_n_gram_char_frac, dup, "{text:?}");
     }
 }
+
+#[test]
+fn deciding_early_agrees_with_every_signal_at_the_thresholds() {
+    // `check` skips top n-gram rules whose bound from shorter n-grams cannot exceed the
+    // threshold; thresholds set exactly at, just below and well above each measured
+    // value, on repetitive texts, must give the decision the full signals give.
+    const VOCAB: &[&str] = &["a", "b", "ab", "the", "cat", "sat", "é", ".", "longerword"];
+    let mut rng = Rng(0xB0_0D_5EED_0000_0003);
+    for round in 0..3000 {
+        let len = 1 + rng.below(if round % 10 == 0 { 600 } else { 60 });
+        let vocab = 1 + rng.below(VOCAB.len());
+        let words: Vec<&str> = (0..len).map(|_| VOCAB[rng.below(vocab)]).collect();
+        let text = words.join(" ");
+        let doc = Doc::new(&text);
+        let none = gopher_repetition::Params {
+            dup_line_frac: None,
+            dup_para_frac: None,
+            dup_line_char_frac: None,
+            dup_para_char_frac: None,
+            top_n_grams: (1..=6).map(|n| gopher_repetition::NGramThreshold { n, max_frac: 1.0 }).collect(),
+            dup_n_grams: vec![],
+        };
+        let all = gopher_repetition::signals(&doc, &none);
+        let mut params = none.clone();
+        for (t, v) in params.top_n_grams.iter_mut().zip(&all.top_n_gram_char_frac) {
+            let v = v.unwrap_or(0.0);
+            t.max_frac = match rng.below(4) {
+                0 => v,
+                1 => v - 1e-9,
+                2 => v * 1.5,
+                _ => v * (rng.below(100) as f64 / 100.0),
+            };
+        }
+        let full = gopher_repetition::decide(&gopher_repetition::signals(&doc, &params), &params);
+        assert_eq!(gopher_repetition::check(&doc, &params), full, "{text:?} {params:?}");
+        assert_eq!(gopher_repetition::evaluate_to_drop(&doc, &params).1, full, "{text:?}");
+    }
+}

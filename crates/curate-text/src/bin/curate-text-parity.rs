@@ -117,7 +117,9 @@ fn filters(docs: &[InDoc], out: &mut impl Write) -> Result<(), Error> {
         let c4_sent = c4::evaluate(&doc, &cp_sent);
         let row = FilterRow {
             id: &d.id,
-            gopher_repetition: rule(&gopher_repetition::evaluate(&doc, &rp).1),
+            // The deciding path, which skips what it proves cannot fail (the signals'
+            // full path is checked against it in tests/properties.rs).
+            gopher_repetition: rule(&gopher_repetition::check(&doc, &rp)),
             gopher_quality: rule(&gopher_quality::evaluate(&doc, &qp).1),
             c4_quality: rule(&c4_out.decision),
             c4_quality_text: c4_out.decision.is_keep().then_some(&*c4_out.text),
