@@ -2,6 +2,9 @@
 //! text down to the kept lines.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use memchr::memmem::Finder;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -123,6 +126,8 @@ pub fn evaluate<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
     let mut sig = Signals::default();
     let mut first_doc_rule: Option<DocRule> = None;
     let mut kept: Vec<Cow<'a, str>> = Vec::new();
+    let needles = needles();
+    let mut lower: Vec<u8> = Vec::new();
     for &raw in pieces {
         sig.lines_total += 1;
         let stripped = py_strip(raw);
@@ -146,11 +151,14 @@ pub fn evaluate<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
             sig.lines_too_few_words += 1;
             continue;
         }
-        if params.filter_lorem_ipsum && contains_ascii_ci(&line, "lorem ipsum") {
+        // `line.lower()`, once per line for all the substring rules.
+        lower.clear();
+        lower.extend(line.bytes().map(|b| b.to_ascii_lowercase()));
+        if params.filter_lorem_ipsum && needles.lorem_ipsum.find(&lower).is_some() {
             sig.lorem_ipsum_lines += 1;
             first_doc_rule.get_or_insert(DocRule::LoremIpsum);
         }
-        if params.filter_javascript && contains_ascii_ci(&line, "javascript") {
+        if params.filter_javascript && needles.javascript.find(&lower).is_some() {
             sig.lines_javascript += 1;
             continue;
         }
@@ -159,9 +167,7 @@ pub fn evaluate<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
             first_doc_rule.get_or_insert(DocRule::CurlyBracket);
         }
         if params.filter_policy
-            && POLICY_SUBSTRINGS
-                .iter()
-                .any(|p| contains_ascii_ci(&line, p))
+            && needles.policy.iter().any(|p| p.find(&lower).is_some())
         {
             sig.lines_policy += 1;
             continue;
@@ -271,21 +277,21 @@ fn remove_citations(line: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// `needle in haystack.lower()` for an ASCII lowercase needle.
-///
-/// Python's `lower()` can only produce ASCII letters from ASCII letters and the Kelvin
-/// sign (U+212A); the latter is not handled.
-fn contains_ascii_ci(haystack: &str, needle: &str) -> bool {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    if n.len() > h.len() {
-        return false;
-    }
-    let first = n[0];
-    (0..=h.len() - n.len()).any(|i| {
-        h[i].to_ascii_lowercase() == first
-            && h[i..i + n.len()]
-                .iter()
-                .zip(n)
-                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+/// The substrings the C4 rules look for in `line.lower()`, as prebuilt vectorised
+/// searchers.
+struct Needles {
+    lorem_ipsum: Finder<'static>,
+    javascript: Finder<'static>,
+    policy: Vec<Finder<'static>>,
+}
+
+/// `line.lower()` is computed by ASCII case folding: Python's `lower()` can only produce
+/// ASCII letters from ASCII letters and the Kelvin sign (U+212A), which is not handled.
+fn needles() -> &'static Needles {
+    static N: OnceLock<Needles> = OnceLock::new();
+    N.get_or_init(|| Needles {
+        lorem_ipsum: Finder::new("lorem ipsum"),
+        javascript: Finder::new("javascript"),
+        policy: POLICY_SUBSTRINGS.iter().map(Finder::new).collect(),
     })
 }

@@ -562,7 +562,21 @@ thread_local! {
 /// Calls `emit(start, end, is_whitespace)` with the byte range of every spaCy token of
 /// `text`, in order. Whitespace tokens (runs other than a single separating `' '`) are
 /// reported too because the sentencizer sees them; datatrove's word lists drop them.
-pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, usize, bool)) {
+pub fn tokenize(text: &str, scratch: &mut Scratch, emit: impl FnMut(usize, usize, bool)) {
+    SPANS.with(|cache| match cache.try_borrow_mut() {
+        Ok(mut cache) => tokenize_with(text, scratch, Some(&mut cache), emit),
+        // Only a tokenize called from inside another's callback finds it in use.
+        Err(_) => tokenize_with(text, scratch, None, emit),
+    });
+}
+
+/// [`tokenize`] with this thread's span cache, when it is free.
+fn tokenize_with(
+    text: &str,
+    scratch: &mut Scratch,
+    mut cache: Option<&mut SpanCache>,
+    mut emit: impl FnMut(usize, usize, bool),
+) {
     scratch.toks.clear();
     let Some(first) = first_char(text) else {
         return;
@@ -611,7 +625,7 @@ pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, u
                     .is_some_and(|&next| ASCII_CLASS[usize::from(next)] != SPACE_OR_WIDE)
             {
                 if start < i {
-                    span(text, start, i, false, letters, scratch);
+                    span(text, start, i, false, letters, scratch, cache.as_deref_mut());
                 }
                 start = i + 1;
                 letters = true;
@@ -629,7 +643,7 @@ pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, u
         };
         if space != in_ws {
             if start < i {
-                span(text, start, i, in_ws, letters, scratch);
+                span(text, start, i, in_ws, letters, scratch, cache.as_deref_mut());
             }
             start = if b == b' ' { i + 1 } else { i };
             in_ws = !in_ws;
@@ -639,13 +653,21 @@ pub fn tokenize(text: &str, scratch: &mut Scratch, mut emit: impl FnMut(usize, u
         i += len;
     }
     if start < text.len() {
-        span(text, start, text.len(), in_ws, letters, scratch);
+        span(text, start, text.len(), in_ws, letters, scratch, cache);
     }
     apply_special_cases(text, scratch, &mut emit);
 }
 
 /// Tokenises one whitespace-delimited span (`Tokenizer._tokenize`) into `sc.toks`.
-fn span(text: &str, lo: usize, hi: usize, ws: bool, letters: bool, sc: &mut Scratch) {
+fn span(
+    text: &str,
+    lo: usize,
+    hi: usize,
+    ws: bool,
+    letters: bool,
+    sc: &mut Scratch,
+    cache: Option<&mut SpanCache>,
+) {
     let toks = &mut sc.toks;
     if ws {
         // No affix rule matches whitespace, so a whitespace span is always one token.
@@ -662,21 +684,16 @@ fn span(text: &str, lo: usize, hi: usize, ws: bool, letters: bool, sc: &mut Scra
         return;
     }
     let bytes = &text.as_bytes()[lo..hi];
-    if bytes.len() > SpanCache::MAX_LEN {
-        split_span(text, lo, hi, sc);
-        return;
-    }
-    SPANS.with(|cache| match cache.try_borrow_mut() {
-        Ok(mut cache) => {
-            if !cache.replay(bytes, lo, &mut |a, b| sc.toks.push((a, b, false))) {
+    match cache {
+        Some(cache) if bytes.len() <= SpanCache::MAX_LEN => {
+            if !cache.replay(bytes, lo, &mut push) {
                 let first = sc.toks.len();
                 split_span(text, lo, hi, sc);
                 cache.insert(bytes, &sc.toks[first..]);
             }
         }
-        // Only a tokenize called from inside another's callback finds it in use.
-        Err(_) => split_span(text, lo, hi, sc),
-    });
+        _ => split_span(text, lo, hi, sc),
+    }
 }
 
 /// [`span`]'s affix loop for a span that is neither a special case nor plain letters.
