@@ -659,6 +659,10 @@ fn tokenize_with(
 }
 
 /// Tokenises one whitespace-delimited span (`Tokenizer._tokenize`) into `sc.toks`.
+///
+/// Inlined into the scanning loop for the common spans (whitespace, special cases,
+/// plain letters); the others go through the span cache out of line.
+#[inline(always)]
 fn span(
     text: &str,
     lo: usize,
@@ -683,6 +687,14 @@ fn span(
         push(lo, hi);
         return;
     }
+    punctuated_span(text, lo, hi, sc, cache);
+}
+
+/// [`span`] for a span that is neither a special case nor plain letters: replayed from
+/// the span cache, or split by the affix loop and cached.
+#[inline(never)]
+fn punctuated_span(text: &str, lo: usize, hi: usize, sc: &mut Scratch, cache: Option<&mut SpanCache>) {
+    let mut push = |a: usize, b: usize| sc.toks.push((a, b, false));
     let bytes = &text.as_bytes()[lo..hi];
     match cache {
         Some(cache) if bytes.len() <= SpanCache::MAX_LEN => {
