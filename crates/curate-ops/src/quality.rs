@@ -248,7 +248,7 @@ pub struct C4Quality;
 
 impl TextFilter for C4Quality {
     const NAME: &'static str = "c4_quality";
-    const VERSION: &'static str = "1";
+    const VERSION: &'static str = "2";
     const REWRITES: bool = true;
     const SUMMARY: &'static str = "C4 rules: removes lines without terminal punctuation, short lines, javascript and policy lines; drops lorem ipsum, code and too-short documents (datatrove 0.10.1)";
     type Rules = c4::Params;
@@ -270,8 +270,8 @@ impl TextFilter for C4Quality {
         .to_vec()
     }
 
-    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, _: bool, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
-        let o = c4::evaluate(doc, rules);
+    fn evaluate<'a>(doc: &Doc<'a>, rules: &Self::Rules, all_signals: bool, out: &mut Vec<f64>) -> (Decision, Option<Cow<'a, str>>) {
+        let o = if all_signals { c4::evaluate(doc, rules) } else { c4::evaluate_to_drop(doc, rules) };
         let s = &o.signals;
         out.extend(
             [
@@ -288,6 +288,13 @@ impl TextFilter for C4Quality {
             ]
             .map(count),
         );
+        // Deciding only, counting stops at the minimum: a count that reached it is a
+        // lower bound, left null.
+        if !all_signals && s.num_sentences as i64 >= rules.min_num_sentences && rules.min_num_sentences > 0 {
+            if let Some(last) = out.last_mut() {
+                *last = f64::NAN;
+            }
+        }
         // datatrove rewrites the text only of documents it keeps.
         let text = o.decision.is_keep().then_some(o.text);
         (o.decision, text)

@@ -115,6 +115,17 @@ enum DocRule {
 
 /// Runs the filter: line removals, document rules and the rewritten text.
 pub fn evaluate<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
+    run(doc, params, false)
+}
+
+/// [`evaluate`] computing only what the decision and the rewritten text need: sentences
+/// are counted until there are `min_num_sentences`, so `signals.num_sentences` is then
+/// that minimum (a lower bound); every other output is the same.
+pub fn evaluate_to_drop<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
+    run(doc, params, true)
+}
+
+fn run<'a>(doc: &Doc<'a>, params: &Params, deciding: bool) -> Output<'a> {
     let text = doc.text();
     let sentences;
     let pieces: &[&'a str] = if params.split_paragraph {
@@ -172,7 +183,10 @@ pub fn evaluate<'a>(doc: &Doc<'a>, params: &Params) -> Output<'a> {
             sig.lines_policy += 1;
             continue;
         }
-        if params.min_num_sentences != -1 {
+        // Sentences past the minimum change no decision (spaCy's sentencizer per line is
+        // the costliest step of this filter).
+        let enough = deciding && sig.num_sentences as i64 >= params.min_num_sentences;
+        if params.min_num_sentences != -1 && !enough {
             sig.num_sentences += if params.split_paragraph {
                 doc.with_scratch(|s| count_sentences(&line, s))
             } else {

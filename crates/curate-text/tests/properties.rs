@@ -173,6 +173,9 @@ fn filters_never_panic_and_ratios_stay_in_unit_interval() {
 
         for p in [&c4::Params::default(), &c4_np, &c4_sent] {
             let out = c4::evaluate(&doc, p);
+            let deciding = c4::evaluate_to_drop(&doc, p);
+            assert_eq!((&deciding.decision, &deciding.text), (&out.decision, &out.text), "{text:?}");
+            assert!(deciding.signals.num_sentences <= out.signals.num_sentences);
             let sig = &out.signals;
             let removed = sig.lines_too_long_word
                 + sig.lines_no_terminal_punct

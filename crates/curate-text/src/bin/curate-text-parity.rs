@@ -113,8 +113,9 @@ fn filters(docs: &[InDoc], out: &mut impl Write) -> Result<(), Error> {
     let fp = fineweb_quality::Params::default();
     for d in docs {
         let doc = Doc::new(&d.text);
-        let c4_out = c4::evaluate(&doc, &cp);
-        let c4_sent = c4::evaluate(&doc, &cp_sent);
+        // The deciding paths, as the chain and the pipeline run them.
+        let c4_out = c4::evaluate_to_drop(&doc, &cp);
+        let c4_sent = c4::evaluate_to_drop(&doc, &cp_sent);
         let row = FilterRow {
             id: &d.id,
             // The deciding path, which skips what it proves cannot fail (the signals'
@@ -166,7 +167,7 @@ fn chain(docs: &[InDoc]) -> usize {
         {
             continue;
         }
-        let c4_out = c4::evaluate(&doc, &cp);
+        let c4_out = c4::evaluate_to_drop(&doc, &cp);
         if !c4_out.decision.is_keep() {
             continue;
         }
