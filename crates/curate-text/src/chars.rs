@@ -102,7 +102,23 @@ pub(crate) fn py_splitlines(text: &str) -> Vec<&str> {
     let b = text.as_bytes();
     let (mut start, mut i) = (0, 0);
     while i < b.len() {
-        // Most bytes can start no break: skip them with one table load each.
+        // Most bytes can start no break: skip 8 at a time while none is a control byte
+        // or non-ASCII (the only ones that can), then one table load each.
+        while let Some(chunk) = b.get(i..i + 8) {
+            let x = load_le(chunk);
+            const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+            // Per byte, (b & 0x7F) + 0x60 sets the top bit exactly when b & 0x7F >= 0x20,
+            // without carrying into the next byte.
+            let candidates = (x | !((x & LOW7) + 0x6060_6060_6060_6060)) & !LOW7;
+            if candidates != 0 {
+                i += (candidates.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        if i >= b.len() {
+            break;
+        }
         if !BREAK_LEAD[usize::from(b[i])] {
             i += 1;
             continue;
@@ -162,6 +178,45 @@ mod tests {
         assert!(!is_space('\u{200b}'));
         assert!(is('é', PY_ALPHA) && !is('1', PY_ALPHA) && !is('\u{301}', PY_ALPHA));
         assert!(is('٣', PY_DIGIT) && !is('a', PY_DIGIT));
+    }
+
+    #[test]
+    fn splitlines_agrees_with_a_char_by_char_reference() {
+        fn reference(text: &str) -> Vec<&str> {
+            let mut out = Vec::new();
+            let (mut start, mut it) = (0, text.char_indices().peekable());
+            while let Some((i, c)) = it.next() {
+                let breaks = matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c'..='\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}');
+                if breaks {
+                    out.push(&text[start..i]);
+                    start = i + c.len_utf8();
+                    if c == '\r' && it.peek().map(|&(_, n)| n) == Some('\n') {
+                        it.next();
+                        start += 1;
+                    }
+                }
+            }
+            if start < text.len() {
+                out.push(&text[start..]);
+            }
+            out
+        }
+        // Breaks, near-breaks (C2 and E2 80 lead bytes of other chars, tab) and plain
+        // runs of every length around the 8-byte steps.
+        let pieces = ["\n", "\r", "\r\n", "\x0b", "\x1e", "\u{85}", "\u{2028}", "\u{2029}", "\u{a0}", "\u{2026}", "\t", "é", "abcdefghijk"];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let p = pieces[(x % pieces.len() as u64) as usize];
+                text.extend(p.chars().take(1 + (x >> 8) as usize % 11));
+            }
+            x = x.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+            assert_eq!(py_splitlines(&text), reference(&text), "{text:?}");
+        }
     }
 
     #[test]
