@@ -1,20 +1,21 @@
 //! The shared, lazily computed split of one document that every filter reads.
 
 use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
+use std::hash::Hasher;
 
-use crate::chars::{char_len, continuation_bytes, py_splitlines};
-use crate::hash::load_le;
+use crate::chars::{char_len, py_splitlines};
+use crate::hash::{FxBuild, FxHasher};
+use crate::table::Table;
 use crate::tokenizer::{tokenize, Scratch};
 
-/// A word of at most 16 bytes as two little-endian integers (bytes 0..8 and 8..16), zero
-/// past its end; with its byte length, it determines the word.
-pub(crate) type PackedWord = [u64; 2];
-
-/// The words of one text as byte ranges, without the text: what consecutive operators
-/// over the same text share instead of each tokenising it.
+/// The words of one text as byte ranges (and their ids, when computed), without the
+/// text: what consecutive operators over the same text share instead of each
+/// tokenising and interning it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WordSplit {
     spans: Vec<(u32, u32)>,
+    ids: Option<Vec<u32>>,
 }
 
 thread_local! {
@@ -30,6 +31,7 @@ pub struct Doc<'a> {
     text: &'a str,
     text_chars: OnceCell<usize>,
     words: OnceCell<Vec<&'a str>>,
+    ids: OnceCell<Vec<u32>>,
     word_chars: OnceCell<Vec<u32>>,
     lines: OnceCell<Vec<&'a str>>,
     scratch: RefCell<Scratch>,
@@ -42,6 +44,7 @@ impl<'a> Doc<'a> {
             text,
             text_chars: OnceCell::new(),
             words: OnceCell::new(),
+            ids: OnceCell::new(),
             word_chars: OnceCell::new(),
             lines: OnceCell::new(),
             scratch: RefCell::new(SCRATCH.take().unwrap_or_default()),
@@ -75,53 +78,28 @@ impl<'a> Doc<'a> {
         })
     }
 
-    /// Code-point length of each word, aligned with [`Doc::words`].
-    pub fn word_char_lens(&self) -> &[u32] {
-        self.word_chars.get_or_init(|| {
-            self.packed_words()
-                .map(|(w, packed)| {
-                    let chars = match packed {
-                        Some([lo, hi]) => w.len() - continuation_bytes(lo) - continuation_bytes(hi),
-                        None => char_len(w),
-                    };
-                    u32::try_from(chars).unwrap_or(u32::MAX)
-                })
-                .collect()
-        })
+    /// Per word, an id shared by equal words and only by them, numbered in order of
+    /// first occurrence (so id k first occurs after ids 0..k), aligned with
+    /// [`Doc::words`].
+    pub fn word_ids(&self) -> &[u32] {
+        self.ids.get_or_init(|| intern(self.words()))
     }
 
-    /// Each word with, when it has at most 16 bytes, those bytes as two little-endian
-    /// integers, zero past its end ([`PackedWord`]).
-    ///
-    /// Words are slices of the text, so all but the last few are read as two 8-byte loads
-    /// from the text masked to the word's length: the same instructions for every
-    /// length, where a per-word copy or byte loop branches on it (and mispredicts).
-    pub(crate) fn packed_words(&self) -> impl Iterator<Item = (&'a str, Option<PackedWord>)> + '_ {
-        let text = self.text.as_bytes();
-        let base = text.as_ptr() as usize;
-        let load8 = move |at: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&text[at..at + 8]);
-            u64::from_le_bytes(w)
-        };
-        // The low `k` (at most 8) bytes.
-        let keep = |k: usize| ((1u128 << (8 * k)) - 1) as u64;
-        self.words().iter().map(move |&w| {
-            let n = w.len();
-            if n > 16 {
-                return (w, None);
-            }
-            let at = (w.as_ptr() as usize).wrapping_sub(base);
-            let packed = if at.checked_add(16).is_some_and(|e| e <= text.len()) {
-                [
-                    load8(at) & keep(n.min(8)),
-                    load8(at + 8) & keep(n.saturating_sub(8)),
-                ]
-            } else {
-                let (lo, hi) = w.as_bytes().split_at(n.min(8));
-                [load_le(lo), load_le(hi)]
-            };
-            (w, Some(packed))
+    /// Code-point length of each word, aligned with [`Doc::words`]; counted once per
+    /// distinct word.
+    pub fn word_char_lens(&self) -> &[u32] {
+        self.word_chars.get_or_init(|| {
+            let mut per_id: Vec<u32> = Vec::new();
+            self.words()
+                .iter()
+                .zip(self.word_ids())
+                .map(|(w, &id)| {
+                    if id as usize == per_id.len() {
+                        per_id.push(u32::try_from(char_len(w)).unwrap_or(u32::MAX));
+                    }
+                    per_id[id as usize]
+                })
+                .collect()
         })
     }
 
@@ -144,7 +122,7 @@ impl<'a> Doc<'a> {
                 Some((a, b))
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(WordSplit { spans })
+        Some(WordSplit { spans, ids: self.ids.get().cloned() })
     }
 
     /// A `Doc` of `text` that takes its words from `split` instead of tokenising.
@@ -160,6 +138,9 @@ impl<'a> Doc<'a> {
             .collect::<Option<Vec<_>>>()?;
         let doc = Doc::new(text);
         doc.words.get_or_init(|| words);
+        if let Some(ids) = split.ids.as_ref().filter(|ids| ids.len() == split.spans.len()) {
+            doc.ids.get_or_init(|| ids.clone());
+        }
         Some(doc)
     }
 
@@ -173,4 +154,47 @@ impl Drop for Doc<'_> {
     fn drop(&mut self) {
         SCRATCH.set(Some(self.scratch.take()));
     }
+}
+
+/// Numbers the distinct words in order of first occurrence. Words are keyed by a 64-bit
+/// hash and confirmed byte-wise; a genuine collision falls back to a string-keyed map.
+pub(crate) fn intern(words: &[&str]) -> Vec<u32> {
+    let mut table: Table<u64> = Table::new();
+    table.reset(words.len());
+    let mut ids = Vec::with_capacity(words.len());
+    let mut next = 0u32;
+    for (i, w) in words.iter().enumerate() {
+        let mut h = FxHasher::default();
+        h.write(w.as_bytes());
+        let (slot, new) = table.upsert(h.finish(), next, u32::try_from(i).unwrap_or(u32::MAX - 1));
+        if new {
+            next += 1;
+        } else if !same_word(words[slot.2 as usize], w) {
+            return intern_exact(words);
+        }
+        ids.push(slot.1);
+    }
+    ids
+}
+
+/// Whether two words with equal [`FxHasher`] hashes are equal. A word of at most 7 bytes
+/// is hashed as one multiplication of its packed bytes and length by an odd constant,
+/// which is injective, so two such words of equal length and hash are equal without a
+/// byte comparison (a `memcmp` call per repeated word otherwise).
+#[inline]
+fn same_word(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.len() <= 7 || a == b)
+}
+
+/// [`intern`] keyed by the strings themselves.
+pub(crate) fn intern_exact(words: &[&str]) -> Vec<u32> {
+    let mut map: HashMap<&str, u32, FxBuild> =
+        HashMap::with_capacity_and_hasher(words.len(), FxBuild::default());
+    words
+        .iter()
+        .map(|w| {
+            let next = u32::try_from(map.len()).unwrap_or(u32::MAX);
+            *map.entry(w).or_insert(next)
+        })
+        .collect()
 }

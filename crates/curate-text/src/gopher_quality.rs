@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::chars::{flags, py_lstrip, py_rstrip, DT_PUNCT, PY_ALPHA};
 use crate::decision::{active, drop, ratio, Decision};
-use crate::doc::{Doc, PackedWord};
+use crate::doc::Doc;
 use crate::hash::load_le;
 use crate::tables::ASCII;
 
@@ -91,28 +91,19 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
         None => StopWords::new(DEFAULT_STOP_WORDS.iter().copied()),
         Some(list) => StopWords::new(list.iter().map(String::as_str)),
     };
+    // Every per-word test depends on the word alone: made once per distinct word (ids
+    // are numbered in order of first occurrence), then summed per occurrence.
+    let mut per_id: Vec<WordClass> = Vec::new();
     let (mut n_non_symbol, mut non_symbol_chars, mut n_alpha) = (0usize, 0u64, 0usize);
-    for ((w, packed), &len) in doc.packed_words().zip(lens) {
-        // As many code points as bytes: ASCII (known from the lengths already computed).
-        let ascii = len as usize == w.len();
-        // OR of the inverted punctuation flag and of the alpha flag over the word.
-        let mut any = 0u16;
-        if ascii {
-            for b in w.bytes() {
-                any |= ASCII[usize::from(b)] ^ DT_PUNCT;
-            }
-        } else {
-            for c in w.chars() {
-                any |= flags(c) ^ DT_PUNCT;
-            }
+    for ((w, &id), &len) in words.iter().zip(doc.word_ids()).zip(lens) {
+        if id as usize == per_id.len() {
+            per_id.push(WordClass::of(w, len));
+            stop.see(w);
         }
-        let (non_symbol, alpha) = (any & DT_PUNCT != 0, any & PY_ALPHA != 0);
-        if non_symbol {
-            n_non_symbol += 1;
-            non_symbol_chars += u64::from(len);
-        }
-        n_alpha += usize::from(alpha);
-        stop.see(w, packed);
+        let c = per_id[id as usize];
+        n_non_symbol += usize::from(c.non_symbol);
+        non_symbol_chars += u64::from(len) * u64::from(c.non_symbol);
+        n_alpha += usize::from(c.alpha);
     }
     let avg_word_length = if n_non_symbol == 0 {
         f64::NAN
@@ -141,6 +132,32 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
     }
 }
 
+/// What gopher's per-word rules see in one word.
+#[derive(Clone, Copy)]
+struct WordClass {
+    /// Some char is not datatrove punctuation (the word counts for the mean length).
+    non_symbol: bool,
+    /// Some char is alphabetic.
+    alpha: bool,
+}
+
+impl WordClass {
+    /// `len` is the word's code-point length.
+    fn of(w: &str, len: u32) -> Self {
+        // OR of the inverted punctuation flag and of the alpha flag over the word; as
+        // many code points as bytes means ASCII.
+        let any = if len as usize == w.len() {
+            w.bytes().fold(0u16, |any, b| any | (ASCII[usize::from(b)] ^ DT_PUNCT))
+        } else {
+            w.chars().fold(0u16, |any, c| any | (flags(c) ^ DT_PUNCT))
+        };
+        WordClass {
+            non_symbol: any & DT_PUNCT != 0,
+            alpha: any & PY_ALPHA != 0,
+        }
+    }
+}
+
 /// `text.count("#")` and `text.count("...") + text.count("…")`; `str.count` counts
 /// non-overlapping matches left to right, as `memmem`'s iterator reports them.
 fn count_hashes_and_ellipses(b: &[u8]) -> (usize, usize) {
@@ -156,14 +173,8 @@ fn count_hashes_and_ellipses(b: &[u8]) -> (usize, usize) {
 #[inline]
 fn pack8(w: &str) -> Option<u64> {
     let b = w.as_bytes();
-    (b.len() <= 7).then(|| pack8_of(load_le(b), b.len()))
-}
-
-/// [`pack8`] from the word's bytes as an integer and its length (at most 7).
-#[inline]
-fn pack8_of(bytes: u64, len: usize) -> u64 {
     // The top bit marks the key as present: even the empty word's key is not 0.
-    bytes | (len as u64) << 56 | 1 << 63
+    (b.len() <= 7).then(|| load_le(b) | (b.len() as u64) << 56 | 1 << 63)
 }
 
 /// A [`StopWords::Packed`] table of distinct `keys` in which each has a slot of its own
@@ -231,18 +242,12 @@ impl<'s> StopWords<'s> {
         (key.wrapping_mul(mul) >> shift) as usize
     }
 
-    /// Marks `w` found if it is a stop word; `packed` is its [`Doc::packed_words`] entry.
+    /// Marks `w` found if it is a stop word.
     #[inline]
-    fn see(&mut self, w: &str, packed: Option<PackedWord>) {
+    fn see(&mut self, w: &str) {
         match self {
             StopWords::Packed { slots, mul, shift } => {
-                let k = match packed {
-                    Some([lo, _]) if w.len() <= 7 => pack8_of(lo, w.len()),
-                    _ => match pack8(w) {
-                        Some(k) => k,
-                        None => return,
-                    },
-                };
+                let Some(k) = pack8(w) else { return };
                 let slot = &mut slots[Self::slot(k, *mul, *shift)];
                 slot.1 |= slot.0 == k;
             }
@@ -332,7 +337,7 @@ mod tests {
     /// `len(set(stop_words) & set(words))` through [`StopWords`].
     fn count_stop_words(words: &[&str], stop: &[&str]) -> usize {
         let mut s = StopWords::new(stop.iter().copied());
-        words.iter().for_each(|w| s.see(w, None));
+        words.iter().for_each(|w| s.see(w));
         s.found()
     }
 

@@ -1,8 +1,7 @@
 //! datatrove 0.10.1 `GopherRepetitionFilter` (Gopher, Rae et al. 2021, table A1).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
-use std::hash::Hasher;
+use std::collections::HashSet;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -10,7 +9,7 @@ use serde::Deserialize;
 use crate::chars::{py_strip, split_newline_runs};
 use crate::decision::{active, drop, find_duplicates, ratio, Decision, Reason};
 use crate::doc::Doc;
-use crate::hash::{load_le, FxBuild, FxHasher};
+use crate::hash::{load_le, FxBuild};
 use crate::table::{CountTable, Table, TagSet};
 
 const FILTER: &str = "gopher_repetition";
@@ -129,9 +128,8 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
         acc += u64::from(l);
         prefix.push(acc);
     }
-    let mut table = Table::new();
-    let ids = intern(words, &mut table);
-    let mut grams = GramLevels::new(&ids, &prefix, table);
+    let ids = doc.word_ids();
+    let mut grams = GramLevels::new(ids, &prefix, Table::new());
     for t in &params.top_n_grams {
         // Deciding only: a rule that the counts of shorter n-grams show cannot fire is
         // left uncomputed (`None`), which `decide` passes.
@@ -150,7 +148,7 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
             return s;
         }
     }
-    let hashes = WindowHashes::new(words, &ids);
+    let hashes = WindowHashes::new(words, ids);
     let unique = UniqueFrom::new(words);
     let mut seen = TagSet::new();
     // Windows only get longer with n, so a window from a start that is unique at the
@@ -173,7 +171,7 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
     };
     for t in &params.dup_n_grams {
         let chars = all_duplicate_chars(
-            words, &ids, &hashes, &unique, &prefix, t.n, &open, &mut seen,
+            words, ids, &hashes, &unique, &prefix, t.n, &open, &mut seen,
         );
         s.dup_n_gram_char_frac.push(ratio_u64(chars, text_len));
         if failed(&s) {
@@ -189,49 +187,6 @@ fn ratio_u64(a: u64, b: usize) -> f64 {
     } else {
         a as f64 / b as f64
     }
-}
-
-/// Maps each distinct word to a small id so n-grams compare as integers. Words are
-/// keyed by a 64-bit hash and confirmed byte-wise; a genuine collision falls back to a
-/// string-keyed map.
-fn intern(words: &[&str], table: &mut Table<u64>) -> Vec<u32> {
-    table.reset(words.len());
-    let mut ids = Vec::with_capacity(words.len());
-    let mut next = 0u32;
-    for (i, w) in words.iter().enumerate() {
-        let mut h = FxHasher::default();
-        h.write(w.as_bytes());
-        let (slot, new) = table.upsert(h.finish(), next, u32::try_from(i).unwrap_or(u32::MAX - 1));
-        if new {
-            next += 1;
-        } else if !same_word(words[slot.2 as usize], w) {
-            return intern_exact(words);
-        }
-        ids.push(slot.1);
-    }
-    ids
-}
-
-/// Whether two words with equal [`FxHasher`] hashes are equal. A word of at most 7 bytes
-/// is hashed as one multiplication of its packed bytes and length by an odd constant,
-/// which is injective, so two such words of equal length and hash are equal without a
-/// byte comparison (a `memcmp` call per repeated word otherwise).
-#[inline]
-fn same_word(a: &str, b: &str) -> bool {
-    a.len() == b.len() && (a.len() <= 7 || a == b)
-}
-
-/// [`intern`] keyed by the strings themselves.
-fn intern_exact(words: &[&str]) -> Vec<u32> {
-    let mut map: HashMap<&str, u32, FxBuild> =
-        HashMap::with_capacity_and_hasher(words.len(), FxBuild::default());
-    words
-        .iter()
-        .map(|w| {
-            let next = u32::try_from(map.len()).unwrap_or(u32::MAX);
-            *map.entry(w).or_insert(next)
-        })
-        .collect()
 }
 
 /// Marks a position whose n-gram is known to occur only once.
@@ -757,10 +712,9 @@ mod tests {
     fn hashed_and_exact_duplicate_scans_agree() {
         // "ab c" and "a bc" concatenate equally, as datatrove's "".join compares them.
         let words = ["ab", "c", "x", "a", "bc", "x", "ab", "c", "x", "y"];
-        let mut table = Table::new();
-        let ids = intern(&words, &mut table);
+        let ids = crate::doc::intern(&words);
         let mut table = TagSet::new();
-        assert_eq!(ids, intern_exact(&words));
+        assert_eq!(ids, crate::doc::intern_exact(&words));
         let hashes = WindowHashes::new(&words, &ids);
         let unique = UniqueFrom::new(&words);
         let all: Vec<u32> = (0..words.len() as u32).collect();
