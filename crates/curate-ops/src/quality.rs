@@ -53,8 +53,9 @@ pub struct QualityParams<R> {
     pub rules: R,
     /// Compute every signal column but drop nothing. Without it, only the signals the
     /// decision needs are computed: a dropped record's signals past its failing rule are
-    /// null, as datatrove stops there too, and so are top n-gram signals proven below
-    /// their thresholds from shorter n-grams.
+    /// null, as datatrove stops there too, and so are `gopher_repetition`'s top n-gram
+    /// signals proven below their thresholds from shorter n-grams and `c4_quality`'s
+    /// `num_sentences` once it reaches `min_num_sentences`.
     #[serde(default)]
     pub annotate_only: bool,
     /// Column holding the text.
@@ -284,17 +285,13 @@ impl TextFilter for C4Quality {
                 s.lines_kept,
                 s.lorem_ipsum_lines,
                 s.curly_bracket_lines,
-                s.num_sentences,
             ]
             .map(count),
         );
         // Deciding only, counting stops at the minimum: a count that reached it is a
         // lower bound, left null.
-        if !all_signals && s.num_sentences as i64 >= rules.min_num_sentences && rules.min_num_sentences > 0 {
-            if let Some(last) = out.last_mut() {
-                *last = f64::NAN;
-            }
-        }
+        let capped = !all_signals && rules.min_num_sentences > 0 && s.num_sentences as i64 >= rules.min_num_sentences;
+        out.push(if capped { f64::NAN } else { count(s.num_sentences) });
         // datatrove rewrites the text only of documents it keeps.
         let text = o.decision.is_keep().then_some(o.text);
         (o.decision, text)
@@ -379,6 +376,31 @@ Most residents who attended the meeting were happy with the proposal and thanked
             outputs.push((out.batch, reasons));
         }
         (outputs, found)
+    }
+
+    #[test]
+    fn filtering_leaves_only_signals_the_decision_does_not_need_null() {
+        let column = |b: &RecordBatch, name: &str| -> Option<f64> {
+            let a = b.column_by_name(name).unwrap().as_any().downcast_ref::<arrow_array::Float64Array>().unwrap().clone();
+            a.is_valid(0).then(|| a.value(0))
+        };
+        let texts = [Some(PROSE)];
+        let (all, _) = run(&chain(true), &texts, true);
+        let (deciding, _) = run(&chain(false), &texts, true);
+        // The same verdicts, and the prose is kept by every step.
+        for (a, d) in all.iter().zip(&deciding) {
+            assert_eq!(a.1, d.1);
+            assert_eq!(d.1, [None]);
+        }
+        // Prose repeats no word often enough for a top 2-gram to matter: the bound
+        // decides and the column stays null; the duplicate n-gram rules are computed.
+        assert!(column(&all[0].0, "gopher_repetition_top_2_gram_char_frac").is_some());
+        assert_eq!(column(&deciding[0].0, "gopher_repetition_top_2_gram_char_frac"), None);
+        assert_eq!(column(&deciding[0].0, "gopher_repetition_dup_5_gram_char_frac"), column(&all[0].0, "gopher_repetition_dup_5_gram_char_frac"));
+        // C4 stops counting sentences at its minimum (5); every other count is exact.
+        assert!(column(&all[2].0, "c4_quality_num_sentences").is_some_and(|n| n > 5.0));
+        assert_eq!(column(&deciding[2].0, "c4_quality_num_sentences"), None);
+        assert_eq!(column(&deciding[2].0, "c4_quality_lines_kept"), column(&all[2].0, "c4_quality_lines_kept"));
     }
 
     #[test]

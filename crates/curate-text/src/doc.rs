@@ -125,11 +125,13 @@ impl<'a> Doc<'a> {
         Some(WordSplit { spans, ids: self.ids.get().cloned() })
     }
 
-    /// A `Doc` of `text` that takes its words from `split` instead of tokenising.
+    /// A `Doc` of `text` that takes its words (and their ids, when the split has them)
+    /// from `split` instead of tokenising and interning.
     ///
     /// `split` must come from [`Doc::word_split`] of a text equal to `text`: the words are
     /// not re-checked, only that each range lies on char boundaries of `text`, so a split
-    /// of another text cannot panic; it then gives `None`.
+    /// of another text cannot panic (it gives `None`, or wrong words); its ids are
+    /// numbered in order of first occurrence whatever text they came from.
     pub fn with_word_split(text: &'a str, split: &WordSplit) -> Option<Self> {
         let words = split
             .spans
