@@ -89,17 +89,7 @@ impl<'a> Doc<'a> {
     /// distinct word.
     pub fn word_char_lens(&self) -> &[u32] {
         self.word_chars.get_or_init(|| {
-            let mut per_id: Vec<u32> = Vec::new();
-            self.words()
-                .iter()
-                .zip(self.word_ids())
-                .map(|(w, &id)| {
-                    if id as usize == per_id.len() {
-                        per_id.push(u32::try_from(char_len(w)).unwrap_or(u32::MAX));
-                    }
-                    per_id[id as usize]
-                })
-                .collect()
+            per_distinct(self.words(), self.word_ids(), |w| u32::try_from(char_len(w)).unwrap_or(u32::MAX)).collect()
         })
     }
 
@@ -156,6 +146,23 @@ impl Drop for Doc<'_> {
     fn drop(&mut self) {
         SCRATCH.set(Some(self.scratch.take()));
     }
+}
+
+/// `f` of each word, computed once per distinct word: `ids` are [`intern`]'s, numbered in
+/// order of first occurrence, so a word's id is new exactly when it equals the count
+/// of values made so far.
+pub(crate) fn per_distinct<'w, T: Copy + 'w>(
+    words: &'w [&str],
+    ids: &'w [u32],
+    mut f: impl FnMut(&str) -> T + 'w,
+) -> impl Iterator<Item = T> + 'w {
+    let mut made: Vec<T> = Vec::new();
+    words.iter().zip(ids).map(move |(w, &id)| {
+        if id as usize == made.len() {
+            made.push(f(w));
+        }
+        made[id as usize]
+    })
 }
 
 /// Numbers the distinct words in order of first occurrence. Words are keyed by a 64-bit

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::chars::{flags, py_lstrip, py_rstrip, DT_PUNCT, PY_ALPHA};
 use crate::decision::{active, drop, ratio, Decision};
-use crate::doc::Doc;
+use crate::doc::{per_distinct, Doc};
 use crate::hash::load_le;
 use crate::tables::ASCII;
 
@@ -91,16 +91,14 @@ pub fn signals(doc: &Doc<'_>, params: &Params) -> Signals {
         None => StopWords::new(DEFAULT_STOP_WORDS.iter().copied()),
         Some(list) => StopWords::new(list.iter().map(String::as_str)),
     };
-    // Every per-word test depends on the word alone: made once per distinct word (ids
-    // are numbered in order of first occurrence), then summed per occurrence.
-    let mut per_id: Vec<WordClass> = Vec::new();
+    // Every per-word test depends on the word alone: made once per distinct word, then
+    // summed per occurrence.
+    let classes = per_distinct(words, doc.word_ids(), |w| {
+        stop.see(w);
+        WordClass::of(w)
+    });
     let (mut n_non_symbol, mut non_symbol_chars, mut n_alpha) = (0usize, 0u64, 0usize);
-    for ((w, &id), &len) in words.iter().zip(doc.word_ids()).zip(lens) {
-        if id as usize == per_id.len() {
-            per_id.push(WordClass::of(w, len));
-            stop.see(w);
-        }
-        let c = per_id[id as usize];
+    for (c, &len) in classes.zip(lens) {
         n_non_symbol += usize::from(c.non_symbol);
         non_symbol_chars += u64::from(len) * u64::from(c.non_symbol);
         n_alpha += usize::from(c.alpha);
@@ -142,11 +140,9 @@ struct WordClass {
 }
 
 impl WordClass {
-    /// `len` is the word's code-point length.
-    fn of(w: &str, len: u32) -> Self {
-        // OR of the inverted punctuation flag and of the alpha flag over the word; as
-        // many code points as bytes means ASCII.
-        let any = if len as usize == w.len() {
+    fn of(w: &str) -> Self {
+        // OR of the inverted punctuation flag and of the alpha flag over the word.
+        let any = if w.is_ascii() {
             w.bytes().fold(0u16, |any, b| any | (ASCII[usize::from(b)] ^ DT_PUNCT))
         } else {
             w.chars().fold(0u16, |any, c| any | (flags(c) ^ DT_PUNCT))

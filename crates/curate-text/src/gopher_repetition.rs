@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::chars::{py_strip, split_newline_runs};
 use crate::decision::{active, drop, find_duplicates, ratio, Decision, Reason};
-use crate::doc::Doc;
+use crate::doc::{per_distinct, Doc};
 use crate::hash::{load_le, FxBuild};
 use crate::table::{CountTable, Table, TagSet};
 
@@ -129,7 +129,7 @@ fn compute(doc: &Doc<'_>, params: &Params, stop_early: bool) -> Signals {
         prefix.push(acc);
     }
     let ids = doc.word_ids();
-    let mut grams = GramLevels::new(ids, &prefix, Table::new());
+    let mut grams = GramLevels::new(ids, &prefix);
     for t in &params.top_n_grams {
         // Deciding only: a rule that the counts of shorter n-grams show cannot fire is
         // left uncomputed (`None`), which `decide` passes.
@@ -201,8 +201,8 @@ struct GramLevels<'a> {
     words: &'a [u32],
     /// `prefix[i]`: code points of the first i words.
     chars: &'a [u64],
-    /// `weights[k - 1]`, once level k has been built: the largest
-    /// `count * (len(" ".join(k-gram)) + 1)` over its k-grams (see [`GramLevels::bound`]).
+    /// `weights[k - 1]`, once level k has been built: an upper bound on
+    /// `count * (len(" ".join(g)) + 1)` over its k-grams g (see [`GramLevels::proves`]).
     weights: Vec<u64>,
     /// Code points of the longest word.
     longest_word: u64,
@@ -219,9 +219,8 @@ struct GramLevels<'a> {
 }
 
 impl<'a> GramLevels<'a> {
-    /// Levels over the word ids of [`intern`] and their code-point prefix sums, reusing
-    /// the interning table.
-    fn new(words: &'a [u32], chars: &'a [u64], table: Table<u64>) -> Self {
+    /// Levels over the word ids of [`Doc::word_ids`] and their code-point prefix sums.
+    fn new(words: &'a [u32], chars: &'a [u64]) -> Self {
         GramLevels {
             words,
             chars,
@@ -232,7 +231,7 @@ impl<'a> GramLevels<'a> {
             counts: Vec::new(),
             firsts: Vec::new(),
             next_ids: Vec::new(),
-            table,
+            table: Table::new(),
         }
     }
 
@@ -429,14 +428,8 @@ impl WindowHashes {
         prefix.push(h);
         pow.push(p);
         inv_pow.push(ip);
-        // Per id: the word's own hash, `BASE^len` and `BASE^-len`.
-        let mut parts: Vec<(u64, u64, u64)> = Vec::new();
-        for (w, &id) in words.iter().zip(ids) {
-            // Ids are given in order of first occurrence.
-            if id as usize == parts.len() {
-                parts.push(word_hash(w.as_bytes()));
-            }
-            let (hw, pw, ipw) = parts[id as usize];
+        // Per word: its own hash, `BASE^len` and `BASE^-len`.
+        for (hw, pw, ipw) in per_distinct(words, ids, |w| word_hash(w.as_bytes())) {
             h = h.wrapping_mul(pw).wrapping_add(hw);
             p = p.wrapping_mul(pw);
             ip = ip.wrapping_mul(ipw);
@@ -782,7 +775,7 @@ mod tests {
         // "1 2" and "0 1" both occur twice; "0 1" was seen first (position 0).
         let ids = [0, 1, 2, 0, 1, 2, 1];
         let chars: Vec<u64> = (0..=ids.len() as u64).collect();
-        let mut g = GramLevels::new(&ids, &chars, Table::new());
+        let mut g = GramLevels::new(&ids, &chars);
         assert_eq!(g.most_common(2), Some((2, 0)));
         assert_eq!(g.most_common(3), Some((2, 0)));
         // Every 4-gram is unique: the first one.
@@ -792,7 +785,7 @@ mod tests {
         assert_eq!(g.most_common(1), Some((3, 1)));
         let ids = [0, 0, 0, 0, 0, 0];
         let chars: Vec<u64> = (0..=ids.len() as u64).collect();
-        let mut g = GramLevels::new(&ids, &chars, Table::new());
+        let mut g = GramLevels::new(&ids, &chars);
         assert_eq!(g.most_common(5), Some((2, 0)));
     }
 }
