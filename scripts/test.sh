@@ -7,6 +7,8 @@ scripts/s3-server.sh start
 eval "$(scripts/s3-server.sh env)"
 scripts/postgres.sh
 scripts/python-env.sh
+# The durability test traces fsync and rename calls of a real run.
+command -v strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }
 cargo build --workspace --bins
 cargo test --workspace
 .venv-test/bin/python -m pytest tests/python -q

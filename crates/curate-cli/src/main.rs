@@ -37,7 +37,7 @@ enum Command {
         /// The pipeline spec (YAML).
         spec: PathBuf,
         /// Worker threads (default: available cores).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_threads)]
         threads: Option<usize>,
         /// Keep the tasks an interrupted run of the same plan committed; run only the rest.
         #[arg(long)]
@@ -105,6 +105,14 @@ enum Command {
     },
 }
 
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (omit --threads to use every core)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     ByteSize::parse(s).map(|b| b.0)
 }
@@ -169,7 +177,8 @@ fn prepare(spec_path: &Path, home: &Home) -> anyhow::Result<Prepared> {
         m.remove("path");
     }
     let settings = serde_json::json!({ "input": input, "output": output });
-    let plan = Plan::new(&spec.name, source.schema(), steps, &settings);
+    let mut plan = Plan::new(&spec.name, source.schema(), steps, &settings);
+    plan.duplicate_ids = spec.input.id_field.is_some().then_some(spec.input.on_duplicate_id);
     Ok(Prepared { spec, source, plan, parent })
 }
 
@@ -185,6 +194,12 @@ fn print_summary(r: &RunReport, output: &str) {
         println!("  {:<3} {:<width$} {:>12} {:>12}  {}", i, s.op, s.records_in, s.records_out, dropped);
     }
     println!("output: {output}/data ({} files), rejects, quarantine, run.json", r.files.iter().filter(|f| f.path.starts_with("data/")).count());
+    if r.duplicate_ids > 0 {
+        println!(
+            "warning: {} record(s) repeat an id an earlier record of the same input had (input.on_duplicate_id: keep | quarantine | fail)",
+            r.duplicate_ids
+        );
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -202,7 +217,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { spec, threads, resume, memory_limit, progress_interval, no_cache, no_registry } => {
             let home = Home::from_env();
             let p = prepare(&spec, &home)?;
-            let sink = DirSink::create(&p.spec.output).map_err(|e| located(&p.spec, "output.path", e))?;
+            let label = format!("a run of {} (spec {})", p.plan.name, spec.display());
+            let sink = DirSink::create(&p.spec.output, &label).map_err(|e| located(&p.spec, "output.path", e))?;
             let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let progress = progress::RunProgress::new(Duration::from_secs_f64(progress_interval.max(0.1)));
             let registry = if no_registry { None } else { Some(home.registry().context("opening the registry")?) };
@@ -211,6 +227,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(reg) => Some(curate_datasets::start_run(reg, &p.plan, &spec_text)?),
                 None => None,
             };
+            if let Some(run) = run_id {
+                sink.describe_holder(&format!("run {run} of {} (spec {})", p.plan.name, spec.display()))?;
+            }
             let opts = RunOptions {
                 threads,
                 resume,

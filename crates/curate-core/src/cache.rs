@@ -46,6 +46,9 @@ pub struct StepOutcome {
 pub(crate) struct InputMeta {
     pub(crate) records_in: u64,
     pub(crate) bytes_in: u64,
+    /// Input ids seen before in the task, kept (quarantined ones are in `quarantined`).
+    #[serde(default)]
+    pub(crate) duplicate_ids: u64,
     /// Unparseable records with their raw bytes (which their own serialisation leaves out).
     pub(crate) quarantined: Vec<(Quarantined, Vec<u8>)>,
 }
@@ -202,15 +205,22 @@ impl EntryWriter {
     /// Publishes the entry; a concurrent writer of the same key may win, which is fine as
     /// both wrote the same content.
     pub(crate) fn commit(mut self, meta: &EntryMeta) -> Result<(), BoxError> {
+        // Durable before the entry's name appears: after a power loss a reused entry must
+        // be whole, or absent.
         for w in [self.kept.take(), self.dropped.take()].into_iter().flatten() {
-            w.into_inner()?.flush()?;
+            w.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
-        std::fs::write(self.tmp.join(META), serde_json::to_vec(meta)?)?;
+        let mut m = File::create(self.tmp.join(META))?;
+        m.write_all(&serde_json::to_vec(meta)?)?;
+        m.sync_all()?;
+        File::open(&self.tmp)?.sync_all()?;
         if let Some(parent) = self.dir.parent() {
             std::fs::create_dir_all(parent)?;
         }
         if self.dir.exists() || std::fs::rename(&self.tmp, &self.dir).is_err() {
             remove_dir(&self.tmp);
+        } else if let Some(parent) = self.dir.parent() {
+            File::open(parent)?.sync_all()?;
         }
         Ok(())
     }

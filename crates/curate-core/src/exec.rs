@@ -37,6 +37,9 @@ pub struct Plan {
     pub globals: Vec<GlobalStep>,
     /// Hash of what turns input bytes into records (input settings, inferred schema, engine).
     pub input_fingerprint: String,
+    /// How ids read from the input that repeat are handled; `None` when ids are derived
+    /// from file and position, so cannot repeat.
+    pub duplicate_ids: Option<crate::spec::OnDuplicateId>,
 }
 
 impl Plan {
@@ -63,7 +66,16 @@ impl Plan {
             step_identity(&mut key, s);
         }
         let rejects_schema = record::rejects_schema(&record::with_writes(&schema, &reject_only));
-        Plan { name: name.into(), steps, kept_schema: schema, rejects_schema, fingerprint: key.finish(), globals, input_fingerprint }
+        Plan {
+            name: name.into(),
+            steps,
+            kept_schema: schema,
+            rejects_schema,
+            fingerprint: key.finish(),
+            globals,
+            input_fingerprint,
+            duplicate_ids: None,
+        }
     }
 
     /// Cache keys of one shard: the key of its parsed input, then one per step, each
@@ -214,19 +226,28 @@ pub(crate) fn load_state(plan: &Plan, sink: &dyn Sink, keys: &[String], resume: 
     if resume {
         if let Some(prev) = sink.read_state("plan.json").map_err(ExecError::State)? {
             let prev: PlanState = serde_json::from_slice(&prev).map_err(state_err)?;
-            if prev != state {
+            // Same steps and settings: tasks whose input is unchanged keep their outputs, the
+            // others (a fixed or edited file, a new one) are recomputed.
+            if prev.fingerprint != state.fingerprint {
                 return Err(ExecError::PlanChanged);
             }
         }
         sink.clean_partial().map_err(ExecError::State)?;
+        let mut stale = 0;
         for (i, key) in keys.iter().enumerate() {
             if let Some(bytes) = sink.read_state(&task_state_name(i)).map_err(ExecError::State)? {
                 match serde_json::from_slice::<TaskReport>(&bytes) {
                     Ok(r) if &r.key == key => reports[i] = Some(r),
-                    _ => tracing::warn!(task = i, "ignoring stale or unreadable task state"),
+                    _ => stale += 1,
                 }
             }
         }
+        if stale > 0 {
+            tracing::info!(tasks = stale, "resuming: recomputing tasks whose input changed since the interrupted run");
+        }
+        // Outputs of tasks not kept go, so a recomputed task (or one the plan no longer has)
+        // leaves none of its earlier files behind.
+        sink.retain_tasks(&|t| reports.get(t).is_some_and(Option::is_some)).map_err(ExecError::State)?;
     } else {
         sink.reset().map_err(ExecError::State)?;
     }
@@ -364,8 +385,13 @@ pub(crate) fn feed_task<'c>(
     let mut tc = TaskCache::start(cache, plan, source, shard, upto, report, writer)?;
     let from = tc.as_ref().map_or(0, TaskCache::from);
     if from == 0 {
+        let mut ids = plan.duplicate_ids.map(crate::duplicate_ids::IdCheck::new);
         for chunk in source.read(shard)? {
-            let chunk = chunk?;
+            let mut chunk = chunk?;
+            if let Some(ids) = ids.as_mut() {
+                ids.apply(&mut chunk, &shard.file)?;
+                report.duplicate_ids = ids.found;
+            }
             let rows = chunk.batch.num_rows() as u64;
             read_chunk(report, &chunk, writer, tc.as_mut())?;
             let taps = tc.as_mut().map_or(&mut [][..], TaskCache::taps);
@@ -460,8 +486,12 @@ impl<'c> TaskCache<'c> {
         let from = self.from();
         // A task that computed its first step read its whole input: the report's input
         // counters are what that step's entry must replay.
-        let mut input =
-            (from == 0).then_some(InputMeta { records_in: report.records_in, bytes_in: report.bytes_in, ..self.input });
+        let mut input = (from == 0).then_some(InputMeta {
+            records_in: report.records_in,
+            bytes_in: report.bytes_in,
+            duplicate_ids: report.duplicate_ids,
+            ..self.input
+        });
         for (i, tap) in self.taps.into_iter().enumerate() {
             let Some(tap) = tap else { continue };
             let meta = EntryMeta { stats: report.steps[from + i].clone(), input: if i == 0 { input.take() } else { None } };
@@ -531,6 +561,7 @@ impl CachedTask {
         if let Some(input) = &first.meta.input {
             report.records_in = input.records_in;
             report.bytes_in = input.bytes_in;
+            report.duplicate_ids = input.duplicate_ids;
             let q = input.quarantined();
             report.quarantined = q.len() as u64;
             if !q.is_empty() {

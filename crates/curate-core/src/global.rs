@@ -247,10 +247,20 @@ pub(crate) fn execute_staged(
     let shards = source.shards();
     let n = shards.len();
     let stages = plan.globals.len() + 1;
+    let task_keys: Vec<String> = shards.iter().map(|sh| plan.task_key(sh)).collect();
+    // A later stage's task depends on every record through the reduce before it, so its key
+    // covers every shard: a changed input recomputes its own first-stage task and all later ones.
+    let everything = KeyHasher::new("curate.stage-inputs.v1").json("tasks", &serde_json::json!(&task_keys)).finish();
     let keys: Vec<String> = (0..stages)
         .flat_map(|s| {
-            shards.iter().map(move |sh| {
-                KeyHasher::new("curate.stage-task.v1").str("task", &plan.task_key(sh)).str("stage", &s.to_string()).finish()
+            let everything = &everything;
+            task_keys.iter().map(move |k| {
+                let mut key = KeyHasher::new("curate.stage-task.v1");
+                key.str("task", k).str("stage", &s.to_string());
+                if s > 0 {
+                    key.str("inputs", everything);
+                }
+                key.finish()
             })
         })
         .collect();

@@ -113,6 +113,9 @@ pub trait Sink: Send + Sync {
     fn reset(&self) -> Result<(), BoxError>;
     /// Removes leftovers of interrupted tasks, keeping committed work.
     fn clean_partial(&self) -> Result<(), BoxError>;
+    /// Removes the published files and commit records of every task that `keep` refuses,
+    /// so a task that runs again starts from nothing.
+    fn retain_tasks(&self, keep: &dyn Fn(usize) -> bool) -> Result<(), BoxError>;
     /// A writer for task `task`.
     fn task_writer<'a>(&'a self, task: usize, kept: SchemaRef, rejects: SchemaRef) -> Result<Box<dyn TaskWriter + 'a>, BoxError>;
     /// Reads a small state file (`_state/...`), if present.

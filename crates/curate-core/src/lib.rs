@@ -2,6 +2,7 @@
 //! the local executor. Knows nothing of file formats, the CLI or services.
 
 pub mod cache;
+mod duplicate_ids;
 pub mod exec;
 pub mod global;
 pub mod io;

@@ -49,6 +49,9 @@ pub struct TaskReport {
     pub quarantined: u64,
     /// Input bytes read.
     pub bytes_in: u64,
+    /// Records whose input id an earlier record of the task had.
+    #[serde(default)]
+    pub duplicate_ids: u64,
     /// Per-step counters.
     pub steps: Vec<StepStats>,
     /// Files the task published.
@@ -71,6 +74,10 @@ pub struct RunReport {
     pub quarantined: u64,
     /// Records written to `rejects/`.
     pub rejected: u64,
+    /// Records whose input id an earlier record of the same input shard had (kept,
+    /// quarantined or failing the run by `input.on_duplicate_id`).
+    #[serde(default)]
+    pub duplicate_ids: u64,
     /// Per-step counters, in pipeline order.
     pub steps: Vec<StepStats>,
     /// Wall-clock seconds of this invocation.
@@ -106,6 +113,7 @@ impl RunReport {
             r.records_in += t.records_in;
             r.records_out += t.records_out;
             r.quarantined += t.quarantined;
+            r.duplicate_ids += t.duplicate_ids;
             r.bytes_in += t.bytes_in;
             for (agg, s) in steps.iter_mut().zip(&t.steps) {
                 agg.merge(s);

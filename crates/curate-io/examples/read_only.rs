@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         text_field: "text".into(),
         split_size: ByteSize(64_000_000),
         sample_records: 1000,
+        on_duplicate_id: Default::default(),
         dataset: None,
     };
     let started = Instant::now();

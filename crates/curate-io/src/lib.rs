@@ -4,10 +4,13 @@
 mod json_out;
 mod jsonl;
 pub mod location;
+mod lock;
 mod parquet_in;
 mod sink;
 mod source;
+mod verify;
 
+pub use lock::{OutputLock, LOCK_FILE};
 pub use sink::{parquet_properties, DirSink};
 pub use source::FileSource;
 
@@ -59,5 +62,13 @@ pub enum IoError {
         file: String,
         /// What is wrong.
         message: String,
+    },
+    /// Another run holds the output location.
+    #[error("{location} is in use by {holder}; wait for it to finish or choose another output.path")]
+    Busy {
+        /// The output location.
+        location: String,
+        /// Who holds it, as the holder described itself.
+        holder: String,
     },
 }

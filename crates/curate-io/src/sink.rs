@@ -23,6 +23,7 @@ use curate_core::record;
 
 use crate::json_out;
 use crate::location::{block_on, Location};
+use crate::lock::{OutputLock, LOCK_FILE};
 use crate::IoError;
 
 /// Parquet row groups close at this estimated encoded size, bounding writer memory.
@@ -37,11 +38,13 @@ pub struct DirSink {
     compression: Compression,
     shard_size: u64,
     staging: PathBuf,
+    lock: OutputLock,
 }
 
 impl DirSink {
-    /// Prepares the output location, failing early if it cannot be written.
-    pub fn create(spec: &OutputSpec) -> Result<Self, IoError> {
+    /// Prepares the output location, failing early if it cannot be written or another run
+    /// holds it; `holder` names this run to such another run.
+    pub fn create(spec: &OutputSpec, holder: &str) -> Result<Self, IoError> {
         let root = Location::parse(&spec.path)?;
         let compression = spec.compression();
         let ok = match spec.format {
@@ -54,28 +57,67 @@ impl DirSink {
                 message: format!("compression {compression:?} does not apply to {:?} output", spec.format),
             });
         }
-        let staging = match &root.local {
-            Some(p) => p.join("_tmp"),
-            None => std::env::temp_dir().join(format!("curate-{}", blake3::hash(root.display.as_bytes()).to_hex())),
+        let (staging, lock_path) = match &root.local {
+            Some(p) => (p.join("_tmp"), p.join(LOCK_FILE)),
+            None => {
+                // A remote location is locked on this machine only: runs on other machines
+                // sharing one bucket prefix need the registry's lease (the service's queue).
+                let base = std::env::temp_dir().join(format!("curate-{}", blake3::hash(root.display.as_bytes()).to_hex()));
+                (base.clone(), base.with_extension("lock"))
+            }
         };
         let unwritable = |e: std::io::Error| IoError::Location {
             location: spec.path.clone(),
             message: format!("output is not writable ({e}); choose another output.path or fix its permissions"),
         };
+        if let Some(p) = &root.local {
+            std::fs::create_dir_all(p).map_err(unwritable)?;
+        }
+        // Locked before anything below the root is touched, so a refused run changes nothing.
+        let lock = OutputLock::acquire(&lock_path, &spec.path, holder)?;
         std::fs::create_dir_all(&staging).map_err(unwritable)?;
         let probe = staging.join(".probe");
         std::fs::write(&probe, b"").map_err(unwritable)?;
         let _ = std::fs::remove_file(probe);
-        Ok(DirSink { root, format: spec.format, compression, shard_size: spec.shard_size.0, staging })
+        Ok(DirSink { root, format: spec.format, compression, shard_size: spec.shard_size.0, staging, lock })
     }
 
-    /// Checks, without creating anything, that the output location can be created.
+    /// Says who holds the output (shown to a run that finds it busy), e.g. the registry's run.
+    pub fn describe_holder(&self, holder: &str) -> Result<(), IoError> {
+        self.lock.describe(holder).map_err(|e| IoError::Location {
+            location: self.root.display.clone(),
+            message: format!("cannot write the lock file {}: {e}", self.lock.path().display()),
+        })
+    }
+
+    /// Checks, leaving nothing behind, that a run could write the output location: the
+    /// nearest existing directory takes a file, and an existing output directory holds
+    /// nothing but an earlier curate run.
     pub fn check(spec: &OutputSpec) -> Result<(), IoError> {
         let root = Location::parse(&spec.path)?;
-        let Some(mut p) = root.local.as_deref() else { return Ok(()) };
+        let Some(local) = root.local.as_deref() else { return Ok(()) };
+        if local.is_dir() && foreign_entries(local).map_err(|e| IoError::Location { location: spec.path.clone(), message: e.to_string() })? {
+            return Err(IoError::Location { location: spec.path.clone(), message: not_ours_message() });
+        }
+        let mut p = local;
         loop {
             match std::fs::metadata(p) {
-                Ok(m) if m.is_dir() => return Ok(()),
+                Ok(m) if m.is_dir() => {
+                    let probe = p.join(format!(".curate-probe-{}", std::process::id()));
+                    return match std::fs::write(&probe, b"") {
+                        Ok(()) => {
+                            let _ = std::fs::remove_file(&probe);
+                            Ok(())
+                        }
+                        Err(e) => Err(IoError::Location {
+                            location: spec.path.clone(),
+                            message: format!(
+                                "output is not writable (cannot create files in `{}`: {e}); choose another output.path or fix its permissions",
+                                p.display()
+                            ),
+                        }),
+                    };
+                }
                 Ok(_) => {
                     return Err(IoError::Location {
                         location: spec.path.clone(),
@@ -96,8 +138,7 @@ impl DirSink {
             return Ok(true);
         }
         if let Some(root) = self.local() {
-            let mut entries = std::fs::read_dir(root)?;
-            return Ok(entries.all(|e| e.is_ok_and(|e| e.file_name() == "_tmp")));
+            return Ok(!foreign_entries(root)?);
         }
         let listed = block_on(self.root.store.list_with_delimiter(Some(&self.root.path)))?;
         Ok(listed.objects.is_empty() && listed.common_prefixes.is_empty())
@@ -107,13 +148,16 @@ impl DirSink {
         self.root.local.as_deref()
     }
 
-    /// Publishes a staged file at `rel` below the root.
+    /// Publishes a staged file at `rel` below the root. A local file is on disk before its
+    /// name appears; the caller syncs the directories ([`Self::sync_dirs`]) before anything
+    /// refers to the published names.
     fn publish(&self, staged: &Path, rel: &str) -> Result<(), BoxError> {
         if let Some(root) = self.local() {
             let dest = root.join(rel);
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent)?;
             }
+            File::open(staged)?.sync_all()?;
             std::fs::rename(staged, &dest)?;
             return Ok(());
         }
@@ -137,11 +181,25 @@ impl DirSink {
         Ok(())
     }
 
+    /// Makes the names published below these directories (relative to the root) durable,
+    /// and the directories' own entries in the root.
+    fn sync_dirs<'r>(&self, rels: impl IntoIterator<Item = &'r str>) -> Result<(), BoxError> {
+        let Some(root) = self.local() else { return Ok(()) };
+        let mut dirs: Vec<PathBuf> = rels.into_iter().filter_map(|r| root.join(r).parent().map(Path::to_path_buf)).collect();
+        dirs.sort();
+        dirs.dedup();
+        for d in dirs.iter().chain([&root.to_path_buf()]) {
+            File::open(d)?.sync_all()?;
+        }
+        Ok(())
+    }
+
     fn write_small(&self, rel: &str, bytes: &[u8]) -> Result<(), BoxError> {
         if self.local().is_some() {
             let tmp = self.staging.join(format!(".{}.tmp", rel.replace('/', "_")));
             std::fs::write(&tmp, bytes)?;
-            return self.publish(&tmp, rel);
+            self.publish(&tmp, rel)?;
+            return self.sync_dirs([rel]);
         }
         let dest = self.root.join(rel);
         block_on(dest.store.put(&dest.path, PutPayload::from(bytes.to_vec())))?;
@@ -165,6 +223,33 @@ impl DirSink {
     }
 }
 
+/// The task that wrote an output file or commit record (`part-000012-001.parquet`,
+/// `part-000012.jsonl`, `000012.json`).
+fn task_of(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix("part-").unwrap_or(name);
+    let end = digits.find(|c: char| !c.is_ascii_digit())?;
+    digits[..end].parse().ok()
+}
+
+/// Whether a local output directory holds anything but curate's staging and lock, and
+/// no earlier run's state (which makes the rest curate's own).
+fn foreign_entries(root: &Path) -> std::io::Result<bool> {
+    if root.join("_state/plan.json").is_file() {
+        return Ok(false);
+    }
+    for e in std::fs::read_dir(root)? {
+        let name = e?.file_name();
+        if name != "_tmp" && name != LOCK_FILE {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn not_ours_message() -> String {
+    "already holds files that are not a curate output; choose a new or empty output.path".into()
+}
+
 fn remove_local_dir(p: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -176,11 +261,7 @@ impl Sink for DirSink {
     fn reset(&self) -> Result<(), BoxError> {
         // Clearing is only safe in a directory a curate run owns: never delete a user's files.
         if !self.is_empty_or_owned()? {
-            return Err(format!(
-                "{} already holds files that are not a curate output; choose a new or empty output.path",
-                self.root.display
-            )
-            .into());
+            return Err(format!("{} {}", self.root.display, not_ours_message()).into());
         }
         match self.local() {
             Some(root) => {
@@ -213,6 +294,37 @@ impl Sink for DirSink {
     fn clean_partial(&self) -> Result<(), BoxError> {
         remove_local_dir(&self.staging)?;
         std::fs::create_dir_all(&self.staging)?;
+        Ok(())
+    }
+
+    fn retain_tasks(&self, keep: &dyn Fn(usize) -> bool) -> Result<(), BoxError> {
+        for dir in ["data", "rejects", "quarantine", "_state/tasks"] {
+            let doomed = |name: &str| task_of(name).is_some_and(|t| !keep(t));
+            match self.local() {
+                Some(root) => {
+                    let entries = match std::fs::read_dir(root.join(dir)) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        other => other?,
+                    };
+                    for e in entries {
+                        let e = e?;
+                        if e.file_name().to_str().is_some_and(doomed) {
+                            std::fs::remove_file(e.path())?;
+                        }
+                    }
+                }
+                None => {
+                    let loc = self.root.join(dir);
+                    let store: &dyn ObjectStore = loc.store.as_ref();
+                    for meta in block_on(store.list(Some(&loc.path)).collect::<Vec<_>>()) {
+                        let meta = meta?;
+                        if meta.location.filename().is_some_and(doomed) {
+                            block_on(store.delete(&meta.location))?;
+                        }
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -438,6 +550,7 @@ impl TaskWriter for DirTaskWriter<'_> {
             self.sink.publish(&s.path, &s.rel)?;
             files.push(OutputFile { path: s.rel, rows: s.rows, bytes });
         }
+        self.sink.sync_dirs(files.iter().map(|f| f.path.as_str()))?;
         remove_local_dir(&self.dir)?;
         Ok(files)
     }

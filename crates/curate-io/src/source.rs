@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_schema::SchemaRef;
 use curate_core::io::{BoxError, Chunk, Shard, ShardPart, Source};
@@ -14,6 +14,7 @@ use curate_core::spec::{InputFormat, InputSpec};
 use crate::jsonl::{read_line_capped, JsonlLayout, JsonlReader};
 use crate::location::{expand, Location};
 use crate::parquet_in::{read_row_groups, ParquetLayout, ReaderBuilder};
+use crate::verify::{self, Digest, Hashed, HashingReader, Span, Verified};
 use crate::IoError;
 
 /// Records larger than this are quarantined rather than parsed.
@@ -65,10 +66,14 @@ pub struct FileSource {
     layout: Layout,
     schema: SchemaRef,
     shards: Vec<Shard>,
+    /// Each file with its size.
     files: HashMap<String, (Location, u64)>,
-    /// Content hash of each file, computed on first use; a lock per file so tasks of one
-    /// split file wait for a single hashing pass while other files hash in parallel.
-    hashes: HashMap<String, std::sync::Mutex<Option<String>>>,
+    /// Content hashes of each file (and of its shards' spans), computed on first use; a lock
+    /// per file so tasks of one split file wait for a single hashing pass while other files
+    /// hash in parallel.
+    hashes: HashMap<String, Mutex<Option<Digest>>>,
+    /// Byte span of each Parquet row group, per file.
+    row_group_spans: HashMap<String, Vec<Span>>,
 }
 
 impl FileSource {
@@ -98,11 +103,9 @@ impl FileSource {
                 f
             }
         };
-        let version = |meta: &object_store::ObjectMeta| match &meta.e_tag {
-            Some(tag) => format!("{}:{tag}", meta.size),
-            None => format!("{}:{}", meta.size, meta.last_modified.timestamp_nanos_opt().unwrap_or_default()),
-        };
+        let version = version_of;
         let mut shards = Vec::new();
+        let mut row_group_spans = HashMap::new();
         let layout = match format {
             InputFormat::Jsonl => {
                 let sample = sample_lines(&files, spec.sample_records)?;
@@ -135,6 +138,7 @@ impl FileSource {
                         layout = Some(ParquetLayout::from_schema(&loc.display, &builder.schema(), spec.id_field.clone(), spec.text_field.clone())?);
                     }
                     let md = builder.metadata();
+                    row_group_spans.insert(loc.display.clone(), md.row_groups().iter().map(row_group_span).collect());
                     let mut start = 0;
                     let mut acc = 0u64;
                     for rg in 0..md.num_row_groups() {
@@ -161,13 +165,107 @@ impl FileSource {
         let files: HashMap<String, (Location, u64)> =
             files.into_iter().map(|(loc, meta)| (loc.display.clone(), (loc, meta.size))).collect();
         let hashes = files.keys().map(|f| (f.clone(), Default::default())).collect();
-        Ok(FileSource { layout, schema: record::input_schema(metadata), shards, files, hashes })
+        Ok(FileSource { layout, schema: record::input_schema(metadata), shards, files, hashes, row_group_spans })
+    }
+
+    /// The bytes of its file a shard's records come from, when not the whole file.
+    fn span_of(&self, shard: &Shard) -> Option<Span> {
+        match &shard.part {
+            ShardPart::Whole => None,
+            ShardPart::Bytes { start, end } => Some((*start, *end)),
+            ShardPart::RowGroups { start, end } => {
+                let spans = self.row_group_spans.get(&shard.file)?;
+                Some((spans.get(*start)?.0, spans.get(end.checked_sub(1)?)?.1))
+            }
+        }
+    }
+
+    /// The memo of `file`'s hashes.
+    fn memo(&self, file: &str) -> Result<std::sync::MutexGuard<'_, Option<Digest>>, BoxError> {
+        self.hashes
+            .get(file)
+            .ok_or_else(|| format!("{file}: not part of this input"))?
+            .lock()
+            .map_err(|_| "input hash memo poisoned".into())
+    }
+
+    /// The hashes of `shard`'s file and of every shard span in it, from one pass over it.
+    fn digest(&self, shard: &Shard) -> Result<Digest, BoxError> {
+        let mut memo = self.memo(&shard.file)?;
+        if let Some(d) = memo.as_ref() {
+            return Ok(d.clone());
+        }
+        let (loc, _) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
+        let spans: Vec<Span> = self.shards.iter().filter(|s| s.file == shard.file).filter_map(|s| self.span_of(s)).collect();
+        Ok(memo.insert(verify::digest(loc, &spans)?).clone())
+    }
+
+    /// What to check once a shard was read: its bytes hashed as expected, and the file's
+    /// size and modification time (or ETag) did not change while it was read.
+    fn verifier<'a>(
+        &'a self,
+        shard: &'a Shard,
+        hashed: Option<Arc<Mutex<Hashed>>>,
+    ) -> Result<Box<dyn FnOnce() -> Result<(), BoxError> + Send + 'a>, BoxError> {
+        let (loc, _) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
+        // Compared with what the same call says at the end (listings and HEAD can differ in
+        // what they report, e.g. S3 ETags and timestamp precision).
+        let before = loc.head()?;
+        let span = self.span_of(shard);
+        // A split file's spans are known before any task reads it; a whole file's hash is
+        // the one its reading produces, unless the cache asked for it first.
+        let expected = match span {
+            Some(span) => {
+                let d = self.digest(shard)?;
+                Some(d.span(span).ok_or_else(|| format!("{}: no hash of bytes {span:?}", shard.file))?.to_string())
+            }
+            None => self.memo(&shard.file)?.as_ref().map(|d| d.file.clone()),
+        };
+        Ok(Box::new(move || {
+            let got = match (hashed, span) {
+                (Some(h), _) => h.lock().map_err(|_| "input hash state poisoned")?.finish(loc)?,
+                (None, Some(span)) => {
+                    let mut h = Hashed::window(span);
+                    h.finish(loc)?
+                }
+                (None, None) => return Err(format!("{}: nothing to verify the read against", shard.file).into()),
+            };
+            match expected {
+                Some(e) if e != got => return Err(verify::changed(&shard.file, &format!("content hash {e} before, {got} as read"))),
+                Some(_) => {}
+                None => {
+                    let mut memo = self.memo(&shard.file)?;
+                    memo.get_or_insert_with(|| Digest { file: got, spans: Vec::new() });
+                }
+            }
+            let now = loc.head()?;
+            if (before.size, &before.e_tag, before.last_modified) != (now.size, &now.e_tag, now.last_modified) {
+                return Err(verify::changed(&shard.file, &format!("size:modified was {}, is {}", version_of(&before), version_of(&now))));
+            }
+            Ok(())
+        }))
     }
 
     /// Column names every record of this source has.
     pub fn column_names(&self) -> Vec<String> {
         self.schema.fields().iter().map(|f| f.name().clone()).collect()
     }
+}
+
+/// Identity of a file's content as listed: size plus ETag, or size plus modification time.
+fn version_of(meta: &object_store::ObjectMeta) -> String {
+    match &meta.e_tag {
+        Some(tag) => format!("{}:{tag}", meta.size),
+        None => format!("{}:{}", meta.size, meta.last_modified.timestamp_nanos_opt().unwrap_or_default()),
+    }
+}
+
+/// Bytes of a row group's column chunks.
+fn row_group_span(rg: &parquet::file::metadata::RowGroupMetaData) -> Span {
+    let ranges = rg.columns().iter().map(|c| c.byte_range());
+    let start = ranges.clone().map(|(s, _)| s).min().unwrap_or(0);
+    let end = ranges.map(|(s, l)| s + l).max().unwrap_or(0);
+    (start, end)
 }
 
 /// The first `n` non-empty lines across files in order, for schema inference.
@@ -236,15 +334,7 @@ impl Source for FileSource {
     }
 
     fn content_hash(&self, shard: &Shard) -> Result<String, BoxError> {
-        let not_ours = || format!("{}: not part of this input", shard.file);
-        let mut memo = self.hashes.get(&shard.file).ok_or_else(not_ours)?.lock().map_err(|_| "hash memo poisoned")?;
-        if let Some(h) = memo.as_ref() {
-            return Ok(h.clone());
-        }
-        let (loc, _) = self.files.get(&shard.file).ok_or_else(not_ours)?;
-        let mut hasher = blake3::Hasher::new();
-        std::io::copy(&mut loc.open_range(0, None)?, &mut hasher).map_err(|e| format!("{}: {e}", shard.file))?;
-        Ok(memo.insert(hasher.finalize().to_hex().to_string()).clone())
+        Ok(self.digest(shard)?.file)
     }
 
     fn read<'a>(&'a self, shard: &'a Shard) -> Result<Box<dyn Iterator<Item = Result<Chunk, BoxError>> + Send + 'a>, BoxError> {
@@ -256,7 +346,14 @@ impl Source for FileSource {
                     ShardPart::Bytes { start, end } => (*start, Some(*end)),
                     _ => (0, None),
                 };
-                let raw = loc.open_range(start.saturating_sub(1), None)?;
+                let from = start.saturating_sub(1);
+                let window = match part {
+                    ShardPart::Bytes { start, end } => (*start, *end),
+                    _ => (0, u64::MAX),
+                };
+                let (raw, hashed) = HashingReader::new(loc.open_range(from, None)?, from, window);
+                let check = self.verifier(shard, Some(hashed))?;
+                let raw: Box<dyn Read + Send> = Box::new(raw);
                 let (raw, raw_read): (Box<dyn Read + Send>, _) = if codec == Codec::Plain {
                     (raw, None)
                 } else {
@@ -265,7 +362,7 @@ impl Source for FileSource {
                 };
                 let input = decompress(codec, raw)?;
                 let count: crate::jsonl::LineCounter<'a> = Box::new(move |upto| count_newlines(loc, upto));
-                Ok(Box::new(JsonlReader::new(
+                let inner = Box::new(JsonlReader::new(
                     layout,
                     self.schema.clone(),
                     shard.file.clone(),
@@ -275,10 +372,14 @@ impl Source for FileSource {
                     raw_read,
                     count,
                     MAX_RECORD_BYTES,
-                )?))
+                )?);
+                Ok(Box::new(Verified { inner, check: Some(check) }))
             }
             (Layout::Parquet(layout), ShardPart::RowGroups { start, end }) => {
-                read_row_groups(layout, self.schema.clone(), loc, *len, *start, *end)
+                // Decoding reads column chunks at random; their span is re-hashed afterwards.
+                let check = self.verifier(shard, None)?;
+                let inner = read_row_groups(layout, self.schema.clone(), loc, *len, *start, *end)?;
+                Ok(Box::new(Verified { inner, check: Some(check) }))
             }
             (Layout::Parquet(_), other) => Err(format!("{}: Parquet shards are row groups, not {other:?}", shard.file).into()),
         }

@@ -18,6 +18,7 @@ fn input(path: &Path, split: u64, id_field: Option<&str>) -> InputSpec {
         split_size: ByteSize(split),
         sample_records: 1000,
         dataset: None,
+        on_duplicate_id: Default::default(),
     }
 }
 
@@ -237,4 +238,63 @@ fn parquet_row_groups_become_shards_and_rows_keep_their_ids() {
     assert_eq!(qa[0].error, "column `text` is null");
     let n = batches[0].column_by_name("n").unwrap().as_primitive::<arrow_array::types::Int64Type>();
     assert_eq!(n.value(7), 8, "metadata columns stay aligned after a quarantined row");
+}
+
+/// Overwrites a file in place with same-size content (no truncation, as an editor might).
+fn scribble(path: &Path) {
+    use std::io::{Seek, SeekFrom};
+    let mut bytes = std::fs::read(path).unwrap();
+    for b in bytes.iter_mut().filter(|b| b.is_ascii_digit()) {
+        *b = if *b == b'9' { b'0' } else { *b + 1 };
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&bytes).unwrap();
+}
+
+/// Every shard read to its end, with the edit made after the first chunk of the first shard;
+/// the error that ends the reading, if any.
+fn read_with_edit(src: &FileSource, path: &Path) -> Option<String> {
+    let mut edited = false;
+    for shard in src.shards() {
+        for chunk in src.read(shard).unwrap() {
+            if let Err(e) = chunk {
+                return Some(e.to_string());
+            }
+            if !edited {
+                scribble(path);
+                edited = true;
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn a_file_edited_while_read_ends_its_shards_with_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (0..200_000).map(|i| format!("{{\"id\":\"r{i}\",\"text\":\"text number {i}\"}}\n")).collect();
+    // A whole plain file, a gzip file, and a plain file split into byte ranges (whose span
+    // hashes are taken up front), each edited after the first chunk.
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(lines.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    for (name, bytes, split) in [("whole.jsonl", lines.as_bytes().to_vec(), 1u64 << 40), ("z.jsonl.gz", gz, 1 << 40), ("split.jsonl", lines.as_bytes().to_vec(), 1 << 20)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let src = FileSource::open(&input(&path, split, Some("id"))).unwrap();
+        let before = src.content_hash(&src.shards()[0]).unwrap();
+        let err = read_with_edit(&src, &path).unwrap_or_else(|| panic!("{name}: an edit during reading went unnoticed"));
+        assert!(err.contains(&format!("{}: the file changed while this run read it", path.display())), "{name}: {err}");
+        // The hash the run reports stays the one of the bytes it was planned on.
+        assert_eq!(src.content_hash(&src.shards()[0]).unwrap(), before);
+        // An unedited file reads cleanly, and its hash is that of its bytes.
+        std::fs::write(&path, &bytes).unwrap();
+        let src = FileSource::open(&input(&path, split, Some("id"))).unwrap();
+        let (recs, q, _) = read_all(&src);
+        assert_eq!((recs.len(), q.len()), (200_000, 0), "{name}");
+        assert_eq!(src.content_hash(&src.shards()[0]).unwrap(), blake3::hash(&bytes).to_hex().to_string());
+    }
 }

@@ -149,6 +149,23 @@ pub struct InputSpec {
     /// Records sampled (from the start of the inputs) to infer metadata column types.
     #[serde(default = "default_sample_records")]
     pub sample_records: usize,
+    /// What to do with a record whose `id_field` value an earlier record of the same input
+    /// shard had: `keep` (counted, with a warning), `quarantine` or `fail`.
+    #[serde(default)]
+    pub on_duplicate_id: OnDuplicateId,
+}
+
+/// Policy for input ids that occur more than once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDuplicateId {
+    /// Keep every record; count the duplicates and warn.
+    #[default]
+    Keep,
+    /// Move the later records to quarantine with their content.
+    Quarantine,
+    /// Fail the task.
+    Fail,
 }
 
 fn no_paths() -> Paths {
