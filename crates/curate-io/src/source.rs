@@ -12,7 +12,7 @@ use curate_core::spec::{InputFormat, InputSpec};
 use crate::decode::{Codec, Decoded, Input, Reopen, HOLD_BYTES};
 use crate::jsonl::{read_line_capped, JsonlLayout, JsonlReader, BOM};
 use crate::location::{expand, Location};
-use crate::parquet_in::{read_row_groups, ParquetLayout, ReaderBuilder};
+use crate::parquet_in::{read_row_groups, ParquetFile, ParquetLayout};
 use crate::IoError;
 
 /// Records larger than this are quarantined rather than parsed.
@@ -114,11 +114,11 @@ impl FileSource {
             InputFormat::Parquet => {
                 let mut layout = None;
                 for (loc, meta) in &files {
-                    let builder = ReaderBuilder::open(loc, meta.size)?;
+                    let pq = ParquetFile::open(loc, meta.size)?;
                     if layout.is_none() {
-                        layout = Some(ParquetLayout::from_schema(&loc.display, &builder.schema(), spec.id_field.clone(), spec.text_field.clone())?);
+                        layout = Some(ParquetLayout::from_schema(&loc.display, pq.schema(), spec.id_field.clone(), spec.text_field.clone())?);
                     }
-                    let md = builder.metadata();
+                    let md = pq.metadata();
                     let mut start = 0;
                     let mut acc = 0u64;
                     for rg in 0..md.num_row_groups() {
