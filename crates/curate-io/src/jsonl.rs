@@ -3,8 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt64Builder};
@@ -15,6 +14,8 @@ use curate_core::record::{self, source_fields};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use crate::decode::Input;
 
 /// Rows per batch handed to the pipeline.
 const BATCH_ROWS: usize = 8192;
@@ -372,35 +373,36 @@ pub struct JsonlReader<'a> {
     layout: &'a JsonlLayout,
     schema: SchemaRef,
     file: String,
-    reader: BufReader<Box<dyn Read + Send + 'a>>,
+    reader: BufReader<Input<'a>>,
     /// Absolute (decompressed) offset of the next line.
     pos: u64,
     end: Option<u64>,
     /// Line number of the next line, once known.
     line: Option<u64>,
     count_lines: LineCounter<'a>,
-    /// Raw (possibly compressed) bytes read so far, when the input is compressed; progress
-    /// is measured in input bytes, not decompressed ones.
-    raw_read: Option<Arc<AtomicU64>>,
+    /// Compressed bytes reported so far: progress is measured in input bytes, not
+    /// decompressed ones.
     raw_reported: u64,
     max_record_bytes: usize,
     buf: Vec<u8>,
     done: bool,
 }
 
+/// The UTF-8 byte order mark some tools write at the start of a file.
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 impl<'a> JsonlReader<'a> {
     /// A reader over `input`, positioned at byte `start` of the (decompressed) file. When
     /// `start > 0`, `input` must begin at byte `start - 1` so a record cut by the shard
     /// boundary can be skipped (it belongs to the previous shard).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         layout: &'a JsonlLayout,
         schema: SchemaRef,
         file: String,
-        input: Box<dyn Read + Send + 'a>,
+        input: Input<'a>,
         start: u64,
         end: Option<u64>,
-        raw_read: Option<Arc<AtomicU64>>,
         count_lines: LineCounter<'a>,
         max_record_bytes: usize,
     ) -> Result<Self, BoxError> {
@@ -421,7 +423,6 @@ impl<'a> JsonlReader<'a> {
             end,
             line,
             count_lines,
-            raw_read,
             raw_reported: 0,
             max_record_bytes,
             buf,
@@ -441,14 +442,49 @@ impl<'a> JsonlReader<'a> {
     }
 
     fn quarantine(&mut self, error: String, raw: Vec<u8>) -> Result<Quarantined, BoxError> {
+        let compressed = self.reader.get_ref().raw_consumed().is_some();
         Ok(Quarantined {
             file: self.file.clone(),
             line: Some(self.line_number()?),
-            byte_offset: if self.raw_read.is_some() { None } else { Some(self.pos) },
+            byte_offset: if compressed { None } else { Some(self.pos) },
             row: None,
             error,
             raw,
         })
+    }
+
+    /// Parses or quarantines the `n`-byte line in `buf` that starts at `self.pos`.
+    fn take_line(&mut self, buf: &mut Vec<u8>, n: u64, b: &mut BatchBuilder, quarantined: &mut Vec<Quarantined>) -> Result<(), BoxError> {
+        // A byte order mark is an encoding marker of the file, not part of its first record.
+        let start = if self.pos == 0 && buf.starts_with(BOM) { BOM.len() } else { 0 };
+        let content = trim_line(&buf[start..]);
+        if content.is_empty() {
+            return Ok(());
+        }
+        let damaged = self.reader.get_mut().damage(self.pos, self.pos + n);
+        let unterminated = n as usize == buf.len() && !buf.ends_with(b"\n");
+        let cut = if unterminated { self.reader.get_ref().failure() } else { None };
+        if let Some(reason) = damaged.or(cut.map(|f| format!("{f} (this record is cut short by it)").into())) {
+            let raw = content.to_vec();
+            quarantined.push(self.quarantine(format!("record decoded from damaged input, not trusted: {reason}"), raw)?);
+        } else if n as usize > self.max_record_bytes {
+            buf.truncate(QUARANTINE_RAW_MAX);
+            let msg = format!("record of {n} bytes exceeds the {} byte limit (first {} bytes kept)", self.max_record_bytes, buf.len());
+            quarantined.push(self.quarantine(msg, buf.clone())?);
+        } else {
+            let outcome = match std::str::from_utf8(content) {
+                Ok(line) => {
+                    let (file, pos) = (&self.file, self.pos);
+                    parse_line(self.layout, line, &|| format!("{file}@{pos}"), b)
+                }
+                Err(e) => Err(format!("invalid UTF-8 at byte {} of the record", e.valid_up_to())),
+            };
+            match outcome {
+                Ok(()) => b.offsets.append_value(self.pos),
+                Err(msg) => quarantined.push(self.quarantine(msg, content.to_vec())?),
+            }
+        }
+        Ok(())
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
@@ -465,58 +501,30 @@ impl<'a> JsonlReader<'a> {
             }
             let cap = self.max_record_bytes.max(QUARANTINE_RAW_MAX) + 1;
             let mut buf = std::mem::take(&mut self.buf);
-            let n = match read_line_capped(&mut self.reader, &mut buf, cap) {
-                Ok(n) => n,
-                Err(e) if self.raw_read.is_some() && is_corruption(&e) => {
-                    let msg = format!("cannot decompress past this point, the rest of the file is unreadable: {e}");
-                    quarantined.push(self.quarantine(msg, Vec::new())?);
-                    self.buf = buf;
-                    self.done = true;
-                    break;
-                }
-                Err(e) => return Err(format!("{}: read error: {e}", self.file).into()),
-            };
+            let n = read_line_capped(&mut self.reader, &mut buf, cap).map_err(|e| format!("{}: read error: {e}", self.file))?;
             if n == 0 {
                 self.buf = buf;
                 self.done = true;
+                if let Some(failure) = self.reader.get_ref().failure() {
+                    quarantined.push(self.quarantine(format!("{failure} (the rest of the file is not read)"), Vec::new())?);
+                }
                 break;
             }
             consumed += n;
-            let content = trim_line(&buf);
-            if !content.is_empty() {
-                if n as usize > self.max_record_bytes {
-                    buf.truncate(QUARANTINE_RAW_MAX);
-                    let msg = format!("record of {n} bytes exceeds the {} byte limit (first {} bytes kept)", self.max_record_bytes, buf.len());
-                    quarantined.push(self.quarantine(msg, buf.clone())?);
-                } else {
-                    let outcome = match std::str::from_utf8(content) {
-                        Ok(line) => {
-                            let (file, pos) = (&self.file, self.pos);
-                            parse_line(self.layout, line, &|| format!("{file}@{pos}"), &mut b)
-                        }
-                        Err(e) => Err(format!("invalid UTF-8 at byte {} of the record", e.valid_up_to())),
-                    };
-                    match outcome {
-                        Ok(()) => b.offsets.append_value(self.pos),
-                        Err(msg) => quarantined.push(self.quarantine(msg, content.to_vec())?),
-                    }
-                }
-            }
+            let taken = self.take_line(&mut buf, n, &mut b, &mut quarantined);
+            self.buf = buf;
+            taken?;
             self.pos += n;
             if let Some(l) = self.line.as_mut() {
                 *l += 1;
             }
-            self.buf = buf;
         }
         if b.rows == 0 && quarantined.is_empty() && consumed == 0 {
             return Ok(None);
         }
         let batch = b.finish(&self.schema, &self.file)?;
-        let bytes = match &self.raw_read {
-            Some(raw) => {
-                let now = raw.load(Ordering::Relaxed);
-                std::mem::replace(&mut self.raw_reported, now).abs_diff(now)
-            }
+        let bytes = match self.reader.get_ref().raw_consumed() {
+            Some(now) => std::mem::replace(&mut self.raw_reported, now).abs_diff(now),
             None => consumed,
         };
         Ok(Some(Chunk { batch, quarantined, bytes }))
@@ -533,12 +541,6 @@ fn trim_line(buf: &[u8]) -> &[u8] {
         start += 1;
     }
     &buf[start..end]
-}
-
-/// Whether a read error means the compressed stream is damaged (data, not I/O).
-fn is_corruption(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(e.kind(), InvalidData | InvalidInput | UnexpectedEof | Other)
 }
 
 impl Iterator for JsonlReader<'_> {

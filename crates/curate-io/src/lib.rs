@@ -1,6 +1,7 @@
 //! curate's storage layer: JSONL (plain, gzip, zstd) and Parquet readers and writers over
 //! `object_store`, so local paths and `s3://` URLs behave the same.
 
+mod decode;
 mod json_out;
 mod jsonl;
 pub mod location;

@@ -37,29 +37,22 @@ impl OutputLock {
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                // The holder writes its description right after taking the lock: give it a moment.
-                let mut holder = String::new();
-                for _ in 0..100 {
-                    holder.clear();
-                    let _ = file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut holder));
-                    if !holder.trim().is_empty() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                let holder = holder.trim();
-                return Err(IoError::Busy {
-                    location: location.to_string(),
-                    holder: if holder.is_empty() { "another curate run (it has not said which)".into() } else { holder.to_string() },
-                });
-            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(busy(&mut file, location)),
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         let origin = format!("pid {} on {}, started {}", std::process::id(), host_name(), now_utc());
         let lock = OutputLock { file, path: path.to_path_buf(), origin };
         lock.describe(holder).map_err(io)?;
         Ok(lock)
+    }
+
+    /// Fails with [`IoError::Busy`] when a run holds the lock at `path`; takes nothing.
+    pub fn check_free(path: &Path, location: &str) -> Result<(), IoError> {
+        let Ok(mut file) = File::open(path) else { return Ok(()) };
+        match file.try_lock_shared() {
+            Err(std::fs::TryLockError::WouldBlock) => Err(busy(&mut file, location)),
+            _ => Ok(()),
+        }
     }
 
     /// Names the holder (`run 7 of web`) for another process that finds the location busy;
@@ -76,6 +69,25 @@ impl OutputLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The error for a lock someone holds, with the holder's description.
+fn busy(file: &mut File, location: &str) -> IoError {
+    // The holder writes its description right after taking the lock: give it a moment.
+    let mut holder = String::new();
+    for _ in 0..100 {
+        holder.clear();
+        let _ = file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut holder));
+        if !holder.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let holder = holder.trim();
+    IoError::Busy {
+        location: location.to_string(),
+        holder: if holder.is_empty() { "another curate run (it has not said which)".into() } else { holder.to_string() },
     }
 }
 
@@ -103,7 +115,9 @@ mod tests {
             }
             other => panic!("expected busy, got {other:?}"),
         }
+        assert!(matches!(OutputLock::check_free(&path, "out"), Err(IoError::Busy { .. })));
         drop(first);
+        OutputLock::check_free(&path, "out").unwrap();
         OutputLock::acquire(&path, "out", "a run").unwrap();
     }
 }

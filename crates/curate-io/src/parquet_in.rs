@@ -9,12 +9,15 @@ use arrow_schema::{DataType, Field, SchemaRef};
 use bytes::Bytes;
 use curate_core::io::{BoxError, Chunk, Quarantined};
 use curate_core::record::{self, source_fields};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
 use crate::location::Location;
 use crate::IoError;
+
+/// Rows per batch, and per chunk of quarantined rows.
+const BATCH_ROWS: usize = 8192;
 
 /// Random access to a Parquet file in an object store.
 pub(crate) struct RemoteFile {
@@ -43,45 +46,50 @@ impl ChunkReader for RemoteFile {
     }
 }
 
-/// A Parquet reader builder over a local file or an object store.
-pub(crate) enum ReaderBuilder {
-    Local(ParquetRecordBatchReaderBuilder<std::fs::File>),
-    Remote(ParquetRecordBatchReaderBuilder<RemoteFile>),
+/// A Parquet file, local or in an object store, with its footer read once.
+pub(crate) struct ParquetFile {
+    loc: Location,
+    len: u64,
+    meta: ArrowReaderMetadata,
 }
 
-impl ReaderBuilder {
+/// Record batches of one row group.
+type Batches = Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>> + Send>;
+
+impl ParquetFile {
     /// Opens a Parquet file and reads its footer.
     pub(crate) fn open(loc: &Location, len: u64) -> Result<Self, IoError> {
         let err = |e: parquet::errors::ParquetError| IoError::Format { file: loc.display.clone(), message: e.to_string() };
-        Ok(match &loc.local {
+        let options = ArrowReaderOptions::default();
+        let meta = match &loc.local {
             Some(p) => {
                 let file = std::fs::File::open(p).map_err(|e| IoError::Read { file: loc.display.clone(), source: e })?;
-                ReaderBuilder::Local(ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?)
+                ArrowReaderMetadata::load(&file, options).map_err(err)?
             }
-            None => ReaderBuilder::Remote(
-                ParquetRecordBatchReaderBuilder::try_new(RemoteFile { loc: loc.clone(), len }).map_err(err)?,
-            ),
-        })
+            None => ArrowReaderMetadata::load(&RemoteFile { loc: loc.clone(), len }, options).map_err(err)?,
+        };
+        Ok(ParquetFile { loc: loc.clone(), len, meta })
     }
 
-    pub(crate) fn metadata(&self) -> Arc<ParquetMetaData> {
-        match self {
-            ReaderBuilder::Local(b) => b.metadata().clone(),
-            ReaderBuilder::Remote(b) => b.metadata().clone(),
-        }
+    pub(crate) fn metadata(&self) -> &Arc<ParquetMetaData> {
+        self.meta.metadata()
     }
 
-    pub(crate) fn schema(&self) -> SchemaRef {
-        match self {
-            ReaderBuilder::Local(b) => b.schema().clone(),
-            ReaderBuilder::Remote(b) => b.schema().clone(),
-        }
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        self.meta.schema()
     }
 
-    fn batches(self, row_groups: Vec<usize>) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>> + Send>, parquet::errors::ParquetError> {
-        Ok(match self {
-            ReaderBuilder::Local(b) => Box::new(b.with_row_groups(row_groups).with_batch_size(8192).build()?),
-            ReaderBuilder::Remote(b) => Box::new(b.with_row_groups(row_groups).with_batch_size(8192).build()?),
+    fn batches(&self, row_group: usize) -> Result<Batches, BoxError> {
+        let rg = vec![row_group];
+        Ok(match &self.loc.local {
+            Some(p) => {
+                let b = ParquetRecordBatchReaderBuilder::new_with_metadata(std::fs::File::open(p)?, self.meta.clone());
+                Box::new(b.with_row_groups(rg).with_batch_size(BATCH_ROWS).build()?)
+            }
+            None => {
+                let b = ParquetRecordBatchReaderBuilder::new_with_metadata(RemoteFile { loc: self.loc.clone(), len: self.len }, self.meta.clone());
+                Box::new(b.with_row_groups(rg).with_batch_size(BATCH_ROWS).build()?)
+            }
         })
     }
 }
@@ -100,6 +108,23 @@ fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
+/// The type a column is read as: dictionary-encoded columns become their value type, so
+/// records do not depend on how a writer chose to encode a column.
+fn plain_type(t: &DataType) -> &DataType {
+    match t {
+        DataType::Dictionary(_, values) => values,
+        t => t,
+    }
+}
+
+/// `a` decoded from its dictionary, if it has one.
+fn plain(a: &ArrayRef) -> Result<ArrayRef, BoxError> {
+    match a.as_any_dictionary_opt() {
+        Some(d) => Ok(arrow_select::take::take(d.values().as_ref(), d.keys(), None)?),
+        None => Ok(a.clone()),
+    }
+}
+
 impl ParquetLayout {
     /// Derives the layout from a file schema, refusing columns that clash with the model.
     pub fn from_schema(file: &str, schema: &SchemaRef, id_field: Option<String>, text_field: String) -> Result<Self, IoError> {
@@ -110,12 +135,13 @@ impl ParquetLayout {
                 schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
             ))
         })?;
-        if !is_string(text.data_type()) {
+        if !is_string(plain_type(text.data_type())) {
             return Err(bad(format!("column `{text_field}` is {}, expected a string column", text.data_type())));
         }
         if let Some(id) = &id_field {
             let f = schema.field_with_name(id).map_err(|_| bad(format!("no column `{id}` (input.id_field)")))?;
-            if !(is_string(f.data_type()) || f.data_type().is_integer()) {
+            let t = plain_type(f.data_type());
+            if !(is_string(t) || t.is_integer()) {
                 return Err(bad(format!("id column `{id}` is {}, expected strings or integers", f.data_type())));
             }
         }
@@ -132,7 +158,7 @@ impl ParquetLayout {
                 tracing::info!(file, "input column `_source` is replaced by this read's origin");
                 continue;
             }
-            if name == record::EXTRA && f.data_type() == &DataType::Utf8 {
+            if name == record::EXTRA && plain_type(f.data_type()) == &DataType::Utf8 {
                 carry_extra = true;
                 continue;
             }
@@ -141,7 +167,7 @@ impl ParquetLayout {
                     "column `{name}` clashes with curate's own `{name}` column; name it as input.id_field / input.text_field, or rename it"
                 )));
             }
-            metadata.push(f.as_ref().clone().with_nullable(true));
+            metadata.push(f.as_ref().clone().with_data_type(plain_type(f.data_type()).clone()).with_nullable(true));
         }
         Ok(ParquetLayout { id_field, text_field, metadata, carry_extra })
     }
@@ -184,29 +210,96 @@ pub(crate) fn read_row_groups<'a>(
     start: usize,
     end: usize,
 ) -> Result<Box<dyn Iterator<Item = Result<Chunk, BoxError>> + Send + 'a>, BoxError> {
-    let builder = ReaderBuilder::open(loc, len)?;
-    let meta = builder.metadata();
-    let first_row: u64 = (0..start).map(|i| meta.row_group(i).num_rows() as u64).sum();
-    let bytes_per_row = {
-        let rows: i64 = (start..end).map(|i| meta.row_group(i).num_rows()).sum();
-        let bytes: i64 = (start..end).map(|i| meta.row_group(i).compressed_size()).sum();
-        if rows > 0 { bytes as f64 / rows as f64 } else { 0.0 }
-    };
-    let file = loc.display.clone();
-    let batches = builder.batches((start..end).collect()).map_err(|e| IoError::Format { file: file.clone(), message: e.to_string() })?;
-    let mut row = first_row;
-    Ok(Box::new(batches.map(move |b| {
-        let b = b.map_err(|e| IoError::Format { file: file.clone(), message: e.to_string() })?;
-        let n = b.num_rows();
-        let chunk = to_records(layout, &schema, &file, &b, row, bytes_per_row)?;
-        row += n as u64;
-        Ok(chunk)
-    })))
+    let file = ParquetFile::open(loc, len)?;
+    let meta = file.metadata().clone();
+    let rows: i64 = (start..end).map(|i| meta.row_group(i).num_rows()).sum();
+    let bytes: i64 = (start..end).map(|i| meta.row_group(i).compressed_size()).sum();
+    let bytes_per_row = if rows > 0 { bytes as f64 / rows as f64 } else { 0.0 };
+    let row = (0..start).map(|i| meta.row_group(i).num_rows() as u64).sum();
+    Ok(Box::new(RowGroups { layout, schema, file, next_group: start, end, batches: None, row, group_end: row, bad: None, bytes_per_row }))
+}
+
+/// Streams row groups one at a time, so that a row group that fails to decode is
+/// quarantined and the others are still read.
+struct RowGroups<'a> {
+    layout: &'a ParquetLayout,
+    schema: SchemaRef,
+    file: ParquetFile,
+    next_group: usize,
+    end: usize,
+    batches: Option<Batches>,
+    /// File row index of the next row.
+    row: u64,
+    /// File row index one past the current row group.
+    group_end: u64,
+    /// Why the rest of the current row group is quarantined.
+    bad: Option<String>,
+    bytes_per_row: f64,
+}
+
+impl RowGroups<'_> {
+    fn fail(&mut self, e: impl std::fmt::Display) {
+        let group = self.next_group - 1;
+        let first = self.group_end - self.file.metadata().row_group(group).num_rows() as u64;
+        self.bad = Some(format!(
+            "row group {group} (rows {first}..{}) cannot be decoded from row {}: {e}; its remaining rows are not read",
+            self.group_end, self.row
+        ));
+        self.batches = None;
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        loop {
+            if let Some(reason) = &self.bad {
+                let n = (self.group_end - self.row).min(BATCH_ROWS as u64);
+                if n == 0 {
+                    self.bad = None;
+                    continue;
+                }
+                let quarantined = (self.row..self.row + n)
+                    .map(|row| Quarantined { file: self.file.loc.display.clone(), line: None, byte_offset: None, row: Some(row), error: reason.clone(), raw: Vec::new() })
+                    .collect();
+                self.row += n;
+                let bytes = (self.bytes_per_row * n as f64) as u64;
+                return Ok(Some(Chunk { batch: RecordBatch::new_empty(self.schema.clone()), quarantined, bytes }));
+            }
+            if let Some(batches) = self.batches.as_mut() {
+                match batches.next() {
+                    Some(Ok(b)) => {
+                        let chunk = to_records(self.layout, &self.schema, &self.file.loc.display, &b, self.row, self.bytes_per_row)?;
+                        self.row += b.num_rows() as u64;
+                        return Ok(Some(chunk));
+                    }
+                    Some(Err(e)) => self.fail(e),
+                    None if self.row < self.group_end => self.fail("the row group ends early"),
+                    None => self.batches = None,
+                }
+                continue;
+            }
+            if self.next_group == self.end {
+                return Ok(None);
+            }
+            let group = self.next_group;
+            self.next_group += 1;
+            self.group_end = self.row + self.file.metadata().row_group(group).num_rows() as u64;
+            match self.file.batches(group) {
+                Ok(b) => self.batches = Some(b),
+                Err(e) => self.fail(e),
+            }
+        }
+    }
+}
+
+impl Iterator for RowGroups<'_> {
+    type Item = Result<Chunk, BoxError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_chunk().transpose()
+    }
 }
 
 fn to_records(layout: &ParquetLayout, schema: &SchemaRef, file: &str, b: &RecordBatch, first_row: u64, bytes_per_row: f64) -> Result<Chunk, BoxError> {
     let n = b.num_rows();
-    let col = |name: &str| b.column_by_name(name).cloned().ok_or_else(|| format!("{file}: column `{name}` is missing"));
+    let col = |name: &str| plain(b.column_by_name(name).ok_or_else(|| format!("{file}: column `{name}` is missing"))?);
     let text = strings(&col(&layout.text_field)?);
     let ids = match &layout.id_field {
         Some(f) => strings(&col(f)?),
@@ -247,8 +340,8 @@ fn to_records(layout: &ParquetLayout, schema: &SchemaRef, file: &str, b: &Record
     }
     let mut columns: Vec<ArrayRef> = vec![Arc::new(id_b.finish()), Arc::new(text_b.finish())];
     for f in &layout.metadata {
-        columns.push(match b.column_by_name(f.name()) {
-            Some(a) if a.data_type() == f.data_type() => pick(a)?,
+        columns.push(match b.column_by_name(f.name()).map(plain).transpose()? {
+            Some(a) if a.data_type() == f.data_type() => pick(&a)?,
             Some(a) => {
                 return Err(format!("{file}: column `{}` is {} here but {} in the first input file", f.name(), a.data_type(), f.data_type()).into())
             }
@@ -259,8 +352,8 @@ fn to_records(layout: &ParquetLayout, schema: &SchemaRef, file: &str, b: &Record
     let offsets: ArrayRef = new_null_array(&DataType::UInt64, keep.len());
     let rows: ArrayRef = Arc::new(UInt64Array::from(keep.iter().map(|&i| first_row + i as u64).collect::<Vec<_>>()));
     columns.push(Arc::new(StructArray::try_new(source_fields(), vec![files, offsets, rows], None)?));
-    columns.push(match b.column_by_name(record::EXTRA) {
-        Some(a) if layout.carry_extra && a.data_type() == &DataType::Utf8 => pick(a)?,
+    columns.push(match b.column_by_name(record::EXTRA).map(plain).transpose()? {
+        Some(a) if layout.carry_extra && a.data_type() == &DataType::Utf8 => pick(&a)?,
         _ => new_null_array(&DataType::Utf8, keep.len()),
     });
     Ok(Chunk { batch: RecordBatch::try_new(schema.clone(), columns)?, quarantined, bytes: (bytes_per_row * n as f64) as u64 })

@@ -96,7 +96,12 @@ impl DirSink {
     pub fn check(spec: &OutputSpec) -> Result<(), IoError> {
         let root = Location::parse(&spec.path)?;
         let Some(local) = root.local.as_deref() else { return Ok(()) };
+        // A run at work there is the first thing to tell: its half-written state looks foreign.
+        let lock = local.join(LOCK_FILE);
+        OutputLock::check_free(&lock, &spec.path)?;
         if local.is_dir() && foreign_entries(local).map_err(|e| IoError::Location { location: spec.path.clone(), message: e.to_string() })? {
+            // A run may have taken the directory since the first look.
+            OutputLock::check_free(&lock, &spec.path)?;
             return Err(IoError::Location { location: spec.path.clone(), message: not_ours_message() });
         }
         let mut p = local;

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow_schema::SchemaRef;
@@ -11,31 +10,15 @@ use curate_core::io::{BoxError, Chunk, Shard, ShardPart, Source};
 use curate_core::record;
 use curate_core::spec::{InputFormat, InputSpec};
 
-use crate::jsonl::{read_line_capped, JsonlLayout, JsonlReader};
+use crate::decode::{Codec, Decoded, Input, Reopen, HOLD_BYTES};
+use crate::jsonl::{read_line_capped, JsonlLayout, JsonlReader, BOM};
 use crate::location::{expand, Location};
-use crate::parquet_in::{read_row_groups, ParquetLayout, ReaderBuilder};
+use crate::parquet_in::{read_row_groups, ParquetFile, ParquetLayout};
 use crate::verify::{self, Digest, Hashed, HashingReader, Span, Verified};
 use crate::IoError;
 
 /// Records larger than this are quarantined rather than parsed.
 const MAX_RECORD_BYTES: usize = 256 << 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
-    Plain,
-    Gzip,
-    Zstd,
-}
-
-fn codec_of(name: &str) -> Codec {
-    if name.ends_with(".gz") {
-        Codec::Gzip
-    } else if name.ends_with(".zst") || name.ends_with(".zstd") {
-        Codec::Zstd
-    } else {
-        Codec::Plain
-    }
-}
 
 fn format_of(name: &str) -> Option<InputFormat> {
     let base = name.trim_end_matches(".gz").trim_end_matches(".zstd").trim_end_matches(".zst");
@@ -48,6 +31,8 @@ fn format_of(name: &str) -> Option<InputFormat> {
     }
 }
 
+/// A streaming decoder for schema sampling, which needs only the first lines: the verified
+/// decoding of `Decoded` may decompress a whole member before it yields a byte.
 fn decompress<'a>(codec: Codec, r: Box<dyn Read + Send + 'a>) -> Result<Box<dyn Read + Send + 'a>, std::io::Error> {
     Ok(match codec {
         Codec::Plain => r,
@@ -112,7 +97,7 @@ impl FileSource {
                 let layout = JsonlLayout::infer(spec.id_field.clone(), spec.text_field.clone(), sample.iter().map(String::as_str));
                 for (loc, meta) in &files {
                     let split = spec.split_size.0;
-                    if codec_of(&loc.display) == Codec::Plain && meta.size > split {
+                    if Codec::of(&loc.display) == Codec::Plain && meta.size > split {
                         let mut start = 0;
                         while start < meta.size {
                             let end = (start + split).min(meta.size);
@@ -133,11 +118,11 @@ impl FileSource {
             InputFormat::Parquet => {
                 let mut layout = None;
                 for (loc, meta) in &files {
-                    let builder = ReaderBuilder::open(loc, meta.size)?;
+                    let pq = ParquetFile::open(loc, meta.size)?;
                     if layout.is_none() {
-                        layout = Some(ParquetLayout::from_schema(&loc.display, &builder.schema(), spec.id_field.clone(), spec.text_field.clone())?);
+                        layout = Some(ParquetLayout::from_schema(&loc.display, pq.schema(), spec.id_field.clone(), spec.text_field.clone())?);
                     }
-                    let md = builder.metadata();
+                    let md = pq.metadata();
                     row_group_spans.insert(loc.display.clone(), md.row_groups().iter().map(row_group_span).collect());
                     let mut start = 0;
                     let mut acc = 0u64;
@@ -277,13 +262,15 @@ fn sample_lines(files: &[(Location, object_store::ObjectMeta)], n: usize) -> Res
             break;
         }
         let raw = loc.open_range(0, None)?;
-        let mut r = BufReader::new(decompress(codec_of(&loc.display), raw).map_err(|e| IoError::Read { file: loc.display.clone(), source: e })?);
+        let mut r = BufReader::new(decompress(Codec::of(&loc.display), raw).map_err(|e| IoError::Read { file: loc.display.clone(), source: e })?);
+        let mut first = true;
         while out.len() < n {
             // A damaged file is sampled as far as it reads; its records are quarantined later.
             match read_line_capped(&mut r, &mut buf, 1 << 20) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    if let Ok(s) = std::str::from_utf8(&buf) {
+                    let line = if std::mem::take(&mut first) { buf.strip_prefix(BOM).unwrap_or(&buf) } else { &buf };
+                    if let Ok(s) = std::str::from_utf8(line) {
                         if !s.trim().is_empty() {
                             out.push(s.to_string());
                         }
@@ -293,20 +280,6 @@ fn sample_lines(files: &[(Location, object_store::ObjectMeta)], n: usize) -> Res
         }
     }
     Ok(out)
-}
-
-/// Counts the bytes read through it.
-struct CountingReader<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
 }
 
 /// Counts newlines in the first `upto` bytes of a file.
@@ -341,7 +314,7 @@ impl Source for FileSource {
         let (loc, len) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
         match (&self.layout, &shard.part) {
             (Layout::Jsonl(layout), part) => {
-                let codec = codec_of(&shard.file);
+                let codec = Codec::of(&shard.file);
                 let (start, end) = match part {
                     ShardPart::Bytes { start, end } => (*start, Some(*end)),
                     _ => (0, None),
@@ -351,28 +324,21 @@ impl Source for FileSource {
                     ShardPart::Bytes { start, end } => (*start, *end),
                     _ => (0, u64::MAX),
                 };
+                // Hashes the first pass over the file; a second pass over a large compressed
+                // unit (decode.rs) re-reads bytes this hash and the size/time check vouched for.
                 let (raw, hashed) = HashingReader::new(loc.open_range(from, None)?, from, window);
                 let check = self.verifier(shard, Some(hashed))?;
                 let raw: Box<dyn Read + Send> = Box::new(raw);
-                let (raw, raw_read): (Box<dyn Read + Send>, _) = if codec == Codec::Plain {
-                    (raw, None)
-                } else {
-                    let count = Arc::new(AtomicU64::new(0));
-                    (Box::new(CountingReader { inner: raw, count: count.clone() }), Some(count))
+                let input = match codec {
+                    Codec::Plain => Input::Plain(raw),
+                    _ => {
+                        let reopen: Reopen<'a> = Box::new(move |at| loc.open_range(at, None).map_err(std::io::Error::other));
+                        Input::Decoded(Decoded::new(codec, shard.file.clone(), raw, Some(reopen), HOLD_BYTES))
+                    }
                 };
-                let input = decompress(codec, raw)?;
                 let count: crate::jsonl::LineCounter<'a> = Box::new(move |upto| count_newlines(loc, upto));
-                let inner = Box::new(JsonlReader::new(
-                    layout,
-                    self.schema.clone(),
-                    shard.file.clone(),
-                    input,
-                    start,
-                    end,
-                    raw_read,
-                    count,
-                    MAX_RECORD_BYTES,
-                )?);
+                let inner =
+                    Box::new(JsonlReader::new(layout, self.schema.clone(), shard.file.clone(), input, start, end, count, MAX_RECORD_BYTES)?);
                 Ok(Box::new(Verified { inner, check: Some(check) }))
             }
             (Layout::Parquet(layout), ShardPart::RowGroups { start, end }) => {

@@ -112,9 +112,7 @@ fn compressed_inputs_read_like_plain() {
     let dir = tempfile::tempdir().unwrap();
     let (content, texts, _) = random_jsonl(42, 200);
     let gz = dir.path().join("x.jsonl.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
-    enc.write_all(content.as_bytes()).unwrap();
-    enc.finish().unwrap();
+    std::fs::write(&gz, gzip(content.as_bytes())).unwrap();
     let zst = dir.path().join("x.jsonl.zst");
     std::fs::write(&zst, zstd::encode_all(content.as_bytes(), 3).unwrap()).unwrap();
     for p in [&gz, &zst] {
@@ -127,23 +125,83 @@ fn compressed_inputs_read_like_plain() {
     }
 }
 
-#[test]
-fn truncated_gzip_keeps_what_it_read_and_quarantines_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut content = String::new();
-    for i in 0..5000 {
-        content.push_str(&format!("{{\"text\": \"record number {i} with some words to compress\"}}\n"));
-    }
+fn corpus(n: usize) -> String {
+    (0..n).map(|i| format!("{{\"text\": \"record number {i} with some words to compress\"}}\n")).collect()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(content.as_bytes()).unwrap();
-    let bytes = enc.finish().unwrap();
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn zstd_checked(data: &[u8]) -> Vec<u8> {
+    let mut e = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    e.include_checksum(true).unwrap();
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn truncated_gzip_quarantines_the_unverified_member_with_raw_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = corpus(5000);
+    let bytes = gzip(content.as_bytes());
     let path = dir.path().join("t.jsonl.gz");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let (recs, q, _) = read_all(&FileSource::open(&input(&path, 1 << 20, None)).unwrap());
-    assert!(!recs.is_empty() && recs.len() < 5000);
-    assert_eq!(q.len(), 1, "{q:?}");
-    assert!(q[0].error.contains("cannot decompress"), "{}", q[0].error);
+    assert!(recs.is_empty(), "a member whose checksum was never seen publishes nothing");
+    let (tail, lines) = q.split_last().unwrap();
+    assert!(lines.len() > 100 && lines.len() < 5000);
+    for (i, q) in lines.iter().enumerate() {
+        assert_eq!(q.line, Some(i as u64 + 1));
+        assert!(q.error.contains("t.jsonl.gz: gzip member 1 (from compressed byte 0): truncated"), "{}", q.error);
+        // Raw bytes are kept; the last line is cut where the file ends.
+        let original = content.lines().nth(i).unwrap().as_bytes();
+        assert!(if i + 1 < lines.len() { q.raw == original } else { original.starts_with(&q.raw) });
+    }
+    assert!(tail.error.contains("the rest of the file is not read") && tail.raw.is_empty(), "{}", tail.error);
+}
+
+#[test]
+fn truncated_zstd_keeps_the_blocks_before_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = corpus(20000);
+    let bytes = zstd_checked(content.as_bytes());
+    let path = dir.path().join("t.jsonl.zst");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let (recs, q, _) = read_all(&FileSource::open(&input(&path, 1 << 20, None)).unwrap());
+    assert!(recs.len() > 1000 && recs.len() < 20000, "{}", recs.len());
+    for (i, (_, text)) in recs.iter().enumerate() {
+        assert_eq!(text, &format!("record number {i} with some words to compress"));
+    }
+    let last = q.last().unwrap();
+    assert!(last.error.contains("zstd frame 1") && last.error.contains("truncated"), "{}", last.error);
     assert_eq!(q[0].line, Some(recs.len() as u64 + 1));
+}
+
+#[test]
+fn byte_order_mark_is_skipped_at_the_start_of_the_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = "\u{feff}{\"text\": \"first\", \"n\": 1}\n{\"text\": \"second\", \"n\": 2}\n\u{feff}{\"text\": \"third\"}\n";
+    let plain = dir.path().join("bom.jsonl");
+    std::fs::write(&plain, content).unwrap();
+    let gz = dir.path().join("bom.jsonl.gz");
+    std::fs::write(&gz, gzip(content.as_bytes())).unwrap();
+    let zst = dir.path().join("bom.jsonl.zst");
+    std::fs::write(&zst, zstd_checked(content.as_bytes())).unwrap();
+    for (path, split) in [(&plain, 1 << 20), (&plain, 20), (&gz, 1 << 20), (&zst, 1 << 20)] {
+        let src = FileSource::open(&input(path, split, None)).unwrap();
+        assert!(src.column_names().contains(&"n".to_string()), "the first line shapes the schema");
+        let (recs, q, _) = read_all(&src);
+        let texts: Vec<&str> = recs.iter().map(|r| r.1.as_str()).collect();
+        assert_eq!(texts, ["first", "second"], "{} split {split}", path.display());
+        assert_eq!(recs[0].0, format!("{}@0", path.display()));
+        // A BOM anywhere else is not an encoding marker but bad data.
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].line, Some(3));
+        assert!(q[0].error.starts_with("invalid JSON"), "{}", q[0].error);
+    }
 }
 
 #[test]
