@@ -59,6 +59,9 @@ pub struct FileSource {
     hashes: HashMap<String, Mutex<Option<Digest>>>,
     /// Byte span of each Parquet row group, per file.
     row_group_spans: HashMap<String, Vec<Span>>,
+    /// Hashes of the spans tasks read before the file's digest was taken (file, span, hash):
+    /// a digest taken later must agree with them.
+    read: Mutex<Vec<(String, Span, String)>>,
 }
 
 impl FileSource {
@@ -150,7 +153,15 @@ impl FileSource {
         let files: HashMap<String, (Location, u64)> =
             files.into_iter().map(|(loc, meta)| (loc.display.clone(), (loc, meta.size))).collect();
         let hashes = files.keys().map(|f| (f.clone(), Default::default())).collect();
-        Ok(FileSource { layout, schema: record::input_schema(metadata), shards, files, hashes, row_group_spans })
+        Ok(FileSource {
+            layout,
+            schema: record::input_schema(metadata),
+            shards,
+            files,
+            hashes,
+            row_group_spans,
+            read: Mutex::default(),
+        })
     }
 
     /// The bytes of its file a shard's records come from, when not the whole file.
@@ -182,7 +193,13 @@ impl FileSource {
         }
         let (loc, _) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
         let spans: Vec<Span> = self.shards.iter().filter(|s| s.file == shard.file).filter_map(|s| self.span_of(s)).collect();
-        Ok(memo.insert(verify::digest(loc, &spans)?).clone())
+        let digest = verify::digest(loc, &spans)?;
+        for (file, span, read) in self.read.lock().map_err(|_| "input hash state poisoned")?.iter() {
+            if *file == shard.file && digest.span(*span).is_some_and(|now| now != read) {
+                return Err(verify::changed(file, &format!("bytes {span:?} hash {} now, {read} as read", digest.span(*span).unwrap_or_default())));
+            }
+        }
+        Ok(memo.insert(digest).clone())
     }
 
     /// What to check once a shard was read: its bytes hashed as expected, and the file's
@@ -197,15 +214,13 @@ impl FileSource {
         // what they report, e.g. S3 ETags and timestamp precision).
         let before = loc.head()?;
         let span = self.span_of(shard);
-        // A split file's spans are known before any task reads it; a whole file's hash is
-        // the one its reading produces, unless the cache asked for it first.
-        let expected = match span {
-            Some(span) => {
-                let d = self.digest(shard)?;
-                Some(d.span(span).ok_or_else(|| format!("{}: no hash of bytes {span:?}", shard.file))?.to_string())
-            }
-            None => self.memo(&shard.file)?.as_ref().map(|d| d.file.clone()),
-        };
+        // When the cache asked for the file's hash before reading, what is read must match
+        // it. Otherwise the hash is the one reading produces (a whole file), or the span's
+        // hash is kept for the file's digest, taken after the run, to agree with.
+        let expected = self.memo(&shard.file)?.as_ref().and_then(|d| match span {
+            Some(span) => d.span(span).map(str::to_string),
+            None => Some(d.file.clone()),
+        });
         Ok(Box::new(move || {
             let got = match (hashed, span) {
                 (Some(h), _) => h.lock().map_err(|_| "input hash state poisoned")?.finish(loc)?,
@@ -218,10 +233,12 @@ impl FileSource {
             match expected {
                 Some(e) if e != got => return Err(verify::changed(&shard.file, &format!("content hash {e} before, {got} as read"))),
                 Some(_) => {}
-                None => {
-                    let mut memo = self.memo(&shard.file)?;
-                    memo.get_or_insert_with(|| Digest { file: got, spans: Vec::new() });
-                }
+                None => match span {
+                    Some(span) => self.read.lock().map_err(|_| "input hash state poisoned")?.push((shard.file.clone(), span, got)),
+                    None => {
+                        self.memo(&shard.file)?.get_or_insert_with(|| Digest { file: got, spans: Vec::new() });
+                    }
+                },
             }
             let now = loc.head()?;
             if (before.size, &before.e_tag, before.last_modified) != (now.size, &now.e_tag, now.last_modified) {

@@ -1,12 +1,14 @@
 //! Input files must not change under a run: the content hash that names an input in cache
 //! keys and version derivations has to cover exactly the bytes the run read.
 //!
-//! One sequential pass hashes a whole file and, in the same pass, each shard's byte span
-//! (a JSONL byte range, a Parquet shard's row-group chunks). A task then proves that what
-//! it read matches: a whole JSONL file (compressed or not) is hashed while it streams, a
-//! JSONL byte range hashes the bytes of its own range as it reads them, and a Parquet shard
-//! re-hashes its span after decoding. The file's size and modification time (or ETag) are
-//! compared at the end as well. A mismatch fails the task before it commits anything.
+//! A task hashes what it read: a whole JSONL file (compressed or not) as it streams, a JSONL
+//! byte range the bytes of its own range as it reads them, a Parquet shard its row groups'
+//! span after decoding. One sequential pass hashes a whole file and, in the same pass, each
+//! shard's span; it runs before reading when the step cache needs the file's hash for its
+//! keys (the tasks must then match it), else after the run for the registry (it must then
+//! match what the tasks read). The file's size and modification time (or ETag) are compared
+//! at the start and end of every task as well. A mismatch fails the task, or the recording of
+//! the run, before anything is committed or cached.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
