@@ -269,7 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let known = sources.iter().filter(|s| !r.unknown.contains(s)).collect::<std::collections::BTreeSet<_>>().len();
             println!("forget #{}: {known} source(s)", r.audit);
-            if r.versions.is_empty() {
+            if r.versions.is_empty() && r.purged.is_empty() && r.outputs.is_empty() {
                 println!("  no dataset version holds anything derived from them");
             }
             for (v, n) in &r.versions {
@@ -332,6 +332,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The error and its causes, each said once: many library errors already include their
+/// source's text, which `{:#}` would print again.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -349,7 +363,7 @@ fn main() -> ExitCode {
             if e.downcast_ref::<ConfigError>().is_some() {
                 eprintln!("error: {e}");
             } else {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", describe(&e));
             }
             ExitCode::FAILURE
         }
