@@ -274,15 +274,17 @@ fn forget_reaches_specialised_dataset(s: Store) {
 }
 
 fn gc_keeps_last_versions(s: Store) {
-    corpus(s.path(), "in/a.jsonl", 0..20);
     spec(s.path(), "web.yaml", WEB);
-    for min in [30, 40, 50] {
-        spec(s.path(), "web.yaml", &WEB.replace("min_chars: 30", &format!("min_chars: {min}")));
+    for start in [0, 20, 40] {
+        corpus(s.path(), "in/a.jsonl", start..start + 20);
         s.run(&["run", "web.yaml"]);
     }
     s.run(&["datasets", "tag", "web@1", "keep-me"]);
+    // Store files written within the grace period stay; without one, web@2's file goes.
+    let out = s.run(&["gc", "--keep-last", "1"]);
+    assert_eq!(out, "removed 1 version(s) (web@2), 0 data file(s), 0 step output(s)\n");
     let out = s.run(&["gc", "--keep-last", "1", "--grace-hours", "0"]);
-    assert!(out.starts_with("removed 1 version(s) (web@2)"), "{out}");
+    assert!(out.starts_with("removed 0 version(s), 1 data file(s)"), "{out}");
     let versions: Vec<String> = s.json(&["datasets", "show", "web"]).as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap().to_string()).collect();
     assert_eq!(versions, ["web@1", "web@3"]);
     // What is left is intact and readable.
@@ -415,9 +417,10 @@ fn gc_in_a_loop_never_breaks_a_run(s: Store) {
             }
             rounds
         });
-        // Every run stores new files (a new threshold each time) while gc sweeps.
+        // Every run stores a file no version holds yet (c.jsonl changes each time) while gc sweeps.
+        spec(s.path(), "web.yaml", WEB);
         for i in 0..20 {
-            spec(s.path(), "web.yaml", &WEB.replace("min_chars: 30", &format!("min_chars: {}", 30 + i)));
+            corpus(s.path(), "in/c.jsonl", 400 + i..600 + i);
             let out = s.command(&["run", "web.yaml"]).output().unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(out.status.success(), "run {i} failed while gc ran:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -428,7 +431,7 @@ fn gc_in_a_loop_never_breaks_a_run(s: Store) {
     });
     // What gc left is whole.
     assert_eq!(s.run(&["datasets", "verify", "web@20"]), "web@20: 3 file(s) ok\n");
-    let expected = (0..600).filter(|&i| text(i).len() >= 49).count();
+    let expected = (0..400).chain(419..619).filter(|&i| text(i).len() >= 30).count();
     assert_eq!(s.version_ids("web@20").len(), expected);
 }
 
