@@ -93,7 +93,7 @@ enum Command {
         /// Versions kept per dataset.
         #[arg(long)]
         keep_last: u32,
-        /// Unreferenced step outputs used within this many hours stay.
+        /// Unreferenced step outputs used, and store files written, within this many hours stay.
         #[arg(long, default_value_t = 24.0)]
         grace_hours: f64,
     },
@@ -150,14 +150,14 @@ fn prepare(spec_path: &Path, home: &Home) -> anyhow::Result<Prepared> {
     let mut spec = PipelineSpec::load(spec_path).map_err(spec_errors)?;
     let mut parent = None;
     if let Some(reference) = spec.input.dataset.clone() {
-        let version = home
-            .registry()
-            .and_then(|reg| Ok(reg.version(&reference)?))
-            .map_err(|e| ConfigError(spec.error_at("input.dataset", format!("input.dataset: {e}")).to_string()))?;
+        let at_dataset = |e: &dyn std::fmt::Display| ConfigError(spec.error_at("input.dataset", format!("input.dataset: {e}")).to_string());
+        let version = home.registry_read_only().and_then(|reg| Ok(reg.version(&reference)?)).map_err(|e| at_dataset(&e))?;
         if version.files.is_empty() {
-            return Err(ConfigError(spec.error_at("input.dataset", format!("input.dataset: {} holds no records", version.reference)).to_string()).into());
+            return Err(at_dataset(&format!("{} holds no records", version.reference)).into());
         }
-        spec.input.path = Paths::Many(version.files.iter().map(|f| home.object_path(&f.path).to_string_lossy().into_owned()).collect());
+        // Every file is checked against the version's manifest before anything reads it.
+        let files = home.verified_files(&version).map_err(|e| at_dataset(&e))?;
+        spec.input.path = Paths::Many(files.iter().map(|f| f.to_string_lossy().into_owned()).collect());
         spec.input.format = Some(InputFormat::Parquet);
         spec.input.id_field = Some(curate_core::record::ID.into());
         parent = Some(version.reference.to_string());
@@ -224,7 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let registry = if no_registry { None } else { Some(home.registry().context("opening the registry")?) };
             let spec_text = std::fs::read_to_string(&spec).unwrap_or_default();
             let run_id = match &registry {
-                Some(reg) => Some(curate_datasets::start_run(reg, &p.plan, &spec_text)?),
+                Some(reg) => Some(curate_datasets::resume_or_start_run(reg, &p.plan, &spec_text, &p.spec.output.path, resume)?),
                 None => None,
             };
             if let Some(run) = run_id {
@@ -283,8 +283,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let reg = home.registry()?;
             let actor = actor.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
             let r = curate_datasets::forget(&home, &reg, &sources, &reason, &actor, purge)?;
-            println!("forget #{}: {} source(s)", r.audit, sources.len());
-            if r.versions.is_empty() {
+            if !r.unknown.is_empty() {
+                eprintln!("warning: unknown id(s), not part of forget #{}: {}", r.audit, r.unknown.join(", "));
+            }
+            let known = sources.iter().filter(|s| !r.unknown.contains(s)).collect::<std::collections::BTreeSet<_>>().len();
+            println!("forget #{}: {known} source(s)", r.audit);
+            if r.versions.is_empty() && r.purged.is_empty() && r.outputs.is_empty() {
                 println!("  no dataset version holds anything derived from them");
             }
             for (v, n) in &r.versions {
@@ -292,6 +296,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for (v, n) in &r.purged {
                 println!("  purged {n} record(s) from {v}");
+            }
+            for (f, n) in &r.outputs {
+                println!("  purged {n} record(s) from {}", f.display());
             }
             if purge {
                 println!("  deleted {} file(s) and step output(s)", r.deleted_files);
@@ -301,6 +308,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let home = Home::from_env();
             let reg = home.registry()?;
             let r = curate_datasets::gc(&home, &reg, keep_last, (grace_hours * 3_600_000.0) as i64)?;
+            for run in &r.abandoned {
+                println!("run {run}: its process is gone; marked abandoned (`curate run --resume` continues it)");
+            }
             println!(
                 "removed {} version(s){}, {} data file(s), {} step output(s)",
                 r.versions.len(),
@@ -308,6 +318,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 r.objects,
                 r.cache_entries
             );
+            if !r.running.is_empty() {
+                let ids: Vec<String> = r.running.iter().map(ToString::to_string).collect();
+                println!("  files and step outputs kept: run(s) {} still running; run gc again when they finish", ids.join(", "));
+            }
         }
         Command::Ops { json } => {
             let registry = curate_ops::registry();
@@ -337,6 +351,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The error and its causes, each said once: many library errors already include their
+/// source's text, which `{:#}` would print again.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -354,7 +382,7 @@ fn main() -> ExitCode {
             if e.downcast_ref::<ConfigError>().is_some() {
                 eprintln!("error: {e}");
             } else {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", describe(&e));
             }
             ExitCode::FAILURE
         }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use clap::Subcommand;
 use curate_datasets::Home;
-use curate_registry::{Registry, Version};
+use curate_registry::{Registry, RunStatus, Version};
 use serde_json::{json, Value};
 
 /// `curate datasets ...`
@@ -33,6 +33,14 @@ pub enum DatasetsCommand {
         /// Record ids listed per side at most (all with --json).
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every stored file of a version (or of every version of a dataset) against its manifest: size and blake3 hash.
+    Verify {
+        /// Dataset name, or one version (`web@3`).
+        dataset: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -97,9 +105,21 @@ fn version_json(v: &Version) -> Value {
     })
 }
 
+/// Versions named by `dataset`: one (`web@3`, `web@tag`) or all of a dataset (`web`).
+fn named_versions(reg: &Registry, dataset: &str) -> anyhow::Result<Vec<Version>> {
+    let versions = if dataset.contains('@') { vec![reg.version(dataset)?] } else { reg.versions(dataset)? };
+    if versions.is_empty() {
+        anyhow::bail!("dataset `{dataset}` has no versions; `curate datasets list` shows what exists");
+    }
+    Ok(versions)
+}
+
 /// Runs a `datasets` subcommand.
 pub fn datasets(home: &Home, cmd: DatasetsCommand) -> anyhow::Result<()> {
-    let reg = home.registry()?;
+    let reg = match cmd {
+        DatasetsCommand::Tag { .. } => home.registry()?,
+        _ => home.registry_read_only()?,
+    };
     match cmd {
         DatasetsCommand::List { json } => {
             let all = reg.datasets()?;
@@ -118,10 +138,7 @@ pub fn datasets(home: &Home, cmd: DatasetsCommand) -> anyhow::Result<()> {
             }
         }
         DatasetsCommand::Show { dataset, json } => {
-            let versions = if dataset.contains('@') { vec![reg.version(&dataset)?] } else { reg.versions(&dataset)? };
-            if versions.is_empty() {
-                anyhow::bail!("dataset `{dataset}` has no versions; `curate datasets list` shows what exists");
-            }
+            let versions = named_versions(&reg, &dataset)?;
             if json {
                 return print(&Value::Array(versions.iter().map(version_json).collect()));
             }
@@ -163,6 +180,37 @@ pub fn datasets(home: &Home, cmd: DatasetsCommand) -> anyhow::Result<()> {
                 if ids.len() > limit {
                     println!("  {sign} ... {} more (--limit)", ids.len() - limit);
                 }
+            }
+        }
+        DatasetsCommand::Verify { dataset, json } => {
+            let mut bad_total = 0;
+            let mut out = Vec::new();
+            for v in named_versions(&reg, &dataset)? {
+                let bad = home.verify(&v);
+                bad_total += bad.len();
+                if json {
+                    out.push(json!({
+                        "version": v.reference.to_string(), "files": v.files.len(),
+                        "bad": bad.iter().map(|b| json!({
+                            "path": b.file.path, "expected": format!("{} bytes with blake3 {}", b.file.bytes, b.file.content_hash), "found": b.found,
+                        })).collect::<Vec<_>>(),
+                    }));
+                    continue;
+                }
+                if bad.is_empty() {
+                    println!("{}: {} file(s) ok", v.reference, v.files.len());
+                    continue;
+                }
+                println!("{}: {} of {} file(s) do not match the manifest", v.reference, bad.len(), v.files.len());
+                for b in &bad {
+                    println!("  {}: expected {} bytes with blake3 {}, found {}", b.file.path, b.file.bytes, b.file.content_hash, b.found);
+                }
+            }
+            if json {
+                print(&Value::Array(out))?;
+            }
+            if bad_total > 0 {
+                anyhow::bail!("{bad_total} stored file(s) of {dataset} do not match their manifest");
             }
         }
         DatasetsCommand::Tag { version, tag, move_tag } => {
@@ -207,22 +255,43 @@ fn diff_reasons(reg: &Registry, a: &Version, b: &Version) -> anyhow::Result<Vec<
     Ok(why)
 }
 
+/// Runs whose process is gone, marked abandoned where the registry can be written; a
+/// read-only registry still shows them as abandoned.
+fn abandoned_now(home: &Home, reg: &Registry) -> anyhow::Result<BTreeSet<i64>> {
+    let dead = curate_datasets::dead_runs(reg)?;
+    if !dead.is_empty() {
+        match home.registry() {
+            Ok(rw) => {
+                curate_datasets::reap_dead_runs(&rw)?;
+            }
+            Err(e) => tracing::debug!(error = %e, "registry not writable; abandoned runs shown, not recorded"),
+        }
+    }
+    Ok(dead.into_iter().collect())
+}
+
+/// The status to show: abandoned when the run's process is gone.
+fn status(id: i64, status: RunStatus, dead: &BTreeSet<i64>) -> &'static str {
+    if dead.contains(&id) { RunStatus::Abandoned.as_str() } else { status.as_str() }
+}
+
 /// Runs a `runs` subcommand.
 pub fn runs(home: &Home, cmd: RunsCommand) -> anyhow::Result<()> {
-    let reg = home.registry()?;
+    let reg = home.registry_read_only()?;
+    let dead = abandoned_now(home, &reg)?;
     match cmd {
         RunsCommand::List { limit, json } => {
             let runs = reg.runs(limit)?;
             if json {
                 return print(&Value::Array(
                     runs.iter()
-                        .map(|r| json!({"run": r.id, "pipeline": r.pipeline, "status": r.status.as_str(), "started": time(r.started_at_ms), "spec_hash": r.spec_hash}))
+                        .map(|r| json!({"run": r.id, "pipeline": r.pipeline, "status": status(r.id, r.status, &dead), "started": time(r.started_at_ms), "spec_hash": r.spec_hash, "output": r.output}))
                         .collect(),
                 ));
             }
             for r in runs {
                 let took = r.ended_at_ms.map(|e| format!("{:.1}s", (e - r.started_at_ms) as f64 / 1000.0)).unwrap_or_default();
-                println!("{:>5}  {:<24} {:<10} {}  {took}", r.id, r.pipeline, r.status.as_str(), time(r.started_at_ms));
+                println!("{:>5}  {:<24} {:<10} {}  {took}", r.id, r.pipeline, status(r.id, r.status, &dead), time(r.started_at_ms));
             }
         }
         RunsCommand::Show { run, json } => {
@@ -230,14 +299,18 @@ pub fn runs(home: &Home, cmd: RunsCommand) -> anyhow::Result<()> {
             let reused = r.tasks.iter().filter(|t| t.decision == curate_registry::TaskDecision::Reused).count();
             if json {
                 return print(&json!({
-                    "run": r.id, "pipeline": r.pipeline, "status": r.status.as_str(), "spec_hash": r.spec_hash,
+                    "run": r.id, "pipeline": r.pipeline, "status": status(r.id, r.status, &dead), "spec_hash": r.spec_hash,
+                    "output": r.output, "host": r.owner.as_ref().map(|o| &o.host), "pid": r.owner.as_ref().map(|o| o.pid),
                     "code_version": r.code_version, "started": time(r.started_at_ms), "spec": r.spec,
                     "steps": r.steps.iter().map(|(name, c)| json!({"step": name, "in": c.input, "out": c.kept, "dropped": c.dropped})).collect::<Vec<_>>(),
                     "tasks": r.tasks.iter().map(|t| json!({"key": t.task_key, "step": t.step, "decision": t.decision.as_str(), "reason": t.reason})).collect::<Vec<_>>(),
                     "reused": reused, "recomputed": r.tasks.len() - reused,
                 }));
             }
-            println!("run {} of {}: {} (curate {}, spec {})", r.id, r.pipeline, r.status.as_str(), r.code_version, &r.spec_hash[..12.min(r.spec_hash.len())]);
+            println!("run {} of {}: {} (curate {}, spec {})", r.id, r.pipeline, status(r.id, r.status, &dead), r.code_version, &r.spec_hash[..12.min(r.spec_hash.len())]);
+            if status(r.id, r.status, &dead) == RunStatus::Abandoned.as_str() {
+                println!("its process is gone; `curate run SPEC --resume` continues it into the same output");
+            }
             println!("started {}", time(r.started_at_ms));
             println!("  {:<28} {:>10} {:>10}  dropped", "step", "in", "out");
             for (name, c) in &r.steps {
@@ -255,7 +328,7 @@ pub fn runs(home: &Home, cmd: RunsCommand) -> anyhow::Result<()> {
 
 /// `curate explain ID`.
 pub fn explain(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
-    let reg = home.registry()?;
+    let reg = home.registry_read_only()?;
     let Some(e) = reg.explain(id)? else {
         anyhow::bail!("no record `{id}` in the registry; ids are the input's id_field values, or FILE@BYTE_OFFSET (JSONL) / FILE#ROW (Parquet) when it has none");
     };
@@ -271,6 +344,10 @@ pub fn explain(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
             })).collect::<Vec<_>>(),
             "versions": versions(&e.versions),
             "derived": e.derived.iter().map(|d| json!({"record": d.record_id, "from": d.source_id, "versions": versions(&d.versions)})).collect::<Vec<_>>(),
+            "forgotten": e.forgets.iter().map(|f| json!({
+                "audit": f.audit, "at": time(f.at_ms), "actor": f.actor, "reason": f.reason, "source_id": f.source_id,
+                "without": f.without.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         }));
     }
     println!("record {}", e.record_id);
@@ -293,6 +370,17 @@ pub fn explain(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
     for d in &e.derived {
         let vs: Vec<String> = d.versions.iter().map(|(v, _)| v.to_string()).collect();
         println!("  derived record {} (from {}) in {}", d.record_id, d.source_id, vs.join(", "));
+    }
+    for f in &e.forgets {
+        let via = if f.source_id == e.record_id { String::new() } else { format!(" (through source {})", f.source_id) };
+        println!("  forgotten by forget #{} on {} by {}: {}{via}", f.audit, time(f.at_ms), f.actor, f.reason);
+        if !f.without.is_empty() {
+            let vs: Vec<String> = f.without.iter().map(ToString::to_string).collect();
+            println!("    committed without it: {}", vs.join(", "));
+        }
+    }
+    if let (Some(f), false) = (e.forgets.last(), e.versions.is_empty()) {
+        println!("  the versions listed above still hold it; `curate forget {} --purge` removes it there", f.source_id);
     }
     Ok(())
 }

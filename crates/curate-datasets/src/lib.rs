@@ -11,12 +11,17 @@
 
 mod forget;
 mod lineage;
+mod process;
 mod record_run;
 mod store;
 
 pub use forget::{forget, ForgetReport};
-pub use record_run::{record_run, source_files, start_run, step_label, Committed, RunRecord};
-pub use store::{gc, GcSummary, Home};
+pub use process::{current_owner, is_gone};
+pub use record_run::{
+    dead_runs, reap_dead_runs, record_run, resume_or_start_run, source_files, start_run, step_label, Committed,
+    RunRecord,
+};
+pub use store::{gc, BadFile, GcSummary, Home};
 
 /// A failure while recording or changing datasets.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,18 @@ pub enum Error {
     /// Reading the run's input failed (the message names the file).
     #[error("input: {0}")]
     Input(String),
+    /// A stored file of a version does not match the version's manifest.
+    #[error("{version}: stored file {file} does not match the version's manifest: expected {expected}, found {found} (`curate datasets verify {version}` checks every file)")]
+    Corrupt {
+        /// The version (`name@N`).
+        version: String,
+        /// The file's manifest path.
+        file: String,
+        /// Size and hash the manifest lists.
+        expected: String,
+        /// What is on disk instead.
+        found: String,
+    },
     /// A request that cannot be carried out as asked.
     #[error("{0}")]
     Invalid(String),

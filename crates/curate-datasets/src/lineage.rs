@@ -98,6 +98,21 @@ fn ids(path: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// How many records of a Parquet file have an id in `ids`.
+pub(crate) fn count_ids(path: &Path, ids: &HashSet<String>) -> Result<u64> {
+    let mut n = 0;
+    read_columns(path, &[record::ID], |b| {
+        n += column(path, b, record::ID)?.as_string::<i32>().iter().filter(|id| id.is_some_and(|id| ids.contains(id))).count() as u64;
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+/// Rows of a Parquet file, from its footer.
+pub(crate) fn rows(path: &Path) -> Result<u64> {
+    Ok(u64::try_from(open(path)?.metadata().file_metadata().num_rows()).unwrap_or(0))
+}
+
 /// Writes `src` without the records whose id is in `drop` to `dest`; returns the rows kept.
 pub(crate) fn rewrite_without(src: &Path, dest: &Path, drop: &HashSet<String>) -> Result<u64> {
     let builder = open(src)?;

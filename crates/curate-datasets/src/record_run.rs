@@ -11,6 +11,7 @@ use curate_registry::{
 };
 
 use crate::lineage::{members, origins};
+use crate::process::{current_owner, is_gone};
 use crate::{Error, Home, Result};
 
 /// Lineage rows sent to the registry per call.
@@ -34,14 +35,74 @@ pub fn source_files(source: &dyn Source) -> Result<Vec<SourceFile>> {
     Ok(out)
 }
 
-/// Opens a run record before executing.
-pub fn start_run(reg: &Registry, plan: &Plan, spec_text: &str) -> Result<RunId> {
+/// Opens a run record before executing, owned by this process and writing to `output`.
+pub fn start_run(reg: &Registry, plan: &Plan, spec_text: &str, output: &str) -> Result<RunId> {
+    let output = output_location(output);
     Ok(reg.start_run(&NewRun {
         pipeline: &plan.name,
         spec: spec_text,
         spec_hash: &plan.fingerprint,
         code_version: env!("CARGO_PKG_VERSION"),
+        owner: Some(current_owner()),
+        output: Some(&output),
     })?)
+}
+
+/// The run record for a run about to execute into `output`: with `resume`, the
+/// abandoned run this one continues (same pipeline, spec hash and output, and the
+/// output's interrupted plan is this plan), taken over under its id; otherwise, or
+/// when there is none, a new run. Runs whose process died are marked abandoned first.
+pub fn resume_or_start_run(reg: &Registry, plan: &Plan, spec_text: &str, output: &str, resume: bool) -> Result<RunId> {
+    reap_dead_runs(reg)?;
+    let location = output_location(output);
+    if resume && output_plan(&location).as_deref() == Some(plan.fingerprint.as_str()) {
+        if let Some(run) = reg.abandoned_run(&plan.name, &plan.fingerprint, &location)? {
+            if reg.resume_run(run, &current_owner())? {
+                tracing::info!(run, "resuming abandoned run");
+                return Ok(run);
+            }
+        }
+    }
+    start_run(reg, plan, spec_text, output)
+}
+
+/// Runs recorded as running whose process is gone (see [`is_gone`]), without
+/// changing the registry: for commands that only read it.
+pub fn dead_runs(reg: &Registry) -> Result<Vec<RunId>> {
+    Ok(reg.running_runs()?.into_iter().filter(|r| r.owner.as_ref().is_some_and(is_gone)).map(|r| r.id).collect())
+}
+
+/// Marks runs whose process is gone abandoned; returns them.
+pub fn reap_dead_runs(reg: &Registry) -> Result<Vec<RunId>> {
+    let mut marked = Vec::new();
+    for run in dead_runs(reg)? {
+        if reg.mark_abandoned(run)? {
+            tracing::warn!(run, "run {run} was left running by a process that is gone; marked abandoned");
+            marked.push(run);
+        }
+    }
+    Ok(marked)
+}
+
+/// How a run's output is recorded: URLs as given, local directories absolute, so the
+/// same directory reached from another working directory matches.
+fn output_location(output: &str) -> String {
+    if output.contains("://") {
+        return output.to_owned();
+    }
+    let p = Path::new(output);
+    std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).map_or_else(|_| output.to_owned(), |p| p.to_string_lossy().into_owned())
+}
+
+/// The plan fingerprint an output directory's interrupted run was executing
+/// (`_state/plan.json`, written by the executor); `None` for remote or fresh outputs.
+fn output_plan(location: &str) -> Option<String> {
+    if location.contains("://") {
+        return None;
+    }
+    let bytes = std::fs::read(Path::new(location).join("_state/plan.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    state.get("fingerprint")?.as_str().map(str::to_owned)
 }
 
 /// A finished run to record.
@@ -150,7 +211,11 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         if !(is_data || is_reject) {
             continue;
         }
-        origins(&path, is_reject, |o| {
+        // A data file's lineage is read from its stored copy, so the version's
+        // memberships describe exactly the bytes it holds even if the output changes.
+        let stored = if is_data { Some(home.put(&path, f.rows)?) } else { None };
+        let read_from = stored.as_ref().map_or_else(|| path.clone(), |e| home.object_path(&e.path));
+        origins(&read_from, is_reject, |o| {
             let (chain, dropped) = match o.dropped {
                 Some((step, reason)) => (
                     chains.get(step).copied().unwrap_or(kept_chain),
@@ -171,8 +236,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
             }
             Ok(())
         })?;
-        if is_data {
-            let e = home.put(&path, f.rows)?;
+        if let Some(e) = stored {
             if !files.iter().any(|x| x.path == e.path) {
                 files.push(e);
             }

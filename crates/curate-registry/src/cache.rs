@@ -3,9 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::datasets::load_files;
-use crate::db::{placeholders, Cols, Db, Value};
-use crate::error::Result;
-use crate::types::{CacheEntry, GcPolicy, GcReport, VersionRef};
+use crate::db::{lock_store, placeholders, Cols, Db, Value};
+use crate::error::{Error, Result};
+use crate::types::{CacheEntry, GcPolicy, GcReport, Sweep, VersionRef};
 use crate::{now_ms, Registry};
 
 /// Ids per `IN (...)` list; well under SQLite's and PostgreSQL's parameter limits.
@@ -43,10 +43,27 @@ impl Registry {
     /// Removes untagged versions beyond the newest `keep_last` per dataset (unless a
     /// surviving version derives from them), then cache entries no surviving version
     /// references and nobody used within the grace period. Returns what went, so the
-    /// caller can delete the files.
+    /// caller can delete the files. Same as [`Registry::gc_sweep`] with nothing to sweep.
     pub fn gc(&self, policy: &GcPolicy) -> Result<GcReport> {
+        self.gc_sweep(policy, |_| Ok::<_, Error>(()))
+    }
+
+    /// [`Registry::gc`], calling `sweep` to delete files while no run can start or
+    /// resume; the transaction commits only after `sweep` returns.
+    ///
+    /// While any run is running (and not abandoned), cache entries stay and `sweep` is
+    /// not called: such a run may be reading step outputs, and storing data files, that
+    /// the registry will only hear of when it commits. [`GcReport::running`] lists them.
+    /// An error from `sweep` rolls the registry changes back and is returned as it is.
+    pub fn gc_sweep<E: From<Error>>(
+        &self,
+        policy: &GcPolicy,
+        mut sweep: impl FnMut(&Sweep<'_>) -> Result<(), E>,
+    ) -> Result<GcReport, E> {
         let cutoff = now_ms().saturating_sub(policy.cache_grace_ms);
-        self.write(|db| {
+        let mut sweep_error: Option<E> = None;
+        let result = self.write(|db| {
+            lock_store(db, true)?;
             let doomed = doomed_versions(db, policy.keep_last)?;
             let mut report = GcReport::default();
             for (id, reference) in &doomed {
@@ -66,6 +83,14 @@ impl Registry {
                 )?;
                 db.execute(&format!("DELETE FROM versions WHERE id IN ({list})"), &params)?;
             }
+            report.running = db
+                .query(&format!("SELECT id FROM runs WHERE {} ORDER BY id", crate::runs::LIVE), &[])?
+                .into_iter()
+                .map(|r| Cols::new(r).int())
+                .collect::<Result<_>>()?;
+            if !report.running.is_empty() {
+                return Ok(report);
+            }
             report.cache_entries = db
                 .query(
                     "SELECT cache_key, location, stats, created_at, last_used_at FROM cache_entries c \
@@ -83,8 +108,14 @@ impl Registry {
                     &params,
                 )?;
             }
+            let referenced = crate::datasets::referenced_files_in(db)?;
+            if let Err(e) = sweep(&Sweep { referenced_files: &referenced, cache_entries: &report.cache_entries }) {
+                sweep_error = Some(e);
+                return Err(Error::SweepFailed);
+            }
             Ok(report)
-        })
+        });
+        result.map_err(|e| sweep_error.take().unwrap_or_else(|| e.into()))
     }
 }
 

@@ -255,9 +255,7 @@ impl Registry {
 
     /// Every data file path any version's manifest lists, so a store can delete the rest.
     pub fn referenced_files(&self) -> Result<BTreeSet<String>> {
-        self.read(|db| {
-            db.query("SELECT DISTINCT path FROM version_files", &[])?.into_iter().map(|r| Cols::new(r).text()).collect()
-        })
+        self.read(referenced_files_in)
     }
 
     /// Purges records from an existing version: swaps the listed files for rewritten
@@ -387,6 +385,10 @@ impl Registry {
             Ok(RecordDiff { added: only_in(db, new_id, old_id)?, removed: only_in(db, old_id, new_id)? })
         })
     }
+}
+
+pub(crate) fn referenced_files_in(db: &mut dyn Db) -> Result<BTreeSet<String>> {
+    db.query("SELECT DISTINCT path FROM version_files", &[])?.into_iter().map(|r| Cols::new(r).text()).collect()
 }
 
 fn first_row(rows: Vec<crate::db::Row>) -> Result<crate::db::Row> {

@@ -146,6 +146,21 @@ pub(crate) trait Db: Send {
     fn refresh_stats(&mut self, table: &str) -> Result<()>;
 }
 
+/// Advisory lock key that orders run starts against gc's sweep of files on PostgreSQL.
+const STORE_LOCK: i64 = 7_418_202_612;
+
+/// Takes the store lock for the rest of the current write transaction: `exclusive` for
+/// gc's sweep, shared for starting or resuming runs, so no run starts while gc deletes
+/// files it might read. SQLite needs nothing: every write transaction there is
+/// `BEGIN IMMEDIATE`, which already excludes all other writers.
+pub(crate) fn lock_store(db: &mut dyn Db, exclusive: bool) -> Result<()> {
+    if db.dialect() == Dialect::Postgres {
+        let f = if exclusive { "pg_advisory_xact_lock" } else { "pg_advisory_xact_lock_shared" };
+        db.execute(&format!("SELECT {f}({STORE_LOCK})"), &[])?;
+    }
+    Ok(())
+}
+
 /// `?, ?, ?` for an IN list of `n` items.
 pub(crate) fn placeholders(n: usize) -> String {
     let mut s = String::with_capacity(n * 3);
@@ -166,9 +181,13 @@ impl Sqlite {
         let conn = rusqlite::Connection::open(path)?;
         // Concurrent writers queue on the lock instead of failing at once; WAL lets
         // readers proceed while a commit is in flight.
-        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL syncs the WAL at every commit: a version must never be durable in the
+        // registry while a power loss could still undo it (NORMAL only syncs at
+        // checkpoints, so the last commits could vanish after the store files they
+        // replaced were swept). Costs one fsync per write transaction.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Bulk lineage loads dirty pages all over B-trees far larger than the default
         // 2 MiB cache; 1 GiB (allocated only as used) keeps a 500k-record chunk from
@@ -177,6 +196,46 @@ impl Sqlite {
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Sqlite { conn })
     }
+
+    /// Opens without ever writing, for stores the process may not write (a read-only
+    /// file or directory). Reading a WAL store needs its `-shm` file; where that cannot
+    /// be created (read-only directory, store closed cleanly so it is gone) the file is
+    /// opened as immutable, which is exact because nobody can write it either.
+    pub(crate) fn open_read_only(path: &std::path::Path) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let plain = rusqlite::Connection::open_with_flags(path, flags).and_then(|c| {
+            c.busy_timeout(BUSY_TIMEOUT)?;
+            c.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+            Ok(c)
+        });
+        let conn = match plain {
+            Ok(c) => c,
+            Err(_) => {
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                rusqlite::Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
+            }
+        };
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Sqlite { conn })
+    }
+}
+
+/// How long a SQLite connection waits for another process's lock before reporting busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `path` escaped for a `file:` URI (only the characters URI parsing gives meaning).
+fn uri_path(path: &std::path::Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl rusqlite::ToSql for Value {

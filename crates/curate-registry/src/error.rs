@@ -29,6 +29,9 @@ pub enum Error {
     /// No run has this id.
     #[error("run not found: {0}")]
     RunNotFound(i64),
+    /// None of the ids handed to `forget` is known to the registry; nothing was recorded.
+    #[error("no record or source with id {}: nothing derives from them, so nothing was forgotten (ids are the input's id_field values)", .0.join(", "))]
+    UnknownSources(Vec<String>),
     /// No forget audit entry has this id.
     #[error("audit entry not found: {0}")]
     AuditNotFound(i64),
@@ -67,6 +70,9 @@ pub enum Error {
     /// The record stream of `try_commit_version` yielded an error (returned in its place).
     #[error("the record stream failed; nothing was committed")]
     RecordStreamFailed,
+    /// The file sweep handed to `gc_sweep` failed (its error is returned in its place).
+    #[error("deleting unreferenced files failed; gc changed nothing")]
+    SweepFailed,
     /// A stored JSON column could not be (de)serialised.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

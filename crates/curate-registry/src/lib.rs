@@ -18,7 +18,7 @@
 //! let reg = Registry::open(location)?; // or Registry::open_from_env(".curate/registry.db")
 //!
 //! // A run, its step counters and task outcomes.
-//! let run = reg.start_run(&NewRun { pipeline: "web", spec: "...", spec_hash: "5e1f", code_version: "0.3.1" })?;
+//! let run = reg.start_run(&NewRun { pipeline: "web", spec: "...", spec_hash: "5e1f", code_version: "0.3.1", ..Default::default() })?;
 //! reg.record_task_outcomes(run, &[TaskOutcome {
 //!     task_key: "ab12".into(), step: "clean".into(),
 //!     decision: TaskDecision::Recomputed, reason: "no cache entry".into(),
@@ -112,28 +112,55 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// Opens (creating and migrating if needed) the store at `location`: a
     /// `postgres://`/`postgresql://` URL, or else a SQLite file path (`sqlite://` optional).
+    ///
+    /// Lock contention while opening (several processes creating one fresh SQLite store
+    /// at once) is waited out rather than reported.
     pub fn open(location: &str) -> Result<Self> {
-        let mut db: Box<dyn Db> =
-            if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-                Box::new(db::Postgres::open(location)?)
-            } else {
-                let path = std::path::Path::new(location.strip_prefix("sqlite://").unwrap_or(location));
-                // A default such as `.curate/registry.db` should work in a fresh checkout.
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
+        retry_busy(|| {
+            let mut db: Box<dyn Db> = match sqlite_path(location) {
+                None => Box::new(db::Postgres::open(location)?),
+                Some(path) => {
+                    // A default such as `.curate/registry.db` should work in a fresh checkout.
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    Box::new(db::Sqlite::open(path)?)
                 }
-                Box::new(db::Sqlite::open(path)?)
             };
-        schema::migrate(db.as_mut())?;
-        Ok(Registry { db: Mutex::new(db) })
+            schema::migrate(db.as_mut())?;
+            Ok(Registry { db: Mutex::new(db) })
+        })
+    }
+
+    /// Opens the store for reading only, so commands that only look work on a store
+    /// this process may not write (a read-only `registry.db` or directory) and take no
+    /// write lock. A store that does not exist yet or needs migrating is opened as by
+    /// [`Registry::open`], since there is nothing to read before that.
+    pub fn open_read_only(location: &str) -> Result<Self> {
+        let db: Box<dyn Db> = match sqlite_path(location) {
+            Some(path) if !path.exists() => return Self::open(location),
+            Some(path) => Box::new(retry_busy(|| db::Sqlite::open_read_only(path))?),
+            None => Box::new(retry_busy(|| db::Postgres::open(location))?),
+        };
+        let reg = Registry { db: Mutex::new(db) };
+        match reg.schema_version() {
+            Ok(v) if v == schema::LATEST => Ok(reg),
+            Ok(v) if v > schema::LATEST => Err(Error::SchemaTooNew { found: v, known: schema::LATEST }),
+            _ => {
+                drop(reg);
+                Self::open(location)
+            }
+        }
     }
 
     /// Opens the store named by `$CURATE_REGISTRY`, or `default` when it is unset.
     pub fn open_from_env(default: &str) -> Result<Self> {
-        match std::env::var(REGISTRY_ENV) {
-            Ok(loc) if !loc.is_empty() => Self::open(&loc),
-            _ => Self::open(default),
-        }
+        Self::open(&location_from_env(default))
+    }
+
+    /// [`Registry::open_read_only`] on `$CURATE_REGISTRY`, or `default` when it is unset.
+    pub fn open_read_only_from_env(default: &str) -> Result<Self> {
+        Self::open_read_only(&location_from_env(default))
     }
 
     /// Highest schema migration applied to the store.
@@ -194,6 +221,43 @@ impl Registry {
             // Jittered backoff so two losers do not collide again in lockstep.
             let jitter = u64::from(std::process::id() ^ now_ms() as u32) % 20;
             std::thread::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter));
+        }
+    }
+}
+
+/// The store location `$CURATE_REGISTRY` names, else `default`.
+fn location_from_env(default: &str) -> String {
+    match std::env::var(REGISTRY_ENV) {
+        Ok(loc) if !loc.is_empty() => loc,
+        _ => default.to_owned(),
+    }
+}
+
+/// The SQLite file a location names; `None` for PostgreSQL URLs.
+fn sqlite_path(location: &str) -> Option<&std::path::Path> {
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        return None;
+    }
+    Some(std::path::Path::new(location.strip_prefix("sqlite://").unwrap_or(location)))
+}
+
+/// How long opening a store keeps retrying while other processes hold its locks.
+const OPEN_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Runs `f` again while it fails on lock contention, for up to [`OPEN_PATIENCE`]: some
+/// steps of opening a store (switching a fresh file to WAL, WAL recovery) report busy at
+/// once instead of waiting on the busy timeout.
+fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let mut attempt: u64 = 0;
+    loop {
+        match f() {
+            Err(e) if e.is_retryable() && started.elapsed() < OPEN_PATIENCE => {
+                attempt += 1;
+                let jitter = u64::from(std::process::id() ^ now_ms() as u32) % 20;
+                std::thread::sleep(Duration::from_millis((10 * attempt).min(200) + jitter));
+            }
+            other => return other,
         }
     }
 }

@@ -7,8 +7,8 @@ use crate::db::{first, placeholders, Cols, Db, Value};
 use crate::error::{Error, Result};
 use crate::runs::ensure_run;
 use crate::types::{
-    AuditEntry, AuditId, DatasetForget, DerivedRecord, Dropped, Exclusion, Explanation, ForgetPlan, Occurrence,
-    OpChainId, Operator, RecordLineage, RunId, VersionRef,
+    AuditEntry, AuditId, DatasetForget, DerivedRecord, Dropped, Exclusion, Explanation, ForgetNote, ForgetPlan,
+    Occurrence, OpChainId, Operator, RecordLineage, RunId, VersionRef,
 };
 use crate::{now_ms, Registry};
 
@@ -126,7 +126,8 @@ impl Registry {
                     DerivedRecord { record_id, source_id, versions }
                 })
                 .collect();
-            Ok(Some(Explanation { record_id: record_id.to_owned(), occurrences, versions, derived }))
+            let forgets = forget_notes(db, record_id)?;
+            Ok(Some(Explanation { record_id: record_id.to_owned(), occurrences, versions, derived, forgets }))
         })
     }
 
@@ -147,15 +148,49 @@ impl Registry {
         })
     }
 
+    /// Output locations of the runs that processed any of `record_ids` (runs recorded
+    /// before outputs were tracked are left out), so a purge can reach those files.
+    pub fn record_outputs(&self, record_ids: &[String]) -> Result<BTreeSet<String>> {
+        self.read(|db| {
+            let mut out = BTreeSet::new();
+            for chunk in record_ids.chunks(IN_CHUNK) {
+                let params: Vec<Value> = chunk.iter().map(|s| s.as_str().into()).collect();
+                let sql = format!(
+                    "SELECT DISTINCT u.output FROM records r JOIN op_chains c ON c.id = r.chain_id \
+                     JOIN runs u ON u.id = c.run_id WHERE r.record_id IN ({}) AND u.output IS NOT NULL",
+                    placeholders(chunk.len())
+                );
+                for row in db.query(&sql, &params)? {
+                    out.insert(Cols::new(row).text()?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Plans the removal of everything derived from `sources` and records an audit
     /// entry. Each affected dataset (specialised ones included, since their records
     /// trace back through the global one) gets the records of its latest version to
     /// exclude; the engine then commits new versions with `forget_audit` set to
     /// the returned audit id.
+    ///
+    /// Ids the registry has never seen are left out of the audit entry and returned in
+    /// [`ForgetPlan::unknown`]; when no id is known nothing is recorded and the call
+    /// fails with [`Error::UnknownSources`], so a typo cannot pass for an erasure.
     pub fn forget(&self, sources: &[String], reason: &str, actor: &str) -> Result<ForgetPlan> {
-        let sources_json = serde_json::to_string(sources)?;
+        let mut requested: Vec<String> = Vec::with_capacity(sources.len());
+        for s in sources {
+            if !requested.contains(s) {
+                requested.push(s.clone());
+            }
+        }
         self.write(|db| {
-            let derived = derivation_closure(db, sources)?;
+            let seen = known_ids(db, &requested)?;
+            let (known, unknown): (Vec<String>, Vec<String>) = requested.iter().cloned().partition(|s| seen.contains(s));
+            if known.is_empty() {
+                return Err(Error::UnknownSources(unknown));
+            }
+            let derived = derivation_closure(db, &known)?;
             let ids: Vec<String> = derived.into_iter().map(|(r, _)| r).collect();
             let mut by_dataset: BTreeMap<String, (BTreeSet<i64>, Vec<Exclusion>)> = BTreeMap::new();
             let latest = latest_versions(db)?;
@@ -177,13 +212,14 @@ impl Registry {
                 })
                 .collect();
             let plan_json = serde_json::to_string(&datasets)?;
+            let sources_json = serde_json::to_string(&known)?;
             let audit = first(db.query(
                 "INSERT INTO forget_audits (actor, at, reason, sources, plan) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 &[actor.into(), now_ms().into(), reason.into(), sources_json.as_str().into(), plan_json.as_str().into()],
             )?)
             .ok_or_else(|| Error::Corrupt("INSERT RETURNING gave no row".into()))?
             .int()?;
-            Ok(ForgetPlan { audit, datasets })
+            Ok(ForgetPlan { audit, datasets, unknown })
         })
     }
 
@@ -199,21 +235,78 @@ impl Registry {
             let (actor, at_ms, reason) = (c.text()?, c.int()?, c.text()?);
             let sources = serde_json::from_str(&c.text()?)?;
             let plan = serde_json::from_str(&c.text()?)?;
-            let resulting_versions = db
-                .query(
-                    "SELECT d.name, v.version FROM versions v JOIN datasets d ON d.id = v.dataset_id \
-                     WHERE v.forget_audit_id = ? ORDER BY d.name, v.version",
-                    &[id.into()],
-                )?
-                .into_iter()
-                .map(|row| {
-                    let mut c = Cols::new(row);
-                    Ok(VersionRef { dataset: c.text()?, version: c.int()? })
-                })
-                .collect::<Result<_>>()?;
+            let resulting_versions = audit_versions(db, id)?;
             Ok(AuditEntry { id, actor, at_ms, reason, sources, plan, resulting_versions })
         })
     }
+}
+
+/// Versions committed to execute forget request `id`.
+fn audit_versions(db: &mut dyn Db, id: AuditId) -> Result<Vec<VersionRef>> {
+    db.query(
+        "SELECT d.name, v.version FROM versions v JOIN datasets d ON d.id = v.dataset_id \
+         WHERE v.forget_audit_id = ? ORDER BY d.name, v.version",
+        &[id.into()],
+    )?
+    .into_iter()
+    .map(|row| {
+        let mut c = Cols::new(row);
+        Ok(VersionRef { dataset: c.text()?, version: c.int()? })
+    })
+    .collect()
+}
+
+/// Which of `ids` occur in the record index, as a record or as a source.
+fn known_ids(db: &mut dyn Db, ids: &[String]) -> Result<HashSet<String>> {
+    let mut seen = HashSet::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let params: Vec<Value> = chunk.iter().map(|s| s.as_str().into()).collect();
+        let list = placeholders(chunk.len());
+        for sql in [
+            format!("SELECT DISTINCT source_id FROM records WHERE source_id IN ({list})"),
+            format!("SELECT DISTINCT record_id FROM records WHERE record_id IN ({list})"),
+        ] {
+            for row in db.query(&sql, &params)? {
+                seen.insert(Cols::new(row).text()?);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// The forget requests whose sources include `record_id` or any record it derives from.
+/// Audits are scanned whole: there is one per human request, and their source lists
+/// are stored as JSON.
+fn forget_notes(db: &mut dyn Db, record_id: &str) -> Result<Vec<ForgetNote>> {
+    let mut ancestors: HashSet<String> = HashSet::from([record_id.to_owned()]);
+    let mut frontier = vec![record_id.to_owned()];
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for chunk in frontier.chunks(IN_CHUNK) {
+            let params: Vec<Value> = chunk.iter().map(|s| s.as_str().into()).collect();
+            let sql = format!("SELECT DISTINCT source_id FROM records WHERE record_id IN ({})", placeholders(chunk.len()));
+            for row in db.query(&sql, &params)? {
+                let source = Cols::new(row).text()?;
+                if ancestors.insert(source.clone()) {
+                    next.push(source);
+                }
+            }
+        }
+        frontier = next;
+    }
+    let mut notes = Vec::new();
+    for row in db.query("SELECT id, actor, at, reason, sources FROM forget_audits ORDER BY id", &[])? {
+        let mut c = Cols::new(row);
+        let (audit, actor, at_ms, reason) = (c.int()?, c.text()?, c.int()?, c.text()?);
+        let sources: Vec<String> = serde_json::from_str(&c.text()?)?;
+        if let Some(source_id) = sources.into_iter().find(|s| ancestors.contains(s)) {
+            notes.push(ForgetNote { audit, at_ms, actor, reason, source_id, without: Vec::new() });
+        }
+    }
+    for n in &mut notes {
+        n.without = audit_versions(db, n.audit)?;
+    }
+    Ok(notes)
 }
 
 /// Ids for the chunk's source paths not yet in `known`, inserting new paths.

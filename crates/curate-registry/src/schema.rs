@@ -151,13 +151,37 @@ DROP TABLE records;
 ALTER TABLE records_by_chain RENAME TO records;
 CREATE INDEX records_source ON records (source_id);
 "#,
+    // 3: who runs a run and where it writes. Abandonment is its own column rather than a
+    // new `status` value because SQLite cannot change migration 1's CHECK without
+    // rebuilding `runs`, which four tables reference; readers map (running, abandoned_at
+    // set) to `abandoned`.
+    r#"
+ALTER TABLE runs ADD COLUMN host TEXT;
+ALTER TABLE runs ADD COLUMN pid BIGINT;
+ALTER TABLE runs ADD COLUMN pid_start TEXT;
+ALTER TABLE runs ADD COLUMN output TEXT;
+ALTER TABLE runs ADD COLUMN abandoned_at BIGINT;
+"#,
 ];
 
 /// Highest migration number this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the store up to [`LATEST`]; a no-op when it is already there.
+///
+/// An up-to-date store is recognised with a read, so opening one takes no write lock;
+/// otherwise the check and the migrations run under the write lock (SQLite's `BEGIN
+/// IMMEDIATE`, PostgreSQL's advisory lock), so processes opening a fresh store at once
+/// create it exactly once.
 pub(crate) fn migrate(db: &mut dyn Db) -> Result<i64> {
+    if let Some(current) = current_version(db)? {
+        if current > LATEST {
+            return Err(Error::SchemaTooNew { found: current, known: LATEST });
+        }
+        if current == LATEST {
+            return Ok(LATEST);
+        }
+    }
     db.begin(TxMode::Write)?;
     let result = apply_pending(db);
     match result {
@@ -192,6 +216,20 @@ fn apply_pending(db: &mut dyn Db) -> Result<i64> {
         )?;
     }
     Ok(LATEST)
+}
+
+/// The store's schema version read without locking for writes; `None` when the store
+/// has no migration table yet (or it cannot be read, which the write path reports).
+pub(crate) fn current_version(db: &mut dyn Db) -> Result<Option<i64>> {
+    db.begin(TxMode::Read)?;
+    let result = applied(db);
+    // A failed statement aborts a PostgreSQL transaction; either way the read is over.
+    let _ = db.rollback();
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_retryable() => Err(e),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Highest migration recorded in the store (0 when none).

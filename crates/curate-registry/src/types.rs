@@ -17,7 +17,7 @@ pub type AuditId = i64;
 pub struct OpChainId(pub i64);
 
 /// What the engine knows when a run starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewRun<'a> {
     /// Pipeline name from the spec.
     pub pipeline: &'a str,
@@ -27,6 +27,24 @@ pub struct NewRun<'a> {
     pub spec_hash: &'a str,
     /// Version of the engine/operators code (e.g. git describe).
     pub code_version: &'a str,
+    /// The process executing the run, so a run whose process died can be told apart
+    /// from one still going.
+    pub owner: Option<RunOwner>,
+    /// Where the run writes its output (a local directory or URL), so `--resume` and
+    /// `forget --purge` can find it.
+    pub output: Option<&'a str>,
+}
+
+/// The process executing a run: enough to tell, on the same host, whether it is still
+/// alive (a pid alone may be reused by a later process; its start time may not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOwner {
+    /// Host name of the machine.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Process start time as the OS reports it (Linux: clock ticks since boot).
+    pub start: String,
 }
 
 /// Lifecycle state of a run.
@@ -38,6 +56,9 @@ pub enum RunStatus {
     Succeeded,
     /// Finished with an error.
     Failed,
+    /// Its process died without finishing it (killed, crashed, machine lost); a
+    /// `--resume` of the same plan into the same output continues it.
+    Abandoned,
 }
 
 impl RunStatus {
@@ -47,6 +68,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::Abandoned => "abandoned",
         }
     }
     pub(crate) fn parse(s: &str) -> Result<Self> {
@@ -54,6 +76,7 @@ impl RunStatus {
             "running" => Ok(RunStatus::Running),
             "succeeded" => Ok(RunStatus::Succeeded),
             "failed" => Ok(RunStatus::Failed),
+            "abandoned" => Ok(RunStatus::Abandoned),
             other => Err(Error::Corrupt(format!("unknown run status {other:?}"))),
         }
     }
@@ -130,6 +153,10 @@ pub struct Run {
     pub ended_at_ms: Option<i64>,
     /// Current status.
     pub status: RunStatus,
+    /// The process that executes (or executed) it, when recorded.
+    pub owner: Option<RunOwner>,
+    /// Its output location, when recorded.
+    pub output: Option<String>,
     /// Counters per step name.
     pub steps: BTreeMap<String, StepCounters>,
     /// Task outcomes in task-key order.
@@ -296,6 +323,19 @@ pub struct GcReport {
     pub versions: Vec<(VersionRef, Vec<FileEntry>)>,
     /// Removed cache entries.
     pub cache_entries: Vec<CacheEntry>,
+    /// Runs still running, which kept gc from removing step outputs and store files
+    /// (a running run reads step outputs and writes store files before the registry
+    /// knows about them).
+    pub running: Vec<RunId>,
+}
+
+/// What a store may delete, seen inside gc's transaction while no run can start.
+#[derive(Debug)]
+pub struct Sweep<'a> {
+    /// Every data file path a remaining version lists.
+    pub referenced_files: &'a std::collections::BTreeSet<String>,
+    /// Cache entries just removed from the index, whose outputs go too.
+    pub cache_entries: &'a [CacheEntry],
 }
 
 /// One operator application in a record's history.
@@ -368,6 +408,25 @@ pub struct Explanation {
     pub versions: Vec<(VersionRef, String)>,
     /// Records derived from it (under other ids), with the versions holding them.
     pub derived: Vec<DerivedRecord>,
+    /// Forget requests that reached it (through its own id or an ancestor's), oldest first.
+    pub forgets: Vec<ForgetNote>,
+}
+
+/// A forget request as it concerns one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForgetNote {
+    /// The audit entry.
+    pub audit: AuditId,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Who asked.
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+    /// The requested source id that reached this record.
+    pub source_id: String,
+    /// Versions the request committed, none of which holds the record.
+    pub without: Vec<VersionRef>,
 }
 
 /// A run as listed, without its step counters and task outcomes.
@@ -385,6 +444,10 @@ pub struct RunSummary {
     pub ended_at_ms: Option<i64>,
     /// Current status.
     pub status: RunStatus,
+    /// The process that executes (or executed) it, when recorded.
+    pub owner: Option<RunOwner>,
+    /// Its output location, when recorded.
+    pub output: Option<String>,
 }
 
 /// A file of an existing version rewritten in place by a purge.
@@ -436,6 +499,8 @@ pub struct ForgetPlan {
     pub audit: AuditId,
     /// Datasets holding derived records, by name.
     pub datasets: Vec<DatasetForget>,
+    /// Requested ids the registry has never seen (left out of the audit entry).
+    pub unknown: Vec<String>,
 }
 
 /// A recorded forget request and the versions that executed it.

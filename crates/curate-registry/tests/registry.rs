@@ -26,6 +26,9 @@ backend_tests!(
     records_migrate_to_per_chain_lineage,
     runs_are_listed_newest_first,
     versions_listing_and_purge,
+    abandoned_runs_resume_under_their_id,
+    gc_sweeps_only_while_no_run_is_running,
+    read_only_open_reads_without_migrating,
 );
 
 fn file(path: &str, hash: &str, rows: u64) -> FileEntry {
@@ -49,7 +52,7 @@ fn vref(dataset: &str, version: i64) -> VersionRef {
 }
 
 fn start_run(reg: &Registry) -> RunId {
-    reg.start_run(&NewRun { pipeline: "web", spec: "steps: []", spec_hash: "s1", code_version: "0.1.0" })
+    reg.start_run(&NewRun { pipeline: "web", spec: "steps: []", spec_hash: "s1", code_version: "0.1.0", ..Default::default() })
         .expect("start run")
 }
 
@@ -444,7 +447,31 @@ fn forget_reaches_specialised_dataset(b: &mut Backend) {
     assert_ne!(again.audit, plan.audit);
     let web = &again.datasets[0];
     assert_eq!((web.dataset.as_str(), web.latest, web.exclude.len()), ("web", 3, 0));
-    assert!(reg.forget(&["unknown".to_owned()], "none", "bob").unwrap().datasets.is_empty());
+
+    // Unknown ids: named, left out of the audit; alone, an error and no audit entry.
+    let partial = reg.forget(&["s3".to_owned(), "nope-1".to_owned(), "s3".to_owned()], "typo", "bob").unwrap();
+    assert_eq!(partial.unknown, vec!["nope-1".to_owned()]);
+    assert_eq!(reg.audit(partial.audit).unwrap().sources, vec!["s3".to_owned()], "known, deduplicated");
+    match reg.forget(&["nope-1".to_owned(), "nope-2".to_owned()], "none", "bob") {
+        Err(Error::UnknownSources(ids)) => assert_eq!(ids, vec!["nope-1".to_owned(), "nope-2".to_owned()]),
+        other => panic!("expected UnknownSources, got {other:?}"),
+    }
+    assert!(matches!(reg.audit(partial.audit + 1), Err(Error::AuditNotFound(_))), "no audit entry for an all-unknown request");
+
+    // explain names the requests that reached a record, and the versions that left it out.
+    let e = reg.explain("c3").unwrap().expect("known");
+    let notes: Vec<(AuditId, &str, &str, Vec<VersionRef>)> =
+        e.forgets.iter().map(|n| (n.audit, n.actor.as_str(), n.source_id.as_str(), n.without.clone())).collect();
+    assert_eq!(
+        notes,
+        vec![
+            (plan.audit, "alice", "s3", vec![vref("web", 3), vref("web-code", 2)]),
+            (again.audit, "bob", "s3", vec![]),
+            (partial.audit, "bob", "s3", vec![]),
+        ]
+    );
+    assert_eq!(e.forgets[0].reason, "GDPR request 42");
+    assert!(reg.explain("c0").unwrap().expect("known").forgets.is_empty());
 }
 
 fn failed_commit_leaves_nothing(b: &mut Backend) {
@@ -564,6 +591,8 @@ fn records_migrate_to_per_chain_lineage(b: &mut Backend) {
          source_offset BIGINT NOT NULL, chain_id BIGINT NOT NULL, drop_step TEXT, drop_reason TEXT); \
          CREATE INDEX records_source ON records (source_id); \
          INSERT INTO source_files (path) VALUES ('raw/old.jsonl'); \
+         ALTER TABLE runs DROP COLUMN host; ALTER TABLE runs DROP COLUMN pid; ALTER TABLE runs DROP COLUMN pid_start; \
+         ALTER TABLE runs DROP COLUMN output; ALTER TABLE runs DROP COLUMN abandoned_at; \
          DELETE FROM schema_migrations WHERE version > 1",
     );
     b.raw(&format!(
@@ -571,7 +600,7 @@ fn records_migrate_to_per_chain_lineage(b: &mut Backend) {
         chain.0
     ));
     let reg = b.open();
-    assert_eq!(reg.schema_version().unwrap(), 2);
+    assert_eq!(reg.schema_version().unwrap(), 3);
     let e = reg.explain("old-1").unwrap().expect("carried over");
     assert_eq!((e.occurrences[0].source_id.as_str(), e.occurrences[0].source_offset), ("src-old", 3));
     let chain2 = reg.register_op_chain(run, "clean", &[op("other")]).unwrap();
@@ -607,4 +636,117 @@ fn versions_listing_and_purge(b: &mut Backend) {
         reg.purge_version("d@1", &[replacement], &[]),
         Err(Error::InvalidManifest(_))
     ));
+}
+
+fn owner(pid: u32) -> RunOwner {
+    RunOwner { host: "h1".into(), pid, start: format!("{pid}00") }
+}
+
+fn abandoned_runs_resume_under_their_id(b: &mut Backend) {
+    let reg = b.open();
+    let new = |output| NewRun { pipeline: "web", spec: "s", spec_hash: "h", code_version: "1", owner: Some(owner(7)), output: Some(output) };
+    let killed = reg.start_run(&new("/data/out")).unwrap();
+    let other = reg.start_run(&new("/data/elsewhere")).unwrap();
+    assert_eq!(reg.running_runs().unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![killed, other]);
+    assert_eq!(reg.run(killed).unwrap().owner, Some(owner(7)));
+    assert_eq!(reg.abandoned_run("web", "h", "/data/out").unwrap(), None, "still running");
+
+    assert!(reg.mark_abandoned(killed).unwrap());
+    assert!(!reg.mark_abandoned(killed).unwrap(), "already abandoned");
+    assert_eq!(reg.run(killed).unwrap().status, RunStatus::Abandoned);
+    assert_eq!(reg.runs(10).unwrap()[1].status, RunStatus::Abandoned);
+    assert_eq!(reg.running_runs().unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![other]);
+    assert_eq!(reg.abandoned_run("web", "h", "/data/out").unwrap(), Some(killed));
+    assert_eq!(reg.abandoned_run("web", "other-spec", "/data/out").unwrap(), None);
+    assert_eq!(reg.abandoned_run("web", "h", "/data/elsewhere").unwrap(), None);
+
+    assert!(reg.resume_run(killed, &owner(9)).unwrap());
+    assert!(!reg.resume_run(killed, &owner(10)).unwrap(), "taken over once");
+    let run = reg.run(killed).unwrap();
+    assert_eq!((run.status, run.owner, run.output.as_deref()), (RunStatus::Running, Some(owner(9)), Some("/data/out")));
+    reg.finish_run(killed, RunStatus::Succeeded).unwrap();
+    assert_eq!(reg.run(killed).unwrap().status, RunStatus::Succeeded);
+    assert!(!reg.mark_abandoned(killed).unwrap(), "a finished run is never abandoned");
+}
+
+fn gc_sweeps_only_while_no_run_is_running(b: &mut Backend) {
+    let reg = b.open();
+    for h in ["a", "b"] {
+        commit(&reg, &manifest("d", vec![file(&format!("objects/{h}"), h, 1)]));
+    }
+    reg.cache_insert("k1", "cache/k1", &serde_json::json!({})).unwrap();
+    let run = start_run(&reg);
+    let policy = GcPolicy { keep_last: 1, cache_grace_ms: -1 };
+    let mut calls = 0;
+    let report = reg.gc_sweep(&policy, |_| -> Result<()> { calls += 1; Ok(()) }).unwrap();
+    assert_eq!(calls, 0, "no sweep while a run is running");
+    assert_eq!(report.running, vec![run]);
+    assert_eq!(report.versions.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>(), vec![vref("d", 1)], "versions still go");
+    assert!(report.cache_entries.is_empty());
+
+    reg.finish_run(run, RunStatus::Failed).unwrap();
+    let mut seen = Vec::new();
+    let report = reg
+        .gc_sweep(&policy, |s| -> Result<()> {
+            seen = s.referenced_files.iter().cloned().collect();
+            assert_eq!(s.cache_entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), vec!["k1"]);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec!["objects/b".to_owned()]);
+    assert!(report.running.is_empty());
+
+    // A failing sweep undoes the registry side: the entry is offered again next time.
+    reg.cache_insert("k2", "cache/k2", &serde_json::json!({})).unwrap();
+    let err = reg.gc_sweep(&policy, |_| Err(Error::Io(std::io::Error::other("disk gone")))).unwrap_err();
+    assert_eq!(err.to_string(), "io: disk gone");
+    let report = reg.gc_sweep(&policy, |_| -> Result<()> { Ok(()) }).unwrap();
+    assert_eq!(report.cache_entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), vec!["k2"]);
+}
+
+fn read_only_open_reads_without_migrating(b: &mut Backend) {
+    let reg = b.open();
+    commit(&reg, &manifest("d", vec![file("a", "h", 1)]));
+    drop(reg);
+    let ro = Registry::open_read_only(b.location()).unwrap();
+    assert_eq!(ro.resolve("d").unwrap(), vref("d", 1));
+    assert_eq!(ro.datasets().unwrap().len(), 1);
+    if matches!(b, Backend::Sqlite { .. }) {
+        let err = ro.tag("d@1", "t").unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+    }
+}
+
+#[test]
+fn sqlite_read_only_open_of_a_missing_store_creates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/registry.db");
+    let reg = Registry::open_read_only(path.to_str().unwrap()).unwrap();
+    assert!(reg.datasets().unwrap().is_empty());
+    assert!(path.exists());
+}
+
+/// Many connections opening one fresh SQLite file at once all get a migrated store
+/// (they used to fail with `database is locked`).
+#[test]
+fn sqlite_concurrent_fresh_open() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db").to_string_lossy().into_owned();
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        Registry::open(&path).and_then(|r| r.schema_version())
+                    })
+                })
+                .collect();
+            for h in handles {
+                let v = h.join().unwrap().expect("open succeeds");
+                assert!(v >= 3);
+            }
+        });
+    }
 }

@@ -82,7 +82,7 @@ fn run(args: &Args) -> Result<()> {
     let special = args.records - global;
     println!("location {}  records {} (global {global}, specialised {special})", args.location, args.records);
 
-    let run = reg.start_run(&NewRun { pipeline: "bench", spec: "bench", spec_hash: "bench", code_version: "bench" })?;
+    let run = reg.start_run(&NewRun { pipeline: "bench", spec: "bench", spec_hash: "bench", code_version: "bench", ..Default::default() })?;
     let ops = |names: &[&str]| -> Vec<Operator> {
         names.iter().map(|n| Operator { name: (*n).into(), version: "1".into(), params_hash: format!("p-{n}"), params: serde_json::Value::Null }).collect()
     };
