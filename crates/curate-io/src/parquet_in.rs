@@ -81,14 +81,17 @@ impl ParquetFile {
         Ok(ParquetFile { loc: loc.clone(), len, meta, io_error: Default::default() })
     }
 
+    /// The file's footer: row groups, column chunks, sizes.
     pub(crate) fn metadata(&self) -> &Arc<ParquetMetaData> {
         self.meta.metadata()
     }
 
+    /// The file's Arrow schema.
     pub(crate) fn schema(&self) -> &SchemaRef {
         self.meta.schema()
     }
 
+    /// A reader of one row group, so that a damaged one fails alone.
     fn batches(&self, row_group: usize) -> Result<Batches, BoxError> {
         let rg = vec![row_group];
         Ok(match &self.loc.local {
