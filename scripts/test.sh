@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: starts what the tests need (a local
-# S3-protocol server, PostgreSQL for the registry, a Python env with pyarrow and HF datasets), then the Rust and Python suites.
+# S3-protocol server, PostgreSQL for the registry, a Python env with pyarrow and HF datasets),
+# then the Rust suites, a bounded fuzzing run of the readers (scripts/fuzz.sh) and the Python
+# suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/s3-server.sh start
@@ -11,4 +13,5 @@ scripts/python-env.sh
 command -v strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }
 cargo build --workspace --bins
 cargo test --workspace
+scripts/fuzz.sh
 .venv-test/bin/python -m pytest tests/python -q

@@ -149,14 +149,7 @@ pub(crate) struct Decoded<'a> {
 }
 
 impl<'a> Decoded<'a> {
-    /// Decodes `input` (compressed with `codec`, not `Plain`); `label` names the file in
-    /// reasons. `reopen` allows the second pass over units larger than `hold` bytes;
-    /// without it such units are held whole.
-    pub(crate) fn new(codec: Codec, label: String, input: Box<dyn Read + Send + 'a>, reopen: Option<Reopen<'a>>, hold: usize) -> Self {
-        let dec: Box<dyn UnitDecoder> = match codec {
-            Codec::Zstd => Box::new(Zstd::new()),
-            Codec::Gzip | Codec::Plain => Box::new(Gzip::new()),
-        };
+    fn new(dec: Box<dyn UnitDecoder>, label: String, input: Box<dyn Read + Send + 'a>, reopen: Option<Reopen<'a>>, hold: usize) -> Self {
         Decoded {
             label,
             dec,
@@ -597,10 +590,21 @@ pub(crate) enum Input<'a> {
     /// Uncompressed.
     Plain(Box<dyn Read + Send + 'a>),
     /// Decompressed.
-    Decoded(Decoded<'a>),
+    Decoded(Box<Decoded<'a>>),
 }
 
-impl Input<'_> {
+impl<'a> Input<'a> {
+    /// `raw` read as `codec`; `label` names the file in reasons. `reopen` allows the second
+    /// pass over units larger than `hold` bytes; without it such units are held whole.
+    pub(crate) fn new(codec: Codec, label: String, raw: Box<dyn Read + Send + 'a>, reopen: Option<Reopen<'a>>, hold: usize) -> Self {
+        let dec: Box<dyn UnitDecoder> = match codec {
+            Codec::Plain => return Input::Plain(raw),
+            Codec::Gzip => Box::new(Gzip::new()),
+            Codec::Zstd => Box::new(Zstd::new()),
+        };
+        Input::Decoded(Box::new(Decoded::new(dec, label, raw, reopen, hold)))
+    }
+
     /// The reason the range `[start, end)` is damaged, if it is (see [`Decoded::damage`]).
     pub(crate) fn damage(&mut self, start: u64, end: u64) -> Option<Arc<str>> {
         match self {
@@ -662,7 +666,9 @@ mod tests {
     fn decode(codec: Codec, bytes: &[u8], hold: usize) -> (Vec<u8>, Vec<u8>, Option<String>) {
         let owned = bytes.to_vec();
         let reopen: Reopen<'static> = Box::new(move |at| Ok(Box::new(io::Cursor::new(owned[at as usize..].to_vec()))));
-        let mut d = Decoded::new(codec, "f".into(), Box::new(io::Cursor::new(bytes.to_vec())), Some(reopen), hold);
+        let Input::Decoded(mut d) = Input::new(codec, "f".into(), Box::new(io::Cursor::new(bytes.to_vec())), Some(reopen), hold) else {
+            panic!("{codec:?} is compressed")
+        };
         let mut out = Vec::new();
         d.read_to_end(&mut out).unwrap();
         let (mut sound, mut damaged) = (Vec::new(), Vec::new());
@@ -706,7 +712,6 @@ mod tests {
         bad[n - 8] ^= 0xff;
         let file = [gzip(&a), bad, gzip(&c)].concat();
         check(Codec::Gzip, &file, (&[a, c].concat(), &b, None));
-        let (_, _, _) = decode(Codec::Gzip, &file, usize::MAX);
     }
 
     #[test]

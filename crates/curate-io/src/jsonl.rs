@@ -458,12 +458,14 @@ impl<'a> JsonlReader<'a> {
         // A byte order mark is an encoding marker of the file, not part of its first record.
         let start = if self.pos == 0 && buf.starts_with(BOM) { BOM.len() } else { 0 };
         let content = trim_line(&buf[start..]);
-        if content.is_empty() {
+        let unterminated = n as usize == buf.len() && !buf.ends_with(b"\n");
+        let cut = if unterminated { self.reader.get_ref().failure() } else { None };
+        // A line cut by a decoding failure is reported even if what was decoded of it is
+        // blank: the rest of it is in the unreadable part.
+        if content.is_empty() && cut.is_none() {
             return Ok(());
         }
         let damaged = self.reader.get_mut().damage(self.pos, self.pos + n);
-        let unterminated = n as usize == buf.len() && !buf.ends_with(b"\n");
-        let cut = if unterminated { self.reader.get_ref().failure() } else { None };
         if let Some(reason) = damaged.or(cut.map(|f| format!("{f} (this record is cut short by it)").into())) {
             let raw = content.to_vec();
             quarantined.push(self.quarantine(format!("record decoded from damaged input, not trusted: {reason}"), raw)?);

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+#[cfg(feature = "s3")]
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
@@ -46,6 +47,18 @@ pub struct Location {
     pub local: Option<PathBuf>,
 }
 
+/// The S3 bucket `bucket`, configured from the usual `AWS_*` variables.
+#[cfg(feature = "s3")]
+fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    let store = AmazonS3Builder::from_env().with_bucket_name(bucket).build().map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3_store(_bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    Err("built without s3:// support (curate-io feature `s3`)".into())
+}
+
 impl Location {
     /// Resolves `s3://bucket/key` (credentials and endpoint from the usual `AWS_*` variables)
     /// or a local path (relative to the working directory).
@@ -55,12 +68,9 @@ impl Location {
             if bucket.is_empty() {
                 return Err(IoError::Location { location: s.into(), message: "missing bucket name".into() });
             }
-            let store = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .build()
-                .map_err(|e| IoError::Location { location: s.into(), message: e.to_string() })?;
+            let store = s3_store(bucket).map_err(|message| IoError::Location { location: s.into(), message })?;
             return Ok(Location {
-                store: Arc::new(store),
+                store,
                 path: ObjPath::from(key.trim_end_matches('/')),
                 display: s.trim_end_matches('/').into(),
                 local: None,

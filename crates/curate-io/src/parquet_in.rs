@@ -23,7 +23,13 @@ const BATCH_ROWS: usize = 8192;
 pub(crate) struct RemoteFile {
     loc: Location,
     len: u64,
+    /// The first read that failed: the decoder reports it as a decoding error, but a store
+    /// failure is no reason to quarantine data.
+    io_error: IoFailure,
 }
+
+/// The first I/O failure of the reads of one file.
+type IoFailure = Arc<std::sync::Mutex<Option<String>>>;
 
 impl Length for RemoteFile {
     fn len(&self) -> u64 {
@@ -40,9 +46,12 @@ impl ChunkReader for RemoteFile {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        self.loc
-            .read_range(start, start + length as u64)
-            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        self.loc.read_range(start, start + length as u64).map_err(|e| {
+            if let Ok(mut first) = self.io_error.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+            parquet::errors::ParquetError::External(Box::new(e))
+        })
     }
 }
 
@@ -51,6 +60,7 @@ pub(crate) struct ParquetFile {
     loc: Location,
     len: u64,
     meta: ArrowReaderMetadata,
+    io_error: IoFailure,
 }
 
 /// Record batches of one row group.
@@ -66,19 +76,22 @@ impl ParquetFile {
                 let file = std::fs::File::open(p).map_err(|e| IoError::Read { file: loc.display.clone(), source: e })?;
                 ArrowReaderMetadata::load(&file, options).map_err(err)?
             }
-            None => ArrowReaderMetadata::load(&RemoteFile { loc: loc.clone(), len }, options).map_err(err)?,
+            None => ArrowReaderMetadata::load(&RemoteFile { loc: loc.clone(), len, io_error: Default::default() }, options).map_err(err)?,
         };
-        Ok(ParquetFile { loc: loc.clone(), len, meta })
+        Ok(ParquetFile { loc: loc.clone(), len, meta, io_error: Default::default() })
     }
 
+    /// The file's footer: row groups, column chunks, sizes.
     pub(crate) fn metadata(&self) -> &Arc<ParquetMetaData> {
         self.meta.metadata()
     }
 
+    /// The file's Arrow schema.
     pub(crate) fn schema(&self) -> &SchemaRef {
         self.meta.schema()
     }
 
+    /// A reader of one row group, so that a damaged one fails alone.
     fn batches(&self, row_group: usize) -> Result<Batches, BoxError> {
         let rg = vec![row_group];
         Ok(match &self.loc.local {
@@ -87,7 +100,7 @@ impl ParquetFile {
                 Box::new(b.with_row_groups(rg).with_batch_size(BATCH_ROWS).build()?)
             }
             None => {
-                let b = ParquetRecordBatchReaderBuilder::new_with_metadata(RemoteFile { loc: self.loc.clone(), len: self.len }, self.meta.clone());
+                let b = ParquetRecordBatchReaderBuilder::new_with_metadata(RemoteFile { loc: self.loc.clone(), len: self.len, io_error: self.io_error.clone() }, self.meta.clone());
                 Box::new(b.with_row_groups(rg).with_batch_size(BATCH_ROWS).build()?)
             }
         })
@@ -238,7 +251,11 @@ struct RowGroups<'a> {
 }
 
 impl RowGroups<'_> {
-    fn fail(&mut self, e: impl std::fmt::Display) {
+    /// Quarantines the rest of the current row group, unless reading (not decoding) failed.
+    fn fail(&mut self, e: impl std::fmt::Display) -> Result<(), BoxError> {
+        if let Some(io) = self.file.io_error.lock().ok().and_then(|e| e.clone()) {
+            return Err(format!("{}: {io}", self.file.loc.display).into());
+        }
         let group = self.next_group - 1;
         let first = self.group_end - self.file.metadata().row_group(group).num_rows() as u64;
         self.bad = Some(format!(
@@ -246,6 +263,7 @@ impl RowGroups<'_> {
             self.group_end, self.row
         ));
         self.batches = None;
+        Ok(())
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
@@ -270,8 +288,8 @@ impl RowGroups<'_> {
                         self.row += b.num_rows() as u64;
                         return Ok(Some(chunk));
                     }
-                    Some(Err(e)) => self.fail(e),
-                    None if self.row < self.group_end => self.fail("the row group ends early"),
+                    Some(Err(e)) => self.fail(e)?,
+                    None if self.row < self.group_end => self.fail("the row group ends early")?,
                     None => self.batches = None,
                 }
                 continue;
@@ -284,7 +302,7 @@ impl RowGroups<'_> {
             self.group_end = self.row + self.file.metadata().row_group(group).num_rows() as u64;
             match self.file.batches(group) {
                 Ok(b) => self.batches = Some(b),
-                Err(e) => self.fail(e),
+                Err(e) => self.fail(e)?,
             }
         }
     }

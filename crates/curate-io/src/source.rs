@@ -10,7 +10,7 @@ use curate_core::io::{BoxError, Chunk, Shard, ShardPart, Source};
 use curate_core::record;
 use curate_core::spec::{InputFormat, InputSpec};
 
-use crate::decode::{Codec, Decoded, Input, Reopen, HOLD_BYTES};
+use crate::decode::{Codec, Input, Reopen, HOLD_BYTES};
 use crate::jsonl::{read_line_capped, JsonlLayout, JsonlReader, BOM};
 use crate::location::{expand, Location};
 use crate::parquet_in::{read_row_groups, ParquetFile, ParquetLayout};
@@ -331,7 +331,6 @@ impl Source for FileSource {
         let (loc, len) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
         match (&self.layout, &shard.part) {
             (Layout::Jsonl(layout), part) => {
-                let codec = Codec::of(&shard.file);
                 let (start, end) = match part {
                     ShardPart::Bytes { start, end } => (*start, Some(*end)),
                     _ => (0, None),
@@ -345,14 +344,8 @@ impl Source for FileSource {
                 // unit (decode.rs) re-reads bytes this hash and the size/time check vouched for.
                 let (raw, hashed) = HashingReader::new(loc.open_range(from, None)?, from, window);
                 let check = self.verifier(shard, Some(hashed))?;
-                let raw: Box<dyn Read + Send> = Box::new(raw);
-                let input = match codec {
-                    Codec::Plain => Input::Plain(raw),
-                    _ => {
-                        let reopen: Reopen<'a> = Box::new(move |at| loc.open_range(at, None).map_err(std::io::Error::other));
-                        Input::Decoded(Decoded::new(codec, shard.file.clone(), raw, Some(reopen), HOLD_BYTES))
-                    }
-                };
+                let reopen: Reopen<'a> = Box::new(move |at| loc.open_range(at, None).map_err(std::io::Error::other));
+                let input = Input::new(Codec::of(&shard.file), shard.file.clone(), Box::new(raw), Some(reopen), HOLD_BYTES);
                 let count: crate::jsonl::LineCounter<'a> = Box::new(move |upto| count_newlines(loc, upto));
                 let inner =
                     Box::new(JsonlReader::new(layout, self.schema.clone(), shard.file.clone(), input, start, end, count, MAX_RECORD_BYTES)?);
