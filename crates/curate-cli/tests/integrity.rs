@@ -139,14 +139,28 @@ fn run_with_edit_mid_run(dir: &Path, spec: &str, input: &Path) -> std::process::
     child.wait_with_output().unwrap()
 }
 
+/// Runs the split-input pipeline in `d` on `original`, rewriting the input mid-run.
+fn split_run_edited_mid_run(d: &Path, original: &str) -> std::process::Output {
+    write(&d.join("in.jsonl"), original);
+    write(&d.join("e.yaml"), split_spec("out/e"));
+    run_with_edit_mid_run(d, "e.yaml", &d.join("in.jsonl"))
+}
+
+/// The outputs in `d` equal those of the split-input pipeline run once on a clean copy.
+fn assert_same_as_clean_run(d: &Path, original: &str, args: &[&str]) {
+    let clean = tempfile::tempdir().unwrap();
+    write(&clean.path().join("in.jsonl"), original);
+    write(&clean.path().join("e.yaml"), split_spec("out/e"));
+    curate_ok(clean.path(), &[&["run", "e.yaml"], args].concat());
+    assert_eq!(tree(d, &["out/e/data", "out/e/rejects"]), tree(clean.path(), &["out/e/data", "out/e/rejects"]));
+}
+
 #[test]
 fn an_input_edited_during_a_run_fails_it_and_poisons_neither_version_nor_cache() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let original = varied_input(12_000);
-    write(&d.join("in.jsonl"), &original);
-    write(&d.join("e.yaml"), split_spec("out/e"));
-    let out = run_with_edit_mid_run(d, "e.yaml", &d.join("in.jsonl"));
+    let out = split_run_edited_mid_run(d, &original);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a run that read an edited input must fail");
     assert!(stderr.contains("in.jsonl: the file changed while this run read it"), "{stderr}");
@@ -158,11 +172,7 @@ fn an_input_edited_during_a_run_fails_it_and_poisons_neither_version_nor_cache()
     write(&d.join("in.jsonl"), &original);
     let rerun = curate_ok(d, &["run", "e.yaml"]);
     assert!(rerun.contains("committed e@1"), "{rerun}");
-    let clean = tempfile::tempdir().unwrap();
-    write(&clean.path().join("in.jsonl"), &original);
-    write(&clean.path().join("e.yaml"), split_spec("out/e"));
-    curate_ok(clean.path(), &["run", "e.yaml"]);
-    assert_eq!(tree(d, &["out/e/data", "out/e/rejects"]), tree(clean.path(), &["out/e/data", "out/e/rejects"]));
+    assert_same_as_clean_run(d, &original, &[]);
 }
 
 #[test]
@@ -170,20 +180,14 @@ fn resume_after_an_input_changed_recomputes_only_its_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let original = varied_input(12_000);
-    write(&d.join("in.jsonl"), &original);
-    write(&d.join("e.yaml"), split_spec("out/e"));
-    let out = run_with_edit_mid_run(d, "e.yaml", &d.join("in.jsonl"));
+    let out = split_run_edited_mid_run(d, &original);
     assert!(!out.status.success());
     // The file is fixed (here: its original content back); --resume continues the run.
     write(&d.join("in.jsonl"), &original);
     // Every task of the (rewritten) file is recomputed: its size and modification time changed.
     let resumed = curate_ok(d, &["run", "e.yaml", "--resume", "--no-registry"]);
     assert!(resumed.contains("(0 resumed)"), "{resumed}");
-    let clean = tempfile::tempdir().unwrap();
-    write(&clean.path().join("in.jsonl"), &original);
-    write(&clean.path().join("e.yaml"), split_spec("out/e"));
-    curate_ok(clean.path(), &["run", "e.yaml", "--no-registry"]);
-    assert_eq!(tree(d, &["out/e/data", "out/e/rejects"]), tree(clean.path(), &["out/e/data", "out/e/rejects"]));
+    assert_same_as_clean_run(d, &original, &["--no-registry"]);
 
     // A finished run whose input was then edited: --resume keeps the other tasks, recomputes
     // the edited file's, and leaves none of its old files behind (here it now keeps nothing).

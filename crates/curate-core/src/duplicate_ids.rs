@@ -8,9 +8,8 @@
 use std::collections::HashSet;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type};
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StructArray};
-use arrow_schema::DataType;
+use arrow_array::types::UInt64Type;
+use arrow_array::{Array, BooleanArray, RecordBatch, StructArray};
 use arrow_select::filter::filter_record_batch;
 
 use crate::io::{BoxError, Chunk, Quarantined};
@@ -109,53 +108,11 @@ fn location(batch: &RecordBatch, row: usize) -> String {
 
 /// The record as a JSON object of its input fields (what quarantine keeps as `raw`).
 fn row_json(batch: &RecordBatch, row: usize) -> String {
-    let mut obj = serde_json::Map::new();
-    for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
-        let name = field.name();
-        if name == record::SOURCE || col.is_null(row) {
-            continue;
-        }
-        if name == record::EXTRA {
-            if let Ok(serde_json::Value::Object(extra)) = serde_json::from_str(col.as_string::<i32>().value(row)) {
-                obj.extend(extra);
-            }
-            continue;
-        }
-        let json_text = field.metadata().contains_key(record::JSON_METADATA_KEY);
-        obj.insert(name.clone(), value_json(col, row, json_text));
+    let mut one = batch.slice(row, 1);
+    if let Ok(i) = one.schema().index_of(record::SOURCE) {
+        one.remove_column(i);
     }
-    serde_json::Value::Object(obj).to_string()
-}
-
-fn value_json(col: &ArrayRef, row: usize, json_text: bool) -> serde_json::Value {
-    use serde_json::Value;
-    macro_rules! num {
-        ($t:ty) => {
-            Value::from(col.as_primitive::<$t>().value(row))
-        };
-    }
-    match col.data_type() {
-        DataType::Utf8 => {
-            let s = col.as_string::<i32>().value(row);
-            if json_text {
-                serde_json::from_str(s).unwrap_or_else(|_| Value::from(s))
-            } else {
-                Value::from(s)
-            }
-        }
-        DataType::LargeUtf8 => Value::from(col.as_string::<i64>().value(row)),
-        DataType::Boolean => Value::from(col.as_boolean().value(row)),
-        DataType::Int8 => num!(Int8Type),
-        DataType::Int16 => num!(Int16Type),
-        DataType::Int32 => num!(Int32Type),
-        DataType::Int64 => num!(Int64Type),
-        DataType::UInt8 => num!(UInt8Type),
-        DataType::UInt16 => num!(UInt16Type),
-        DataType::UInt32 => num!(UInt32Type),
-        DataType::UInt64 => num!(UInt64Type),
-        DataType::Float32 => num!(Float32Type),
-        DataType::Float64 => num!(Float64Type),
-        // Other Parquet types are rare in text inputs: kept readable, not typed.
-        _ => Value::from(format!("{:?}", col.slice(row, 1))),
-    }
+    let mut out = Vec::new();
+    crate::json_rows::write_rows(&one, &mut out);
+    String::from_utf8_lossy(out.trim_ascii_end()).into_owned()
 }

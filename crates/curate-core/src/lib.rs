@@ -6,6 +6,7 @@ mod duplicate_ids;
 pub mod exec;
 pub mod global;
 pub mod io;
+pub mod json_rows;
 pub mod key;
 pub mod operator;
 pub mod record;

@@ -2,7 +2,6 @@
 //! `object_store`, so local paths and `s3://` URLs behave the same.
 
 mod decode;
-mod json_out;
 mod jsonl;
 pub mod location;
 mod lock;

@@ -21,7 +21,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use curate_core::record;
 
-use crate::json_out;
+use curate_core::json_rows;
 use crate::location::{block_on, Location};
 use crate::lock::{OutputLock, LOCK_FILE};
 use crate::IoError;
@@ -335,7 +335,7 @@ impl Sink for DirSink {
 
     fn task_writer<'a>(&'a self, task: usize, kept: SchemaRef, rejects: SchemaRef) -> Result<Box<dyn TaskWriter + 'a>, BoxError> {
         if self.format == OutputFormat::Jsonl {
-            json_out::check_schema(&kept)?;
+            json_rows::check_schema(&kept)?;
         }
         let dir = self.staging.join(format!("task-{task:06}"));
         remove_local_dir(&dir)?;
@@ -472,7 +472,7 @@ impl Table {
             }
             OpenFile::Jsonl { w, written, line_buf } => {
                 line_buf.clear();
-                json_out::write_rows(batch, line_buf);
+                json_rows::write_rows(batch, line_buf);
                 w.write_all(line_buf)?;
                 written.load(Ordering::Relaxed)
             }

@@ -1,10 +1,11 @@
-//! Row-wise JSON encoding of record batches for JSONL outputs.
+//! Row-wise JSON encoding of record batches: JSONL outputs, and records quarantined after
+//! parsing (their `raw`).
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use curate_core::record;
+use crate::record;
 
 fn is_json_field(f: &Field) -> bool {
     f.metadata().get(record::JSON_METADATA_KEY).is_some_and(|v| v == "true")
