@@ -50,6 +50,7 @@ fn read(name: &str, bytes: &[u8], split: u64) -> Outcome {
         split_size: ByteSize(split),
         sample_records: 100,
         dataset: None,
+        on_duplicate_id: Default::default(),
     };
     let src = FileSource::open(&spec).expect("an existing file opens");
     let mut out = Outcome { texts: Vec::new(), offsets: Vec::new(), quarantined: Vec::new() };
