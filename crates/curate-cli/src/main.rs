@@ -7,15 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use curate_core::exec::{execute, Plan, RunOptions};
-use curate_core::io::Source;
-use curate_core::spec::{ByteSize, InputFormat, Paths, PipelineSpec, SpecError, SpecErrors};
-use curate_datasets::{Home, RunRecord};
-use registry_cmds::{DatasetsCommand, RunsCommand};
+use curate_core::spec::ByteSize;
 use curate_core::stats::RunReport;
-use curate_io::{DirSink, FileSource, IoError};
+use curate_datasets::Home;
+use curate_engine::{Engine, EngineError, Pipeline, Prepared, RunSettings};
+use registry_cmds::{DatasetsCommand, RunsCommand};
 
 /// Turn raw data into versioned, explainable training datasets.
 #[derive(Parser)]
@@ -128,58 +125,16 @@ impl std::fmt::Display for ConfigError {
 }
 impl std::error::Error for ConfigError {}
 
-fn spec_errors(e: SpecErrors) -> anyhow::Error {
-    ConfigError(e.to_string()).into()
+/// The engine's error for the CLI: configuration problems print as they are.
+fn engine_error(e: EngineError) -> anyhow::Error {
+    match e {
+        EngineError::Config(message) => ConfigError(message).into(),
+        other => other.into(),
+    }
 }
 
-fn located(spec: &PipelineSpec, path: &str, e: IoError) -> anyhow::Error {
-    let err: SpecError = spec.error_at(path, format!("{path}: {e}"));
-    ConfigError(err.to_string()).into()
-}
-
-/// Everything a run needs, validated.
-struct Prepared {
-    spec: PipelineSpec,
-    source: FileSource,
-    plan: Plan,
-    /// The dataset version read as input, resolved.
-    parent: Option<String>,
-}
-
-fn prepare(spec_path: &Path, home: &Home) -> anyhow::Result<Prepared> {
-    let mut spec = PipelineSpec::load(spec_path).map_err(spec_errors)?;
-    let mut parent = None;
-    if let Some(reference) = spec.input.dataset.clone() {
-        let at_dataset = |e: &dyn std::fmt::Display| ConfigError(spec.error_at("input.dataset", format!("input.dataset: {e}")).to_string());
-        let version = home.registry_read_only().and_then(|reg| Ok(reg.version(&reference)?)).map_err(|e| at_dataset(&e))?;
-        if version.files.is_empty() {
-            return Err(at_dataset(&format!("{} holds no records", version.reference)).into());
-        }
-        // Every file is checked against the version's manifest before anything reads it.
-        let files = home.verified_files(&version).map_err(|e| at_dataset(&e))?;
-        spec.input.path = Paths::Many(files.iter().map(|f| f.to_string_lossy().into_owned()).collect());
-        spec.input.format = Some(InputFormat::Parquet);
-        spec.input.id_field = Some(curate_core::record::ID.into());
-        parent = Some(version.reference.to_string());
-    }
-    let source = FileSource::open(&spec.input).map_err(|e| {
-        let at = if matches!(e, IoError::Format { .. }) { "input" } else { "input.path" };
-        located(&spec, at, e)
-    })?;
-    DirSink::check(&spec.output).map_err(|e| located(&spec, "output.path", e))?;
-    let steps = spec.build_steps(&curate_ops::registry(), &source.column_names()).map_err(spec_errors)?;
-    let mut input = serde_json::to_value(&spec.input)?;
-    if let Some(m) = input.as_object_mut() {
-        m.remove("path");
-    }
-    let mut output = serde_json::to_value(&spec.output)?;
-    if let Some(m) = output.as_object_mut() {
-        m.remove("path");
-    }
-    let settings = serde_json::json!({ "input": input, "output": output });
-    let mut plan = Plan::new(&spec.name, source.schema(), steps, &settings);
-    plan.duplicate_ids = spec.input.id_field.is_some().then_some(spec.input.on_duplicate_id);
-    Ok(Prepared { spec, source, plan, parent })
+fn prepare(engine: &Engine, spec: &Path) -> anyhow::Result<Prepared> {
+    engine.prepare(Pipeline::load(spec).map_err(engine_error)?).map_err(engine_error)
 }
 
 fn print_summary(r: &RunReport, output: &str) {
@@ -205,74 +160,40 @@ fn print_summary(r: &RunReport, output: &str) {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate { spec } => {
-            let p = prepare(&spec, &Home::from_env())?;
+            let p = prepare(&Engine::from_env(), &spec)?;
             println!(
                 "{}: ok — {} input shard(s), {} step(s), output {}",
                 spec.display(),
-                p.source.shards().len(),
-                p.plan.steps.len(),
-                p.spec.output.path
+                p.shards(),
+                p.plan().steps.len(),
+                p.spec().output.path
             );
         }
         Command::Run { spec, threads, resume, memory_limit, progress_interval, no_cache, no_registry } => {
-            let home = Home::from_env();
-            let p = prepare(&spec, &home)?;
-            let label = format!("a run of {} (spec {})", p.plan.name, spec.display());
-            let sink = DirSink::create(&p.spec.output, &label).map_err(|e| located(&p.spec, "output.path", e))?;
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let engine = Engine::from_env();
+            let p = prepare(&engine, &spec)?;
             let progress = progress::RunProgress::new(Duration::from_secs_f64(progress_interval.max(0.1)));
-            let registry = if no_registry { None } else { Some(home.registry().context("opening the registry")?) };
-            let spec_text = std::fs::read_to_string(&spec).unwrap_or_default();
-            let run_id = match &registry {
-                Some(reg) => Some(curate_datasets::resume_or_start_run(reg, &p.plan, &spec_text, &p.spec.output.path, resume)?),
-                None => None,
-            };
-            if let Some(run) = run_id {
-                sink.describe_holder(&format!("run {run} of {} (spec {})", p.plan.name, spec.display()))?;
-            }
-            let opts = RunOptions {
-                threads,
-                resume,
-                memory_limit: memory_limit.or(p.spec.memory_limit.map(|b| b.0)),
-                cache: (!no_cache && !no_registry).then(|| home.step_cache()),
-            };
-            let report = match execute(&p.plan, &p.source, &sink, &opts, &progress) {
-                Ok(r) => r,
-                Err(e) => {
-                    if let (Some(reg), Some(run)) = (&registry, run_id) {
-                        let _ = reg.finish_run(run, curate_registry::RunStatus::Failed);
-                    }
-                    return Err(anyhow::Error::new(e).context(format!("run of {} failed", spec.display())));
+            let settings = RunSettings { threads, resume, memory_limit, no_cache, no_registry, ..Default::default() };
+            let outcome = match engine.run(&p, &settings, &progress) {
+                Ok(o) => o,
+                Err(EngineError::Record { report, source }) => {
+                    print_summary(&report, &p.spec().output.path);
+                    return Err(anyhow::Error::new(source).context("recording the run in the registry"));
                 }
+                Err(e) => return Err(engine_error(e)),
             };
-            print_summary(&report, &p.spec.output.path);
-            if let (Some(reg), Some(run)) = (&registry, run_id) {
-                let sources = match p.parent {
-                    Some(_) => Vec::new(),
-                    None => curate_datasets::source_files(&p.source).context("hashing the input files")?,
-                };
-                let record = RunRecord {
-                    run,
-                    dataset: p.spec.dataset_name(),
-                    plan: &p.plan,
-                    report: &report,
-                    output_dir: Path::new(&p.spec.output.path),
-                    versioned: p.spec.output.format == curate_core::spec::OutputFormat::Parquet
-                        && !p.spec.output.path.contains("://"),
-                    parents: p.parent.iter().cloned().collect(),
-                    sources,
-                };
-                match curate_datasets::record_run(&home, reg, &record).context("recording the run in the registry")? {
-                    Some(c) => {
-                        let (reused, computed) = report.cache_counts();
-                        println!(
-                            "run {run}: {} {} ({reused} task steps reused, {computed} computed)",
-                            if c.new { "committed" } else { "output unchanged, still" },
-                            c.version,
-                        )
-                    }
-                    None => println!("run {run} recorded (no version: versions are committed for local Parquet outputs)"),
+            print_summary(&outcome.report, &p.spec().output.path);
+            match (outcome.run, outcome.committed) {
+                (Some(run), Some(c)) => {
+                    let (reused, computed) = outcome.report.cache_counts();
+                    println!(
+                        "run {run}: {} {} ({reused} task steps reused, {computed} computed)",
+                        if c.new { "committed" } else { "output unchanged, still" },
+                        c.version,
+                    )
                 }
+                (Some(run), None) => println!("run {run} recorded (no version: versions are committed for local Parquet outputs)"),
+                (None, _) => {}
             }
         }
         Command::Datasets { command } => registry_cmds::datasets(&Home::from_env(), command)?,
@@ -324,7 +245,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Ops { json } => {
-            let registry = curate_ops::registry();
+            let engine = Engine::from_env();
+            let registry = engine.ops();
             if json {
                 let ops: Vec<_> = registry
                     .all()

@@ -127,7 +127,35 @@ pub struct RunOptions {
     pub memory_limit: Option<u64>,
     /// Step output cache of streamed pipelines; `None` computes every step.
     pub cache: Option<StepCache>,
+    /// Stops the run between chunks when cancelled; committed tasks stay for `--resume`.
+    pub cancel: CancelToken,
 }
+
+/// Asks a running run to stop; clones share the request.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// Requests the stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn check(&self) -> Result<(), BoxError> {
+        if self.is_cancelled() {
+            return Err(CANCELLED.into());
+        }
+        Ok(())
+    }
+}
+
+/// The failure of a task stopped by its run's [`CancelToken`].
+const CANCELLED: &str = "cancelled";
 
 /// Receives progress; called from worker threads.
 pub trait Progress: Sync {
@@ -157,6 +185,14 @@ pub enum ExecError {
     /// Reading or writing state failed.
     #[error("output state: {0}")]
     State(BoxError),
+    /// The run was cancelled; committed tasks are kept for `--resume`.
+    #[error("cancelled after {done} of {total} tasks; run with --resume to continue")]
+    Cancelled {
+        /// Tasks committed.
+        done: usize,
+        /// Tasks in the plan.
+        total: usize,
+    },
     /// Some tasks failed; committed tasks are kept for `--resume`.
     #[error("{} of {total} tasks failed; rerun with --resume to retry only those:\n{}", .failures.len(), .failures.join("\n"))]
     Tasks {
@@ -200,17 +236,27 @@ pub fn execute(
 
     let threads = opts.threads.max(1).min(pending.len().max(1));
     let results = run_pool(threads, &pending, |task| {
-        let report = run_task(plan, source, sink, task, &keys[task], &shards[task], progress, opts.cache.as_ref())?;
+        opts.cancel.check()?;
+        let report = run_task(plan, source, sink, task, &keys[task], &shards[task], progress, opts)?;
         sink.write_state(&task_state_name(task), &serde_json::to_vec(&report)?)?;
         Ok(report)
     });
     progress.finish();
     let failures = collect_results(&pending, results, &mut reports, |task| format!("task {task} ({})", shards[task].file));
-    if !failures.is_empty() {
-        return Err(ExecError::Tasks { failures, total: shards.len() });
-    }
+    check_outcome(opts, failures, &reports, shards.len())?;
     let reports: Vec<TaskReport> = reports.into_iter().flatten().collect();
     write_summary(plan, sink, &reports, threads, resumed, started)
+}
+
+/// The run's error when tasks failed: a cancellation, or the failures.
+pub(crate) fn check_outcome(opts: &RunOptions, failures: Vec<String>, reports: &[Option<TaskReport>], total: usize) -> Result<(), ExecError> {
+    if opts.cancel.is_cancelled() {
+        return Err(ExecError::Cancelled { done: reports.iter().filter(|r| r.is_some()).count(), total });
+    }
+    if !failures.is_empty() {
+        return Err(ExecError::Tasks { failures, total });
+    }
+    Ok(())
 }
 
 pub(crate) fn state_err(e: impl Into<BoxError>) -> ExecError {
@@ -341,7 +387,7 @@ fn run_task(
     key: &str,
     shard: &Shard,
     progress: &dyn Progress,
-    cache: Option<&StepCache>,
+    opts: &RunOptions,
 ) -> Result<TaskReport, BoxError> {
     let mut writer = sink.task_writer(task, plan.kept_schema.clone(), plan.rejects_schema.clone())?;
     let mut report = TaskReport {
@@ -351,7 +397,7 @@ fn run_task(
         steps: plan.steps.iter().map(|s| StepStats { op: s.descriptor.name.to_string(), ..Default::default() }).collect(),
         ..Default::default()
     };
-    let tc = feed_task(plan, source, shard, progress, cache, plan.steps.len(), &mut report, writer.as_mut(), |batch, from, taps, report, writer| {
+    let tc = feed_task(plan, source, shard, progress, opts, plan.steps.len(), &mut report, writer.as_mut(), |batch, from, taps, report, writer| {
         let kept = apply_steps(&plan.steps[from..], &plan.rejects_schema, batch, &mut report.steps[from..], writer, taps)?;
         report.records_out += kept.num_rows() as u64;
         if kept.num_rows() > 0 {
@@ -376,17 +422,18 @@ pub(crate) fn feed_task<'c>(
     source: &dyn Source,
     shard: &Shard,
     progress: &dyn Progress,
-    cache: Option<&'c StepCache>,
+    opts: &'c RunOptions,
     upto: usize,
     report: &mut TaskReport,
     writer: &mut dyn crate::io::TaskWriter,
     mut process: impl FnMut(RecordBatch, usize, &mut [Option<EntryWriter>], &mut TaskReport, &mut dyn crate::io::TaskWriter) -> Result<(), BoxError>,
 ) -> Result<Option<TaskCache<'c>>, BoxError> {
-    let mut tc = TaskCache::start(cache, plan, source, shard, upto, report, writer)?;
+    let mut tc = TaskCache::start(opts.cache.as_ref(), plan, source, shard, upto, report, writer)?;
     let from = tc.as_ref().map_or(0, TaskCache::from);
     if from == 0 {
         let mut ids = plan.duplicate_ids.map(crate::duplicate_ids::IdCheck::new);
         for chunk in source.read(shard)? {
+            opts.cancel.check()?;
             let mut chunk = chunk?;
             if let Some(ids) = ids.as_mut() {
                 ids.apply(&mut chunk, &shard.file)?;
@@ -400,6 +447,7 @@ pub(crate) fn feed_task<'c>(
         }
     } else if let Some(tc) = tc.as_mut() {
         for batch in tc.upstream()? {
+            opts.cancel.check()?;
             process(batch?, from, tc.taps(), report, writer)?;
         }
         progress.advance(report.records_in, shard.bytes);

@@ -27,7 +27,7 @@ use arrow_select::filter::filter_record_batch;
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{
-    apply_steps, collect_results, feed_task, load_state, run_pool, state_err, task_state_name, write_summary, ExecError, Plan, Progress,
+    apply_steps, check_outcome, collect_results, feed_task, load_state, run_pool, state_err, task_state_name, write_summary, ExecError, Plan, Progress,
     RunOptions,
 };
 use crate::io::{BoxError, Shard, Sink, Source, TaskWriter};
@@ -283,15 +283,16 @@ pub(crate) fn execute_staged(
         let stage_reports = &mut reports[base..base + n];
         let pending: Vec<usize> = (0..n).filter(|&t| stage_reports[t].is_none()).collect();
         let results = run_pool(threads, &pending, |t| {
-            let report = run_stage_task(plan, source, sink, &work, stage, t, &keys[base + t], &shards[t], progress, opts.cache.as_ref())?;
+            opts.cancel.check()?;
+            let report = run_stage_task(plan, source, sink, &work, stage, t, &keys[base + t], &shards[t], progress, opts)?;
             sink.write_state(&task_state_name(base + t), &serde_json::to_vec(&report)?)?;
             Ok(report)
         });
         let failures =
             collect_results(&pending, results, stage_reports, |t| format!("stage {stage} task {t} ({})", shards[t].file));
-        if !failures.is_empty() {
+        if let Err(e) = check_outcome(opts, failures, stage_reports, keys.len()) {
             progress.finish();
-            return Err(ExecError::Tasks { failures, total: keys.len() });
+            return Err(e);
         }
         all.extend(stage_reports.iter_mut().filter_map(Option::take));
         if stage + 1 < stages {
@@ -332,7 +333,7 @@ fn run_stage_task(
     key: &str,
     shard: &Shard,
     progress: &dyn Progress,
-    cache: Option<&crate::cache::StepCache>,
+    opts: &RunOptions,
 ) -> Result<TaskReport, BoxError> {
     let n = source.shards().len();
     let stages = plan.globals.len() + 1;
@@ -384,7 +385,7 @@ fn run_stage_task(
 
     let mut tc = None;
     if stage == 0 {
-        tc = feed_task(plan, source, shard, progress, cache, end_step, &mut report, writer.as_mut(), &mut process)?;
+        tc = feed_task(plan, source, shard, progress, opts, end_step, &mut report, writer.as_mut(), &mut process)?;
     } else {
         let g = &plan.globals[stage - 1];
         let step = &plan.steps[g.step];
@@ -396,6 +397,7 @@ fn run_stage_task(
         let reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(File::open(work.ipc(stage - 1, t))?), None)?;
         let kept_schema = record::with_writes(&g.input_schema, &cols.kept_writes());
         for batch in reader {
+            opts.cancel.check()?;
             let batch = batch?;
             let rows = batch.num_rows() as u64;
             let stats = &mut report.steps[g.step];

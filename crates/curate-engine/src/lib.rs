@@ -1,0 +1,275 @@
+//! The run as a library (ARCHITECTURE.md §3): a pipeline from YAML or JSON text, checked
+//! against its inputs, outputs and operators, executed with a cancel token and progress
+//! events, recorded in the registry and committed as the next version of its dataset.
+//!
+//! The CLI, the coming server and the Python package are shells over [`Engine`]; none of
+//! them holds run logic.
+
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use curate_core::exec::{execute, ExecError, Plan, Progress, RunOptions};
+use curate_core::io::Source;
+use curate_core::operator::Registry as Operators;
+use curate_core::spec::{InputFormat, OutputFormat, Paths, PipelineSpec, SpecErrors};
+use curate_core::stats::RunReport;
+use curate_datasets::{Committed, Home, RunRecord};
+use curate_io::{DirSink, FileSource, IoError};
+use curate_registry::{RunId, RunStatus};
+
+pub use curate_core::exec::CancelToken;
+
+/// Why a pipeline could not be prepared or run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The spec, its inputs or its output are not usable; the message names the spec's file,
+    /// line and column and what is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// Executing the plan failed (tasks, state, cancellation); committed tasks are kept for
+    /// a resume.
+    #[error("run of {spec} failed: {source}")]
+    Run {
+        /// The spec's file (or the name it was given).
+        spec: String,
+        /// What failed.
+        source: ExecError,
+    },
+    /// The registry or the store refused or failed.
+    #[error(transparent)]
+    Datasets(#[from] curate_datasets::Error),
+    /// The run executed, but recording it in the registry failed; its outputs are written.
+    #[error("recording the run in the registry: {source}")]
+    Record {
+        /// What the run did.
+        report: Box<RunReport>,
+        /// What failed.
+        source: curate_datasets::Error,
+    },
+}
+
+/// A pipeline spec with the text it came from.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    spec: PipelineSpec,
+    text: String,
+    origin: PathBuf,
+}
+
+impl Pipeline {
+    /// Parses YAML (or JSON, which is YAML too); `origin` names it in error messages.
+    pub fn from_text(text: &str, origin: impl Into<PathBuf>) -> Result<Self, EngineError> {
+        let origin = origin.into();
+        let spec = PipelineSpec::parse(text, &origin).map_err(spec_errors)?;
+        Ok(Pipeline { spec, text: text.to_string(), origin })
+    }
+
+    /// Reads and parses a spec file.
+    pub fn load(path: &Path) -> Result<Self, EngineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| EngineError::Config(format!("{}: cannot read spec: {e}", path.display())))?;
+        Self::from_text(&text, path)
+    }
+
+    /// The parsed spec.
+    pub fn spec(&self) -> &PipelineSpec {
+        &self.spec
+    }
+
+    /// Where the spec came from (its file, or the name it was given).
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+}
+
+/// A pipeline checked against its inputs, output and operators, ready to run.
+pub struct Prepared {
+    pipeline: Pipeline,
+    /// The spec with a dataset input resolved to the version's files.
+    spec: PipelineSpec,
+    source: FileSource,
+    plan: Plan,
+    /// The dataset version read as input, resolved (`name@N`).
+    parent: Option<String>,
+}
+
+impl Prepared {
+    /// The spec as it will run (a dataset input resolved to files).
+    pub fn spec(&self) -> &PipelineSpec {
+        &self.spec
+    }
+
+    /// The plan: steps, schemas, fingerprint.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Input shards, one task each.
+    pub fn shards(&self) -> usize {
+        self.source.shards().len()
+    }
+}
+
+/// How to run a prepared pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct RunSettings {
+    /// Worker threads; `None` uses every core.
+    pub threads: Option<usize>,
+    /// Keep the tasks an interrupted run of the same plan committed.
+    pub resume: bool,
+    /// Memory budget of global steps; `None` takes the spec's, else the engine default.
+    pub memory_limit: Option<u64>,
+    /// Compute every step, neither reusing nor storing step outputs.
+    pub no_cache: bool,
+    /// Neither record the run nor commit a version (implies `no_cache`).
+    pub no_registry: bool,
+    /// Stops the run between chunks when cancelled.
+    pub cancel: CancelToken,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Counters, per-step figures, files.
+    pub report: RunReport,
+    /// The registry's run, unless `no_registry`.
+    pub run: Option<RunId>,
+    /// The version holding the output (none without the registry, or for outputs that are
+    /// not versioned yet).
+    pub committed: Option<Committed>,
+}
+
+/// Runs pipelines against one project state directory and one set of operators.
+pub struct Engine {
+    home: Home,
+    ops: Operators,
+}
+
+impl Engine {
+    /// An engine over `home` with the operators of `ops`.
+    pub fn new(home: Home, ops: Operators) -> Self {
+        Engine { home, ops }
+    }
+
+    /// `$CURATE_HOME` (or `.curate`) with the built-in operators.
+    pub fn from_env() -> Self {
+        Engine::new(Home::from_env(), curate_ops::registry())
+    }
+
+    /// The project state directory.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The operators pipelines may use.
+    pub fn ops(&self) -> &Operators {
+        &self.ops
+    }
+
+    /// Checks a pipeline fully (dataset input, input files, output location, operators,
+    /// parameters, columns) and plans it; nothing is written.
+    pub fn prepare(&self, pipeline: Pipeline) -> Result<Prepared, EngineError> {
+        let mut spec = pipeline.spec.clone();
+        let mut parent = None;
+        if let Some(reference) = spec.input.dataset.clone() {
+            let at_dataset = |e: &dyn std::fmt::Display| EngineError::Config(spec.error_at("input.dataset", format!("input.dataset: {e}")).to_string());
+            let version = self.home.registry_read_only().and_then(|reg| Ok(reg.version(&reference)?)).map_err(|e| at_dataset(&e))?;
+            if version.files.is_empty() {
+                return Err(at_dataset(&format!("{} holds no records", version.reference)));
+            }
+            // Every file is checked against the version's manifest before anything reads it.
+            let files = self.home.verified_files(&version).map_err(|e| at_dataset(&e))?;
+            spec.input.path = Paths::Many(files.iter().map(|f| f.to_string_lossy().into_owned()).collect());
+            spec.input.format = Some(InputFormat::Parquet);
+            spec.input.id_field = Some(curate_core::record::ID.into());
+            parent = Some(version.reference.to_string());
+        }
+        let source = FileSource::open(&spec.input).map_err(|e| {
+            let at = if matches!(e, IoError::Format { .. }) { "input" } else { "input.path" };
+            located(&spec, at, e)
+        })?;
+        DirSink::check(&spec.output).map_err(|e| located(&spec, "output.path", e))?;
+        let steps = spec.build_steps(&self.ops, &source.column_names()).map_err(spec_errors)?;
+        let settings = serde_json::json!({ "input": without_path(&spec.input), "output": without_path(&spec.output) });
+        let mut plan = Plan::new(&spec.name, source.schema(), steps, &settings);
+        plan.duplicate_ids = spec.input.id_field.is_some().then_some(spec.input.on_duplicate_id);
+        Ok(Prepared { pipeline, spec, source, plan, parent })
+    }
+
+    /// Runs a prepared pipeline: takes its output (refusing one another run holds), records
+    /// the run, executes it, and commits the output as the next version of its dataset.
+    pub fn run(&self, p: &Prepared, settings: &RunSettings, progress: &dyn Progress) -> Result<RunOutcome, EngineError> {
+        let spec_name = p.pipeline.origin.display().to_string();
+        let label = format!("a run of {} (spec {spec_name})", p.plan.name);
+        let sink = DirSink::create(&p.spec.output, &label).map_err(|e| located(&p.spec, "output.path", e))?;
+        let registry = if settings.no_registry { None } else { Some(self.home.registry()?) };
+        let run = match &registry {
+            Some(reg) => Some(curate_datasets::resume_or_start_run(reg, &p.plan, &p.pipeline.text, &p.spec.output.path, settings.resume)?),
+            None => None,
+        };
+        if let Some(run) = run {
+            sink.describe_holder(&format!("run {run} of {} (spec {spec_name})", p.plan.name))
+                .map_err(|e| located(&p.spec, "output.path", e))?;
+        }
+        let opts = RunOptions {
+            threads: settings.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            resume: settings.resume,
+            memory_limit: settings.memory_limit.or(p.spec.memory_limit.map(|b| b.0)),
+            cache: (!settings.no_cache && !settings.no_registry).then(|| self.home.step_cache()),
+            cancel: settings.cancel.clone(),
+        };
+        let report = match execute(&p.plan, &p.source, &sink, &opts, progress) {
+            Ok(r) => r,
+            Err(source) => {
+                if let (Some(reg), Some(run)) = (&registry, run) {
+                    let _ = reg.finish_run(run, RunStatus::Failed);
+                }
+                return Err(EngineError::Run { spec: spec_name, source });
+            }
+        };
+        let (Some(reg), Some(run)) = (&registry, run) else {
+            return Ok(RunOutcome { report, run: None, committed: None });
+        };
+        let committed = self.record(reg, run, p, &report);
+        match committed {
+            Ok(committed) => Ok(RunOutcome { report, run: Some(run), committed }),
+            Err(source) => Err(EngineError::Record { report: Box::new(report), source }),
+        }
+    }
+
+    fn record(&self, reg: &curate_registry::Registry, run: RunId, p: &Prepared, report: &RunReport) -> Result<Option<Committed>, curate_datasets::Error> {
+        let sources = match p.parent {
+            Some(_) => Vec::new(),
+            None => curate_datasets::source_files(&p.source)?,
+        };
+        let record = RunRecord {
+            run,
+            dataset: p.spec.dataset_name(),
+            plan: &p.plan,
+            report,
+            output_dir: Path::new(&p.spec.output.path),
+            versioned: p.spec.output.format == OutputFormat::Parquet && !p.spec.output.path.contains("://"),
+            parents: p.parent.iter().cloned().collect(),
+            sources,
+        };
+        curate_datasets::record_run(&self.home, reg, &record)
+    }
+}
+
+fn spec_errors(e: SpecErrors) -> EngineError {
+    EngineError::Config(e.to_string())
+}
+
+fn located(spec: &PipelineSpec, path: &str, e: IoError) -> EngineError {
+    EngineError::Config(spec.error_at(path, format!("{path}: {e}")).to_string())
+}
+
+/// The settings of an input or output without its location, which a plan's identity
+/// leaves out (the content is identified by hashes, the output by where it is written).
+fn without_path(v: &impl serde::Serialize) -> serde_json::Value {
+    let mut v = serde_json::to_value(v).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("path");
+    }
+    v
+}
