@@ -301,10 +301,10 @@ fn validate_refuses_what_run_would_refuse() {
     let as_user = |args: &[&str]| {
         let mut c = if unsafe_is_root() {
             let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_curate")]);
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(curate_for_anyone());
             c
         } else {
-            Command::new(env!("CARGO_BIN_EXE_curate"))
+            Command::new(curate_for_anyone())
         };
         c.args(args).current_dir(d).env("CURATE_LOG", "warn").env("CURATE_HOME", d.join("home")).output().unwrap()
     };

@@ -51,7 +51,7 @@ impl Store {
 
     /// The `curate` command in this store's directory with its environment.
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_curate"));
+        let mut c = std::process::Command::new(common::curate_for_anyone());
         c.args(args).current_dir(self.path()).env("CURATE_LOG", "warn").envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         c
     }

@@ -110,3 +110,37 @@ pub fn strings(batches: &[RecordBatch], name: &str) -> Vec<String> {
         .flat_map(|b| b.column_by_name(name).unwrap().as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>())
         .collect()
 }
+
+/// The `curate` binary at a path any user can reach, for tests that run it as an
+/// unprivileged user: the checkout's target directory may sit below a directory only its
+/// owner can enter (CI clones anywhere). A hard link (a copy across file systems) in a
+/// world-readable directory named by the binary's inode, so re-runs reuse it.
+pub fn curate_for_anyone() -> PathBuf {
+    static LINKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LINKED.get_or_init(link_for_anyone).clone()
+}
+
+fn link_for_anyone() -> PathBuf {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let bin = Path::new(env!("CARGO_BIN_EXE_curate"));
+    let meta = std::fs::metadata(bin).unwrap();
+    let root = std::env::temp_dir().join("curate-test-bin");
+    let dir = root.join(format!("{}-{}", meta.dev(), meta.ino()));
+    let dest = dir.join("curate");
+    if !dest.exists() {
+        // Links of earlier builds would keep their binaries alive.
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&dir).unwrap();
+        for d in [&root, &dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let tmp = dir.join(format!(".curate-{}", std::process::id()));
+        if std::fs::hard_link(bin, &tmp).is_err() {
+            std::fs::copy(bin, &tmp).unwrap();
+        }
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Another test process may have won the race; either link is the same binary.
+        let _ = std::fs::rename(&tmp, &dest);
+    }
+    dest
+}
