@@ -110,8 +110,8 @@ impl Plan {
 /// Adds what makes a step's output differ for the same input: operator, version,
 /// canonical parameters and the content the operator reads beyond them.
 fn step_identity<'k>(key: &'k mut KeyHasher, s: &BuiltStep) -> &'k mut KeyHasher {
-    key.str("op", s.descriptor.name)
-        .str("version", s.descriptor.version)
+    key.str("op", &*s.descriptor.name)
+        .str("version", &*s.descriptor.version)
         .json("params", &s.params)
         .str("content", &s.operator.content_key().unwrap_or_default())
 }
@@ -368,7 +368,7 @@ pub(crate) fn write_summary(
     resumed: usize,
     started: Instant,
 ) -> Result<RunReport, ExecError> {
-    let names: Vec<&str> = plan.steps.iter().map(|s| s.descriptor.name).collect();
+    let names: Vec<&str> = plan.steps.iter().map(|s| &*s.descriptor.name).collect();
     let mut report = RunReport::from_tasks(&plan.name, &names, reports);
     report.threads = threads;
     report.tasks_resumed = resumed;
@@ -631,7 +631,7 @@ impl CachedTask {
 /// Shapes rows dropped by `step` into the rejects schema.
 fn reject_rows(step: &BuiltStep, rejects_schema: &SchemaRef, dropped: &RecordBatch, reasons: ArrayRef) -> Result<RecordBatch, BoxError> {
     let n = dropped.num_rows();
-    let step_name: ArrayRef = Arc::new(StringArray::from(vec![step.descriptor.name; n]));
+    let step_name: ArrayRef = Arc::new(StringArray::from(vec![&*step.descriptor.name; n]));
     let step_index: ArrayRef = Arc::new(UInt32Array::from(vec![step.index as u32; n]));
     Ok(conform(
         dropped,

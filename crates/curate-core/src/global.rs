@@ -401,7 +401,7 @@ fn run_stage_task(
             let batch = batch?;
             let rows = batch.num_rows() as u64;
             let stats = &mut report.steps[g.step];
-            let kept = cursor.apply(&batch, step.index, step.descriptor.name, &cols, &kept_schema, plan, stats, writer.as_mut())?;
+            let kept = cursor.apply(&batch, step.index, &*step.descriptor.name, &cols, &kept_schema, plan, stats, writer.as_mut())?;
             process(kept, first_step, &mut [], &mut report, writer.as_mut())?;
             progress.advance(rows, 0);
         }
@@ -620,7 +620,7 @@ fn reduce_stage(
     sink.write_state(&state_name, &state).map_err(ExecError::State)?;
     tracing::info!(
         step = step.index,
-        op = step.descriptor.name,
+        op = &*step.descriptor.name,
         decisions = total,
         elapsed_s = started.elapsed().as_secs_f64(),
         "reduce done"

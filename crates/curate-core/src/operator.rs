@@ -179,19 +179,24 @@ pub struct ParamDoc {
     pub doc: String,
 }
 
-/// Everything the registry knows about an operator.
+/// Builds a configured operator from a step's JSON parameters.
+pub type BuildFn = Arc<dyn Fn(Value) -> Result<Box<dyn Operator>, ParamError> + Send + Sync>;
+
+/// Everything the registry knows about an operator. Names are owned, so operators defined at
+/// run time (Python functions, remote services) register like built-ins.
 #[derive(Clone)]
 pub struct OpDescriptor {
     /// Name used in specs.
-    pub name: &'static str,
+    pub name: Arc<str>,
     /// Version recorded in provenance and cache keys.
-    pub version: &'static str,
+    pub version: Arc<str>,
     /// Execution kind.
     pub kind: OpKind,
     /// One-line description.
-    pub summary: &'static str,
-    schema: fn() -> schemars::Schema,
-    build: fn(Value) -> Result<Box<dyn Operator>, ParamError>,
+    pub summary: Arc<str>,
+    /// JSON schema of the parameters (an object schema whose `properties` document them).
+    schema: Arc<schemars::Schema>,
+    build: BuildFn,
 }
 
 impl std::fmt::Debug for OpDescriptor {
@@ -203,19 +208,18 @@ impl std::fmt::Debug for OpDescriptor {
 impl OpDescriptor {
     /// The descriptor of a built-in operator type.
     pub fn of<T: BuiltinOp>() -> Self {
-        OpDescriptor {
-            name: T::NAME,
-            version: T::VERSION,
-            kind: T::KIND,
-            summary: T::SUMMARY,
-            schema: || schemars::schema_for!(T::Params),
-            build: build_typed::<T>,
-        }
+        OpDescriptor::new(T::NAME, T::VERSION, T::KIND, T::SUMMARY, schemars::schema_for!(T::Params), Arc::new(build_typed::<T>))
+    }
+
+    /// The descriptor of an operator defined at run time: its parameters' JSON schema and a
+    /// constructor (unknown parameter keys are refused before it is called).
+    pub fn new(name: &str, version: &str, kind: OpKind, summary: &str, schema: schemars::Schema, build: BuildFn) -> Self {
+        OpDescriptor { name: name.into(), version: version.into(), kind, summary: summary.into(), schema: Arc::new(schema), build }
     }
 
     /// Parameter documentation, in declaration order.
     pub fn params(&self) -> Vec<ParamDoc> {
-        let schema = (self.schema)();
+        let schema = &self.schema;
         let Some(props) = schema.get("properties").and_then(Value::as_object) else {
             return Vec::new();
         };
@@ -292,9 +296,18 @@ impl Registry {
         Registry { ops }
     }
 
+    /// Adds an operator, replacing one of the same name (a user's operator may shadow a
+    /// built-in; its name and version then identify its outputs in caches and lineage).
+    pub fn register(&mut self, op: OpDescriptor) {
+        match self.ops.iter_mut().find(|d| d.name == op.name) {
+            Some(slot) => *slot = op,
+            None => self.ops.push(op),
+        }
+    }
+
     /// Looks an operator up by name.
     pub fn get(&self, name: &str) -> Option<&OpDescriptor> {
-        self.ops.iter().find(|d| d.name == name)
+        self.ops.iter().find(|d| &*d.name == name)
     }
 
     /// All operators, in registration order.
@@ -303,7 +316,7 @@ impl Registry {
     }
 
     /// The registered name closest to `name`, for "did you mean" hints.
-    pub fn suggest(&self, name: &str) -> Option<&'static str> {
-        did_you_mean(name, self.ops.iter().map(|d| d.name))
+    pub fn suggest(&self, name: &str) -> Option<&str> {
+        did_you_mean(name, self.ops.iter().map(|d| &*d.name))
     }
 }

@@ -192,7 +192,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
             params_hash: curate_core::key::KeyHasher::new("curate.params.v1").json("params", &s.params).finish(),
             params: s.params.clone(),
         });
-        chains.push(reg.register_op_chain(r.run, &step_label(s.index, s.descriptor.name), &ops)?);
+        chains.push(reg.register_op_chain(r.run, &step_label(s.index, &s.descriptor.name), &ops)?);
     }
     if chains.is_empty() {
         chains.push(reg.register_op_chain(r.run, "read", &[])?);
@@ -219,7 +219,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
             let (chain, dropped) = match o.dropped {
                 Some((step, reason)) => (
                     chains.get(step).copied().unwrap_or(kept_chain),
-                    Some(Dropped { step: step_label(step, plan.steps.get(step).map_or("?", |s| s.descriptor.name)), reason }),
+                    Some(Dropped { step: step_label(step, plan.steps.get(step).map_or("?", |s| &*s.descriptor.name)), reason }),
                 ),
                 None => (kept_chain, None),
             };

@@ -92,3 +92,57 @@ fn a_pipeline_from_text_runs_commits_and_resumes_after_a_cancel() {
     assert!(err.to_string().starts_with("bad.yaml:7:5: steps[0] (length_filter): unknown parameter `min_char`"), "{err}");
     assert!(err.to_string().contains("did you mean `min_chars`"), "{err}");
 }
+
+/// An operator defined at run time, as a Python function or a remote service would be.
+struct DropContaining(String);
+
+impl curate_core::operator::Operator for DropContaining {
+    fn columns(&self) -> curate_core::operator::Columns {
+        curate_core::operator::Columns { reads: vec!["text".into()], writes: Vec::new() }
+    }
+
+    fn process(&self, batch: arrow_array::RecordBatch) -> Result<curate_core::operator::OpOutput, curate_core::operator::OpError> {
+        use arrow_array::cast::AsArray;
+        let texts = batch.column_by_name("text").ok_or_else(|| curate_core::operator::OpError("no text".into()))?.as_string::<i32>();
+        let mut verdicts = curate_core::operator::Verdicts::keep_all(batch.num_rows());
+        for (i, t) in texts.iter().enumerate() {
+            if t.is_some_and(|t| t.contains(&self.0)) {
+                verdicts.drop_row(i, "drop_containing:match");
+            }
+        }
+        Ok(curate_core::operator::OpOutput { batch, verdicts: Some(verdicts) })
+    }
+}
+
+#[test]
+fn operators_registered_at_run_time_run_like_built_ins() {
+    use curate_core::operator::{OpDescriptor, OpKind, ParamError};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    std::fs::write(d.join("in/a.jsonl"), "{\"id\":\"a\",\"text\":\"keep me\"}\n{\"id\":\"b\",\"text\":\"drop me please\"}\n").unwrap();
+    let mut ops = curate_ops::registry();
+    let schema: schemars::Schema = serde_json::from_value(serde_json::json!({
+        "type": "object",
+        "properties": {"needle": {"type": "string", "description": "Records whose text holds it are dropped."}}
+    }))
+    .unwrap();
+    let build: curate_core::operator::BuildFn = std::sync::Arc::new(|params: serde_json::Value| {
+        let needle = params.get("needle").and_then(|v| v.as_str()).ok_or_else(|| ParamError::Rejected("needle: a string is required".into()))?;
+        Ok(Box::new(DropContaining(needle.to_string())) as Box<dyn curate_core::operator::Operator>)
+    });
+    ops.register(OpDescriptor::new("drop_containing", "1", OpKind::Map, "Drops records containing a string.", schema, build));
+    let engine = Engine::new(Home::new(d.join("home")), ops);
+    let spec = format!(
+        "name: rt\ninput:\n  path: {0}/in/a.jsonl\n  id_field: id\nsteps:\n  - op: drop_containing\n    needle: drop\noutput:\n  path: {0}/out\n",
+        d.display()
+    );
+    let p = engine.prepare(Pipeline::from_text(&spec, "rt.yaml").unwrap()).unwrap();
+    let out = engine.run(&p, &RunSettings::default(), &curate_core::exec::NoProgress).unwrap();
+    assert_eq!((out.report.records_in, out.report.records_out), (2, 1));
+    assert_eq!(out.report.steps[0].dropped.get("drop_containing:match"), Some(&1));
+    // Its parameters are checked like a built-in's.
+    let typo = spec.replace("needle:", "needel:");
+    let err = engine.prepare(Pipeline::from_text(&typo, "rt.yaml").unwrap()).err().expect("unknown parameter refused");
+    assert!(err.to_string().contains("unknown parameter `needel`, did you mean `needle`?"), "{err}");
+}
