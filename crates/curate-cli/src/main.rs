@@ -291,6 +291,13 @@ fn describe(e: &anyhow::Error) -> String {
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, turning a closed pipe into a panic at the next print; a
+    // command-line tool should end quietly like any other (`curate ops | head`).
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CURATE_LOG").unwrap_or_else(|_| "info".into()),
