@@ -1,5 +1,6 @@
 //! Which process runs a run, and whether it is still alive.
 
+use curate_io::host_name;
 use curate_registry::RunOwner;
 
 /// The current process as a run owner: host name, pid and start time.
@@ -16,15 +17,6 @@ pub fn is_gone(owner: &RunOwner) -> bool {
         return false;
     }
     start_time(owner.pid).is_none_or(|start| start != owner.start)
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Field 22 of `/proc/PID/stat` (start time in clock ticks after boot); `None` when

@@ -10,7 +10,7 @@ mod sink;
 mod source;
 mod verify;
 
-pub use lock::{OutputLock, LOCK_FILE};
+pub use lock::{host_name, OutputLock, LOCK_FILE};
 pub use sink::{parquet_properties, DirSink};
 pub use source::FileSource;
 

@@ -91,7 +91,6 @@ impl FileSource {
                 f
             }
         };
-        let version = version_of;
         let mut shards = Vec::new();
         let mut row_group_spans = HashMap::new();
         let layout = match format {
@@ -108,12 +107,12 @@ impl FileSource {
                                 file: loc.display.clone(),
                                 part: ShardPart::Bytes { start, end },
                                 bytes: end - start,
-                                version: version(meta),
+                                version: version_of(meta),
                             });
                             start = end;
                         }
                     } else {
-                        shards.push(Shard { file: loc.display.clone(), part: ShardPart::Whole, bytes: meta.size, version: version(meta) });
+                        shards.push(Shard { file: loc.display.clone(), part: ShardPart::Whole, bytes: meta.size, version: version_of(meta) });
                     }
                 }
                 Layout::Jsonl(layout)
@@ -136,7 +135,7 @@ impl FileSource {
                                 file: loc.display.clone(),
                                 part: ShardPart::RowGroups { start, end: rg + 1 },
                                 bytes: acc,
-                                version: version(meta),
+                                version: version_of(meta),
                             });
                             start = rg + 1;
                             acc = 0;
@@ -176,6 +175,11 @@ impl FileSource {
         }
     }
 
+    /// The location and size of one of this source's files.
+    fn file(&self, file: &str) -> Result<&(Location, u64), BoxError> {
+        self.files.get(file).ok_or_else(|| format!("{file}: not part of this input").into())
+    }
+
     /// The memo of `file`'s hashes.
     fn memo(&self, file: &str) -> Result<std::sync::MutexGuard<'_, Option<Digest>>, BoxError> {
         self.hashes
@@ -191,7 +195,7 @@ impl FileSource {
         if let Some(d) = memo.as_ref() {
             return Ok(d.clone());
         }
-        let (loc, _) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
+        let (loc, _) = self.file(&shard.file)?;
         let spans: Vec<Span> = self.shards.iter().filter(|s| s.file == shard.file).filter_map(|s| self.span_of(s)).collect();
         let digest = verify::digest(loc, &spans)?;
         for (file, span, read) in self.read.lock().map_err(|_| "input hash state poisoned")?.iter() {
@@ -209,7 +213,7 @@ impl FileSource {
         shard: &'a Shard,
         hashed: Option<Arc<Mutex<Hashed>>>,
     ) -> Result<Box<dyn FnOnce() -> Result<(), BoxError> + Send + 'a>, BoxError> {
-        let (loc, _) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
+        let (loc, _) = self.file(&shard.file)?;
         // Compared with what the same call says at the end (listings and HEAD can differ in
         // what they report, e.g. S3 ETags and timestamp precision).
         let before = loc.head()?;
@@ -224,10 +228,7 @@ impl FileSource {
         Ok(Box::new(move || {
             let got = match (hashed, span) {
                 (Some(h), _) => h.lock().map_err(|_| "input hash state poisoned")?.finish(loc)?,
-                (None, Some(span)) => {
-                    let mut h = Hashed::window(span);
-                    h.finish(loc)?
-                }
+                (None, Some(span)) => Hashed::window(span).finish(loc)?,
                 (None, None) => return Err(format!("{}: nothing to verify the read against", shard.file).into()),
             };
             match expected {
@@ -328,7 +329,7 @@ impl Source for FileSource {
     }
 
     fn read<'a>(&'a self, shard: &'a Shard) -> Result<Box<dyn Iterator<Item = Result<Chunk, BoxError>> + Send + 'a>, BoxError> {
-        let (loc, len) = self.files.get(&shard.file).ok_or_else(|| format!("{}: not part of this input", shard.file))?;
+        let (loc, len) = self.file(&shard.file)?;
         match (&self.layout, &shard.part) {
             (Layout::Jsonl(layout), part) => {
                 let (start, end) = match part {
