@@ -84,7 +84,10 @@ impl Pipeline {
 
 /// A pipeline checked against its inputs, output and operators, ready to run.
 pub struct Prepared {
-    pipeline: Pipeline,
+    /// The spec's text, recorded with the run.
+    text: String,
+    /// Where the spec came from.
+    origin: PathBuf,
     /// The spec with a dataset input resolved to the version's files.
     spec: PipelineSpec,
     source: FileSource,
@@ -169,7 +172,7 @@ impl Engine {
     /// Checks a pipeline fully (dataset input, input files, output location, operators,
     /// parameters, columns) and plans it; nothing is written.
     pub fn prepare(&self, pipeline: Pipeline) -> Result<Prepared, EngineError> {
-        let mut spec = pipeline.spec.clone();
+        let Pipeline { mut spec, text, origin } = pipeline;
         let mut parent = None;
         if let Some(reference) = spec.input.dataset.clone() {
             let at_dataset = |e: &dyn std::fmt::Display| EngineError::Config(spec.error_at("input.dataset", format!("input.dataset: {e}")).to_string());
@@ -193,18 +196,18 @@ impl Engine {
         let settings = serde_json::json!({ "input": without_path(&spec.input), "output": without_path(&spec.output) });
         let mut plan = Plan::new(&spec.name, source.schema(), steps, &settings);
         plan.duplicate_ids = spec.input.id_field.is_some().then_some(spec.input.on_duplicate_id);
-        Ok(Prepared { pipeline, spec, source, plan, parent })
+        Ok(Prepared { text, origin, spec, source, plan, parent })
     }
 
     /// Runs a prepared pipeline: takes its output (refusing one another run holds), records
     /// the run, executes it, and commits the output as the next version of its dataset.
     pub fn run(&self, p: &Prepared, settings: &RunSettings, progress: &dyn Progress) -> Result<RunOutcome, EngineError> {
-        let spec_name = p.pipeline.origin.display().to_string();
+        let spec_name = p.origin.display().to_string();
         let label = format!("a run of {} (spec {spec_name})", p.plan.name);
         let sink = DirSink::create(&p.spec.output, &label).map_err(|e| located(&p.spec, "output.path", e))?;
         let registry = if settings.no_registry { None } else { Some(self.home.registry()?) };
         let run = match &registry {
-            Some(reg) => Some(curate_datasets::resume_or_start_run(reg, &p.plan, &p.pipeline.text, &p.spec.output.path, settings.resume)?),
+            Some(reg) => Some(curate_datasets::resume_or_start_run(reg, &p.plan, &p.text, &p.spec.output.path, settings.resume)?),
             None => None,
         };
         if let Some(run) = run {
