@@ -192,7 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         c.version,
                     )
                 }
-                (Some(run), None) => println!("run {run} recorded (no version: versions are committed for local Parquet outputs)"),
+                (Some(run), None) => println!("run {run} recorded"),
                 (None, _) => {}
             }
         }

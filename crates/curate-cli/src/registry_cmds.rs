@@ -158,7 +158,7 @@ pub fn datasets(home: &Home, cmd: DatasetsCommand) -> anyhow::Result<()> {
         }
         DatasetsCommand::Diff { old, new, limit, json } => {
             let (a, b) = (reg.version(&old)?, reg.version(&new)?);
-            let records = reg.diff_records(&old, &new)?;
+            let records = curate_datasets::diff_records(home, &reg, &old, &new)?;
             let files = reg.diff(&old, &new)?;
             let why = diff_reasons(&reg, &a, &b)?;
             if json {
@@ -329,8 +329,8 @@ pub fn runs(home: &Home, cmd: RunsCommand) -> anyhow::Result<()> {
 /// `curate explain ID`.
 pub fn explain(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
     let reg = home.registry_read_only()?;
-    let Some(e) = reg.explain(id)? else {
-        anyhow::bail!("no record `{id}` in the registry; ids are the input's id_field values, or FILE@BYTE_OFFSET (JSONL) / FILE#ROW (Parquet) when it has none");
+    let Some(e) = curate_datasets::explain(home, &reg, id)? else {
+        anyhow::bail!("no record `{id}` in any recorded run's lineage; ids are the input's id_field values, or FILE@BYTE_OFFSET (JSONL) / FILE#ROW (Parquet) when it has none");
     };
     let versions = |vs: &[(curate_registry::VersionRef, String)]| vs.iter().map(|(v, f)| json!({"version": v.to_string(), "file": f})).collect::<Vec<_>>();
     if json {
@@ -338,9 +338,9 @@ pub fn explain(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
             "record": e.record_id,
             "occurrences": e.occurrences.iter().map(|o| json!({
                 "run": o.run, "source_id": o.source_id, "source_file": o.source_file, "source_offset": o.source_offset,
-                "step": o.step,
                 "operators": o.operators.iter().map(|op| json!({"name": op.name, "version": op.version, "params": op.params})).collect::<Vec<_>>(),
-                "dropped": o.dropped.as_ref().map(|d| json!({"step": d.step, "reason": d.reason})),
+                "dropped": o.dropped.as_ref().map(|(step, reason)| json!({"step": step, "reason": reason})),
+                "file": o.file,
             })).collect::<Vec<_>>(),
             "versions": versions(&e.versions),
             "derived": e.derived.iter().map(|d| json!({"record": d.record_id, "from": d.source_id, "versions": versions(&d.versions)})).collect::<Vec<_>>(),
@@ -357,7 +357,7 @@ pub fn explain(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
             println!("    {} v{} {}", op.name, op.version, op.params);
         }
         match &o.dropped {
-            Some(d) => println!("    dropped at {}: {}", d.step, d.reason),
+            Some((step, reason)) => println!("    dropped at {step}: {reason}"),
             None => println!("    kept"),
         }
     }

@@ -93,6 +93,12 @@ pub struct OutputFile {
     pub rows: u64,
     /// Size in bytes.
     pub bytes: u64,
+    /// blake3 of the bytes, computed while writing (data and lineage files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// The file's content-addressed object in the version store, when the run keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
 }
 
 /// Takes one task's outputs. Nothing is visible until `commit`.

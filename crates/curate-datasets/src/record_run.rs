@@ -6,16 +6,12 @@ use curate_core::exec::Plan;
 use curate_core::io::Source;
 use curate_core::stats::RunReport;
 use curate_registry::{
-    Dropped, NewRun, NewVersion, OpChainId, Operator, RecordLineage, Registry, RunId, RunStatus,
-    SourceFile, StepCounters, TaskDecision, TaskOutcome, VersionRef,
+    LineageFile, LineageKind, NewRun, NewVersion, Registry, RunId, RunStatus, SourceFile, StepCounters, TaskDecision,
+    TaskOutcome, VersionRef,
 };
 
-use crate::lineage::{members, origins};
 use crate::process::{current_owner, is_gone};
 use crate::{Error, Home, Result};
-
-/// Lineage rows sent to the registry per call.
-const LINEAGE_BATCH: usize = 100_000;
 
 /// How a step is named in run records and lineage: its position and operator, so two
 /// steps with the same operator stay apart and listings sort in pipeline order.
@@ -117,9 +113,6 @@ pub struct RunRecord<'a> {
     pub report: &'a RunReport,
     /// The local output directory (holding `data/` and `rejects/`).
     pub output_dir: &'a Path,
-    /// Whether to commit a version: the store and lineage reader take local Parquet
-    /// outputs; other runs are recorded without one.
-    pub versioned: bool,
     /// Dataset versions read as input.
     pub parents: Vec<String>,
     /// Raw input files with their content hashes.
@@ -148,6 +141,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     }
     let mut outcomes = Vec::new();
     let mut cache_keys = Vec::new();
+    let (mut used, mut inserted) = (Vec::new(), Vec::new());
     let cache = home.step_cache();
     for (task, steps) in r.report.task_cache.iter().enumerate() {
         if steps.is_empty() {
@@ -167,82 +161,47 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
                 reason: o.reason.clone(),
             });
             if o.reused {
-                reg.cache_lookup(&o.key)?;
+                used.push(o.key.clone());
             } else {
                 let dir = cache.entry_dir(&o.key);
-                reg.cache_insert(&o.key, &dir.to_string_lossy(), &serde_json::json!({ "task": task, "step": o.step }))?;
+                inserted.push((o.key.clone(), dir.to_string_lossy().into_owned(), serde_json::json!({ "task": task, "step": o.step })));
             }
             cache_keys.push(o.key.clone());
         }
     }
+    reg.cache_record(&used, &inserted)?;
     reg.record_task_outcomes(r.run, &outcomes)?;
-    if !r.versioned {
-        tracing::warn!("dataset versions are committed for local Parquet outputs only; this run is recorded without one");
-        return Ok(None);
-    }
 
-    // One operator chain per step: a record dropped at step i was touched by steps 0..=i,
-    // a kept one by all of them.
-    let mut chains: Vec<OpChainId> = Vec::new();
-    let mut ops = Vec::new();
-    for s in &plan.steps {
-        ops.push(Operator {
-            name: s.descriptor.name.to_string(),
-            version: s.descriptor.version.to_string(),
-            params_hash: curate_core::key::KeyHasher::new("curate.params.v1").json("params", &s.params).finish(),
-            params: s.params.clone(),
-        });
-        chains.push(reg.register_op_chain(r.run, &step_label(s.index, &s.descriptor.name), &ops)?);
-    }
-    if chains.is_empty() {
-        chains.push(reg.register_op_chain(r.run, "read", &[])?);
-    }
-    let kept_chain = *chains.last().ok_or_else(|| Error::Invalid("no operator chain".into()))?;
-
-    // Lineage goes to the registry in bounded batches; the version's memberships are read
-    // again from the stored files during the commit, so no per-record structure lives for
-    // the whole run.
+    // Every task wrote its files' lineage and added the data files and lineage to the
+    // store as it committed: what is left is a row per file.
     let mut files: Vec<curate_registry::FileEntry> = Vec::new();
-    let mut lineage = Vec::with_capacity(LINEAGE_BATCH);
+    let mut lineage = Vec::new();
+    let by_path: std::collections::HashMap<&str, &curate_core::io::OutputFile> = r.report.files.iter().map(|f| (f.path.as_str(), f)).collect();
     for f in &r.report.files {
-        let path = r.output_dir.join(&f.path);
-        let is_data = f.path.starts_with("data/");
-        let is_reject = f.path.starts_with("rejects/");
-        if !(is_data || is_reject) {
+        let kind = if f.path.starts_with("data/") {
+            LineageKind::Kept
+        } else if f.path.starts_with("rejects/") {
+            LineageKind::Rejected
+        } else {
             continue;
-        }
-        // A data file's lineage is read from its stored copy, so the version's
-        // memberships describe exactly the bytes it holds even if the output changes.
-        let stored = if is_data { Some(home.put(&path, f.rows)?) } else { None };
-        let read_from = stored.as_ref().map_or_else(|| path.clone(), |e| home.object_path(&e.path));
-        origins(&read_from, is_reject, |o| {
-            let (chain, dropped) = match o.dropped {
-                Some((step, reason)) => (
-                    chains.get(step).copied().unwrap_or(kept_chain),
-                    Some(Dropped { step: step_label(step, plan.steps.get(step).map_or("?", |s| &*s.descriptor.name)), reason }),
-                ),
-                None => (kept_chain, None),
-            };
-            lineage.push(RecordLineage {
-                source_id: o.id.clone(),
-                record_id: o.id,
-                source_file: o.source_file,
-                source_offset: o.source_offset,
-                chain,
-                dropped,
-            });
-            if lineage.len() >= LINEAGE_BATCH {
-                reg.insert_records(lineage.drain(..))?;
-            }
-            Ok(())
-        })?;
-        if let Some(e) = stored {
+        };
+        let data = match kind {
+            LineageKind::Kept => Some(stored(home, r.output_dir, f)?),
+            LineageKind::Rejected => None,
+        };
+        let (sidecar, index) = lineage_names(&f.path);
+        let (Some(sidecar), Some(index)) = (by_path.get(sidecar.as_str()), by_path.get(index.as_str())) else {
+            return Err(Error::Invalid(format!("{}: the run wrote no lineage for {} (was it written by an older curate?)", r.output_dir.display(), f.path)));
+        };
+        let (sidecar, index) = (stored(home, r.output_dir, sidecar)?, stored(home, r.output_dir, index)?);
+        lineage.push(LineageFile { kind, data: data.as_ref().map(|d| d.path.clone()), lineage: sidecar.path, index: index.path, rows: f.rows });
+        if let Some(e) = data {
             if !files.iter().any(|x| x.path == e.path) {
                 files.push(e);
             }
         }
     }
-    reg.insert_records(lineage)?;
+    reg.record_lineage_files(r.run, &lineage)?;
     if let Some(same) = unchanged(reg, r, &files)? {
         return Ok(Some(Committed { version: same, new: false }));
     }
@@ -258,7 +217,26 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         cache_keys,
         forget_audit: None,
     };
-    Ok(Some(Committed { version: reg.try_commit_version(&version, members(home, &version.files))?, new: true }))
+    Ok(Some(Committed { version: reg.commit_version(&version)?, new: true }))
+}
+
+/// The lineage sidecar and id index the sink wrote for an output file
+/// (`data/part-000012-000.parquet` → `_lineage/data-000012-000.parquet`, `.idx`).
+pub(crate) fn lineage_names(output: &str) -> (String, String) {
+    let (table, name) = output.split_once('/').unwrap_or(("data", output));
+    let stem = name.strip_prefix("part-").unwrap_or(name);
+    let stem = stem.split('.').next().unwrap_or(stem);
+    let base = format!("{}/{table}-{stem}", curate_io::LINEAGE_DIR);
+    (format!("{base}.parquet"), format!("{base}.idx"))
+}
+
+/// The store entry of an output file: the object its task added, or (for outputs of
+/// tasks that ran without a store) a copy added now.
+fn stored(home: &Home, output_dir: &Path, f: &curate_core::io::OutputFile) -> Result<curate_registry::FileEntry> {
+    match (&f.object, &f.content_hash) {
+        (Some(object), Some(hash)) => Ok(curate_registry::FileEntry { path: object.clone(), content_hash: hash.clone(), rows: f.rows, bytes: f.bytes }),
+        _ => home.put(&output_dir.join(&f.path), f.rows),
+    }
 }
 
 /// The dataset's latest version when this run reproduced it exactly (same files, spec,

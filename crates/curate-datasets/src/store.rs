@@ -2,34 +2,48 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use curate_core::cache::StepCache;
+use curate_io::VersionStore;
 use curate_registry::{FileEntry, GcPolicy, Registry, RunId, Version};
 
 use crate::{file_err, Error, Result};
 
 /// Environment variable naming the state directory.
 pub const HOME_ENV: &str = "CURATE_HOME";
+/// Environment variable naming the store of versions (a directory or `s3://bucket/prefix`).
+pub const STORE_ENV: &str = "CURATE_STORE";
 
 /// A project's state directory.
 #[derive(Debug, Clone)]
 pub struct Home {
     root: PathBuf,
+    /// Where versions' files live; `None` means `store/` below the root.
+    store: Option<String>,
 }
 
 impl Home {
-    /// State below `root`.
+    /// State below `root`, versions in `root/store`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Home { root: root.into() }
+        Home { root: root.into(), store: None }
+    }
+
+    /// The same state with versions' files in `store` (a directory or `s3://` prefix).
+    pub fn with_store(mut self, store: impl Into<String>) -> Self {
+        self.store = Some(store.into());
+        self
     }
 
     /// `$CURATE_HOME`, or `.curate` in the working directory.
     pub fn from_env() -> Self {
-        match std::env::var(HOME_ENV) {
+        let home = match std::env::var(HOME_ENV) {
             Ok(p) if !p.is_empty() => Home::new(p),
             _ => Home::new(".curate"),
+        };
+        match std::env::var(STORE_ENV) {
+            Ok(s) if !s.is_empty() => home.with_store(s),
+            _ => home,
         }
     }
 
@@ -58,53 +72,17 @@ impl Home {
         StepCache::new(self.root.join("cache"))
     }
 
-    fn store_root(&self) -> PathBuf {
-        self.root.join("store")
+    /// The store of versions' files.
+    pub fn store(&self) -> Result<VersionStore> {
+        let location = self.store.clone().unwrap_or_else(|| self.root.join("store").to_string_lossy().into_owned());
+        VersionStore::open(&location).map_err(|e| Error::Invalid(format!("{STORE_ENV}: {e}")))
     }
 
-    /// Where a manifest path (`objects/ab/ab12….parquet`) lives on disk.
-    pub fn object_path(&self, manifest_path: &str) -> PathBuf {
-        self.store_root().join(manifest_path)
-    }
-
-    /// Adds a copy of `file` to the store under its content hash and returns its manifest
-    /// entry.
-    ///
-    /// The object is a reflink where the file system supports it, else a byte copy, and
-    /// never a hard link: editing or replacing the run's output file must not change a
-    /// committed version. The hash is taken of the copy itself, the object is read-only,
-    /// and it and its directory are on disk before this returns, so a registry commit
-    /// that names it cannot survive a power loss that the file does not.
+    /// Adds a copy of `file` to the store, hashing the copy, and returns its manifest
+    /// entry (for files nobody hashed while writing them).
     pub fn put(&self, file: &Path, rows: u64) -> Result<FileEntry> {
-        let staging = self.store_root().join("tmp");
-        std::fs::create_dir_all(&staging).map_err(|e| file_err(&staging, e))?;
-        // Keep the full extension (`.jsonl.zst`) so readers can tell the format; a leading
-        // dot marks a hidden staging file, not an extension.
-        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches('.');
-        let ext = name.find('.').map_or("", |i| &name[i..]);
-        let tmp = staging.join(format!("{}-{}{ext}", std::process::id(), unique()));
-        let staged = stage_copy(file, &tmp);
-        let (hash, bytes) = match staged {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        let rel = format!("objects/{}/{hash}{ext}", &hash[..2]);
-        let dest = self.object_path(&rel);
-        let dir = dest.parent().unwrap_or(&self.root);
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-            if let Some(objects) = dir.parent() {
-                sync_dir(objects)?;
-            }
-        }
-        // Replacing an existing object with this fresh copy is always right (same hash,
-        // same bytes) and heals stores whose objects were hard links to run outputs.
-        std::fs::rename(&tmp, &dest).map_err(|e| file_err(&dest, e))?;
-        sync_dir(dir)?;
-        Ok(FileEntry { path: rel, content_hash: hash, rows, bytes })
+        let (path, content_hash, bytes) = self.store()?.put_hashing(file).map_err(|e| file_err(file, e))?;
+        Ok(FileEntry { path, content_hash, rows, bytes })
     }
 
     /// Checks every file of `version` against its manifest (size, then blake3 hash) and
@@ -116,7 +94,8 @@ impl Home {
     /// The on-disk paths of `version`'s files, each checked against the manifest (size
     /// and blake3 hash) before anything reads it; the first mismatch is an
     /// [`Error::Corrupt`] naming the version and the file.
-    pub fn verified_files(&self, version: &Version) -> Result<Vec<PathBuf>> {
+    pub fn verified_files(&self, version: &Version) -> Result<Vec<String>> {
+        let store = self.store()?;
         let mut out = Vec::with_capacity(version.files.len());
         for f in &version.files {
             if let Some(found) = self.check(f) {
@@ -127,17 +106,24 @@ impl Home {
                     found,
                 });
             }
-            out.push(self.object_path(&f.path));
+            out.push(store.locate(&f.path));
         }
         Ok(out)
     }
 
-    /// What is wrong with the stored object of `f`, or `None` when it matches.
+    /// What is wrong with the stored object of `f`, or `None` when it matches. A remote
+    /// object's size is checked here; its bytes are checked as they are read.
     fn check(&self, f: &FileEntry) -> Option<String> {
-        let path = self.object_path(&f.path);
-        let size = match std::fs::metadata(&path) {
-            Ok(m) => m.len(),
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => return Some(e.to_string()),
+        };
+        let size = match store.size(&f.path) {
+            Ok(n) => n,
             Err(e) => return Some(format!("unreadable ({e})")),
+        };
+        let Some(path) = store.local_path(&f.path) else {
+            return (size != f.bytes).then(|| format!("{size} bytes"));
         };
         let hash = std::fs::File::open(&path).and_then(|mut file| {
             let mut hasher = blake3::Hasher::new();
@@ -169,9 +155,10 @@ impl Home {
     /// how many.
     pub(crate) fn remove_unreferenced(&self, paths: impl IntoIterator<Item = String>, reg: &Registry) -> Result<usize> {
         let referenced = reg.referenced_files()?;
+        let store = self.store()?;
         let mut removed = 0;
         for rel in paths {
-            if !referenced.contains(&rel) && remove_object(&self.object_path(&rel))? {
+            if !referenced.contains(&rel) && store.remove(&rel).map_err(|e| Error::Invalid(e.to_string()))? {
                 removed += 1;
             }
         }
@@ -182,73 +169,27 @@ impl Home {
     /// and staging files left by killed processes; returns how many objects went. Only
     /// called while no run is running (see [`gc`]).
     fn sweep_objects(&self, referenced: &BTreeSet<String>, grace: Duration) -> Result<usize> {
-        let objects = self.store_root().join("objects");
+        let store = self.store()?;
+        let Some(root) = store.local_root().map(Path::to_path_buf) else {
+            tracing::warn!(store = store.display(), "gc sweeps local stores only; unreferenced objects of a remote store stay");
+            return Ok(0);
+        };
+        let objects = root.join("objects");
         let mut removed = 0;
         for path in walk(&objects) {
-            let rel = path.strip_prefix(self.store_root()).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let rel = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
             if !referenced.contains(&rel) && !recent(&path, grace) && remove_object(&path)? {
                 removed += 1;
             }
         }
         // A staging copy is seconds old unless its writer died; an hour is ample.
-        for path in walk(&self.store_root().join("tmp")) {
+        for path in walk(&root.join("tmp")) {
             if !recent(&path, grace.max(Duration::from_secs(3600))) {
                 remove_object(&path)?;
             }
         }
         Ok(removed)
     }
-}
-
-/// Copies `src` to the new file `dest` (a reflink when the file system can), makes it
-/// read-only and durable, and returns its blake3 hash and size, both of the copy.
-fn stage_copy(src: &Path, dest: &Path) -> Result<(String, u64)> {
-    use std::io::{Read, Write};
-    let mut from = std::fs::File::open(src).map_err(|e| file_err(src, e))?;
-    let mut to = std::fs::OpenOptions::new().write(true).create_new(true).open(dest).map_err(|e| file_err(dest, e))?;
-    let mut hasher = blake3::Hasher::new();
-    if reflink(&from, &to) {
-        let mut copy = std::fs::File::open(dest).map_err(|e| file_err(dest, e))?;
-        std::io::copy(&mut copy, &mut hasher).map_err(|e| file_err(dest, e))?;
-    } else {
-        // Hash what is written, in the same pass, so the object's name is the hash of
-        // its own bytes even if the source changes underneath.
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = from.read(&mut buf).map_err(|e| file_err(src, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            to.write_all(&buf[..n]).map_err(|e| file_err(dest, e))?;
-        }
-    }
-    let bytes = to.metadata().map_err(|e| file_err(dest, e))?.len();
-    let mut perms = to.metadata().map_err(|e| file_err(dest, e))?.permissions();
-    perms.set_readonly(true);
-    to.set_permissions(perms).map_err(|e| file_err(dest, e))?;
-    to.sync_all().map_err(|e| file_err(dest, e))?;
-    Ok((hasher.finalize().to_hex().to_string(), bytes))
-}
-
-/// Makes `to` share `from`'s extents (`ioctl FICLONE`); false where the file system
-/// cannot (ext4, across file systems, other platforms), so the caller copies.
-#[cfg(target_os = "linux")]
-fn reflink(from: &std::fs::File, to: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: both descriptors are open for the duration of the call, and FICLONE takes
-    // the source descriptor as its argument and writes no memory.
-    unsafe { libc::ioctl(to.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) == 0 }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn reflink(_: &std::fs::File, _: &std::fs::File) -> bool {
-    false
-}
-
-/// Makes a directory's entries (a rename into it, a new subdirectory) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| file_err(dir, e))
 }
 
 /// Removes a store file and its fan-out directory when that is left empty; false when
@@ -273,11 +214,6 @@ fn recent(path: &Path, grace: Duration) -> bool {
         Ok(t) => t.elapsed().map_or(true, |age| age < grace),
         Err(_) => true,
     }
-}
-
-fn unique() -> u64 {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    SEQ.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A stored file that does not match its version's manifest.

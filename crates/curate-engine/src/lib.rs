@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use curate_core::exec::{execute, ExecError, Plan, Progress, RunOptions};
 use curate_core::io::Source;
 use curate_core::operator::Registry as Operators;
-use curate_core::spec::{InputFormat, OutputFormat, Paths, PipelineSpec, SpecErrors};
+use curate_core::spec::{InputFormat, Paths, PipelineSpec, SpecErrors};
 use curate_core::stats::RunReport;
 use curate_datasets::{Committed, Home, RunRecord};
 use curate_io::{DirSink, FileSource, IoError};
@@ -182,8 +182,10 @@ impl Engine {
             }
             // Every file is checked against the version's manifest before anything reads it.
             let files = self.home.verified_files(&version).map_err(|e| at_dataset(&e))?;
-            spec.input.path = Paths::Many(files.iter().map(|f| f.to_string_lossy().into_owned()).collect());
-            spec.input.format = Some(InputFormat::Parquet);
+            // A version's files are all of one format, which their names carry.
+            let parquet = files.iter().all(|f| f.ends_with(".parquet"));
+            spec.input.path = Paths::Many(files);
+            spec.input.format = parquet.then_some(InputFormat::Parquet);
             spec.input.id_field = Some(curate_core::record::ID.into());
             parent = Some(version.reference.to_string());
         }
@@ -204,8 +206,11 @@ impl Engine {
     pub fn run(&self, p: &Prepared, settings: &RunSettings, progress: &dyn Progress) -> Result<RunOutcome, EngineError> {
         let spec_name = p.origin.display().to_string();
         let label = format!("a run of {} (spec {spec_name})", p.plan.name);
-        let sink = DirSink::create(&p.spec.output, &label).map_err(|e| located(&p.spec, "output.path", e))?;
+        let mut sink = DirSink::create(&p.spec.output, &label).map_err(|e| located(&p.spec, "output.path", e))?.with_operators(operators(&p.plan));
         let registry = if settings.no_registry { None } else { Some(self.home.registry()?) };
+        if registry.is_some() {
+            sink = sink.with_store(self.home.store()?);
+        }
         let run = match &registry {
             Some(reg) => Some(curate_datasets::resume_or_start_run(reg, &p.plan, &p.text, &p.spec.output.path, settings.resume)?),
             None => None,
@@ -251,12 +256,21 @@ impl Engine {
             plan: &p.plan,
             report,
             output_dir: Path::new(&p.spec.output.path),
-            versioned: p.spec.output.format == OutputFormat::Parquet && !p.spec.output.path.contains("://"),
             parents: p.parent.iter().cloned().collect(),
             sources,
         };
         curate_datasets::record_run(&self.home, reg, &record)
     }
+}
+
+/// The plan's operators as lineage sidecars record them.
+fn operators(plan: &Plan) -> String {
+    let ops: Vec<curate_lineage::OperatorInfo> = plan
+        .steps
+        .iter()
+        .map(|s| curate_lineage::OperatorInfo { name: s.descriptor.name.to_string(), version: s.descriptor.version.to_string(), params: s.params.clone() })
+        .collect();
+    serde_json::to_string(&ops).unwrap_or_else(|_| "[]".into())
 }
 
 fn spec_errors(e: SpecErrors) -> EngineError {

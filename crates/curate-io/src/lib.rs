@@ -8,11 +8,13 @@ mod lock;
 mod parquet_in;
 mod sink;
 mod source;
+pub mod store;
 mod verify;
 
 pub use lock::{host_name, OutputLock, LOCK_FILE};
-pub use sink::{parquet_properties, DirSink};
+pub use sink::{parquet_properties, DirSink, LINEAGE_DIR};
 pub use source::FileSource;
+pub use store::{ObjectReader, VersionStore};
 
 /// A storage or format error, naming the file or location involved.
 #[derive(Debug, thiserror::Error)]

@@ -237,3 +237,24 @@ pub fn expand(pattern: &str) -> Result<Vec<(Location, ObjectMeta)>, IoError> {
     }
     Ok(out)
 }
+
+/// Uploads a local file to `dest` in parts, so large files need not fit in memory.
+pub(crate) fn upload(file: &std::path::Path, dest: &Location) -> Result<(), object_store::Error> {
+    use object_store::{ObjectStoreExt, WriteMultipart};
+    let mut file = std::fs::File::open(file).map_err(|e| object_store::Error::Generic { store: "staging", source: Box::new(e) })?;
+    block_on(async {
+        let upload = dest.store.put_multipart(&dest.path).await?;
+        let mut w = WriteMultipart::new(upload);
+        let mut buf = vec![0u8; 8 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| object_store::Error::Generic { store: "staging", source: Box::new(e) })?;
+            if n == 0 {
+                break;
+            }
+            w.wait_for_capacity(4).await?;
+            w.write(&buf[..n]);
+        }
+        w.finish().await
+    })?;
+    Ok(())
+}

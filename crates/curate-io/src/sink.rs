@@ -3,10 +3,9 @@
 //! upload (object stores), so readers never see a partial file.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -14,7 +13,7 @@ use base64::Engine;
 use curate_core::io::{BoxError, OutputFile, Quarantined, Sink, TaskWriter};
 use curate_core::spec::{Compression, OutputFormat, OutputSpec};
 use futures::StreamExt;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -22,14 +21,18 @@ use parquet::schema::types::ColumnPath;
 use curate_core::record;
 
 use curate_core::json_rows;
-use crate::location::{block_on, Location};
+use crate::location::{block_on, upload, Location};
+use crate::store::VersionStore;
+use curate_lineage::SidecarWriter;
 use crate::lock::{OutputLock, LOCK_FILE};
 use crate::IoError;
 
 /// Parquet row groups close at this estimated encoded size, bounding writer memory.
 const ROW_GROUP_BYTES: usize = 32 << 20;
 /// Subdirectories a run owns; `reset` removes exactly these.
-const OWNED: [&str; 5] = ["data", "rejects", "quarantine", "_state", "_tmp"];
+const OWNED: [&str; 6] = ["data", "rejects", "quarantine", "_lineage", "_state", "_tmp"];
+/// Where each data and rejects file's lineage sidecar and id index go.
+pub const LINEAGE_DIR: &str = "_lineage";
 
 /// Writes a run's outputs below one location.
 pub struct DirSink {
@@ -39,6 +42,10 @@ pub struct DirSink {
     shard_size: u64,
     staging: PathBuf,
     lock: OutputLock,
+    /// The run's operators as JSON, recorded in every lineage sidecar.
+    operators: Arc<str>,
+    /// Where data files and lineage go as content-addressed objects, when versions are kept.
+    store: Option<VersionStore>,
 }
 
 impl DirSink {
@@ -79,7 +86,30 @@ impl DirSink {
         let probe = staging.join(".probe");
         std::fs::write(&probe, b"").map_err(unwritable)?;
         let _ = std::fs::remove_file(probe);
-        Ok(DirSink { root, format: spec.format, compression, shard_size: spec.shard_size.0, staging, lock })
+        Ok(DirSink {
+            root,
+            format: spec.format,
+            compression,
+            shard_size: spec.shard_size.0,
+            staging,
+            lock,
+            operators: Arc::from("[]"),
+            store: None,
+        })
+    }
+
+    /// Records these operators (JSON of `curate_lineage::OperatorInfo`s) in the lineage
+    /// sidecars, so each sidecar says what touched its records.
+    pub fn with_operators(mut self, operators: String) -> Self {
+        self.operators = Arc::from(operators);
+        self
+    }
+
+    /// Also adds every data file, lineage sidecar and id index to `store` as each task
+    /// commits, so committing a version only names objects already there.
+    pub fn with_store(mut self, store: VersionStore) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// Says who holds the output (shown to a run that finds it busy), e.g. the registry's run.
@@ -166,22 +196,7 @@ impl DirSink {
             std::fs::rename(staged, &dest)?;
             return Ok(());
         }
-        let dest = self.root.join(rel);
-        let mut file = File::open(staged)?;
-        block_on(async {
-            let upload = dest.store.put_multipart(&dest.path).await?;
-            let mut w = WriteMultipart::new(upload);
-            let mut buf = vec![0u8; 8 << 20];
-            loop {
-                let n = file.read(&mut buf).map_err(|e| object_store::Error::Generic { store: "staging", source: Box::new(e) })?;
-                if n == 0 {
-                    break;
-                }
-                w.wait_for_capacity(4).await?;
-                w.write(&buf[..n]);
-            }
-            w.finish().await
-        })?;
+        upload(staged, &self.root.join(rel))?;
         std::fs::remove_file(staged)?;
         Ok(())
     }
@@ -231,7 +246,8 @@ impl DirSink {
 /// The task that wrote an output file or commit record (`part-000012-001.parquet`,
 /// `part-000012.jsonl`, `000012.json`).
 fn task_of(name: &str) -> Option<usize> {
-    let digits = name.strip_prefix("part-").unwrap_or(name);
+    // `part-`, or `data-` / `rejects-` for lineage files.
+    let digits = name.trim_start_matches(|c: char| c.is_ascii_alphabetic()).trim_start_matches('-');
     let end = digits.find(|c: char| !c.is_ascii_digit())?;
     digits[..end].parse().ok()
 }
@@ -303,7 +319,7 @@ impl Sink for DirSink {
     }
 
     fn retain_tasks(&self, keep: &dyn Fn(usize) -> bool) -> Result<(), BoxError> {
-        for dir in ["data", "rejects", "quarantine", "_state/tasks"] {
+        for dir in ["data", "rejects", "quarantine", LINEAGE_DIR, "_state/tasks"] {
             let doomed = |name: &str| task_of(name).is_some_and(|t| !keep(t));
             match self.local() {
                 Some(root) => {
@@ -348,6 +364,7 @@ impl Sink for DirSink {
             format: self.format,
             compression: self.compression,
             shard_size: self.shard_size,
+            operators: self.operators.clone(),
             current: None,
             done: Vec::new(),
         };
@@ -382,16 +399,32 @@ impl Sink for DirSink {
     }
 }
 
-/// Counts bytes that reach the file, beneath any compressor.
-struct Counting<W> {
+/// Counts and hashes the bytes that reach the file, beneath any compressor, so a file's
+/// content hash is known when it closes without reading it back.
+struct Tally<W> {
     inner: W,
-    count: Arc<AtomicU64>,
+    seen: Arc<Mutex<(u64, blake3::Hasher)>>,
 }
 
-impl<W: Write> Write for Counting<W> {
+impl<W> Tally<W> {
+    fn new(inner: W) -> (Self, Arc<Mutex<(u64, blake3::Hasher)>>) {
+        let seen = Arc::new(Mutex::new((0, blake3::Hasher::new())));
+        (Tally { inner, seen: seen.clone() }, seen)
+    }
+}
+
+/// Bytes written and the blake3 hash of them.
+fn tallied(seen: &Mutex<(u64, blake3::Hasher)>) -> (u64, String) {
+    let s = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    (s.0, s.1.finalize().to_hex().to_string())
+}
+
+impl<W: Write> Write for Tally<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        let mut s = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.0 += n as u64;
+        s.1.update(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -399,15 +432,35 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+type Seen = Arc<Mutex<(u64, blake3::Hasher)>>;
+
 enum OpenFile {
-    Parquet(Box<ArrowWriter<File>>),
-    Jsonl { w: Box<dyn Write + Send>, written: Arc<AtomicU64>, line_buf: Vec<u8> },
+    Parquet(Box<ArrowWriter<Tally<File>>>),
+    Jsonl { w: Box<dyn Write + Send>, line_buf: Vec<u8> },
+}
+
+/// A data or rejects file being written, with its lineage sidecar.
+struct OpenPart {
+    file: OpenFile,
+    seen: Seen,
+    staged: Staged,
+    lineage: SidecarWriter<Tally<BufWriter<File>>>,
+    lineage_seen: Seen,
+    lineage_staged: Staged,
 }
 
 struct Staged {
     path: PathBuf,
     rel: String,
     rows: u64,
+    /// blake3 of the file's bytes, for files that become store objects.
+    hash: Option<String>,
+}
+
+impl Staged {
+    fn new(path: PathBuf, rel: String) -> Self {
+        Staged { path, rel, rows: 0, hash: None }
+    }
 }
 
 /// One output table of a task (`data` or `rejects`), rolled into files of `shard_size`.
@@ -419,7 +472,8 @@ struct Table {
     format: OutputFormat,
     compression: Compression,
     shard_size: u64,
-    current: Option<(OpenFile, Staged)>,
+    operators: Arc<str>,
+    current: Option<OpenPart>,
     done: Vec<Staged>,
 }
 
@@ -434,7 +488,7 @@ impl Table {
         };
         let rel = format!("{}/part-{:06}-{seq:03}.{ext}", self.name, self.task);
         let path = self.dir.join(format!("{}-{seq:03}.{ext}", self.name));
-        let file = File::create(&path)?;
+        let (file, seen) = Tally::new(File::create(&path)?);
         let open = match self.format {
             OutputFormat::Parquet => {
                 let compression = match self.compression {
@@ -445,17 +499,27 @@ impl Table {
                 OpenFile::Parquet(Box::new(ArrowWriter::try_new(file, self.schema.clone(), Some(parquet_properties(compression)))?))
             }
             OutputFormat::Jsonl => {
-                let written = Arc::new(AtomicU64::new(0));
-                let base = Counting { inner: BufWriter::with_capacity(1 << 20, file), count: written.clone() };
+                let base = BufWriter::with_capacity(1 << 20, file);
                 let w: Box<dyn Write + Send> = match self.compression {
                     Compression::Gzip => Box::new(flate2::write::GzEncoder::new(base, flate2::Compression::default())),
                     Compression::Zstd => Box::new(zstd::stream::write::Encoder::new(base, 3)?.auto_finish()),
                     _ => Box::new(base),
                 };
-                OpenFile::Jsonl { w, written, line_buf: Vec::new() }
+                OpenFile::Jsonl { w, line_buf: Vec::new() }
             }
         };
-        self.current = Some((open, Staged { path, rel, rows: 0 }));
+        let lineage_rel = format!("{LINEAGE_DIR}/{}-{:06}-{seq:03}.parquet", self.name, self.task);
+        let lineage_path = self.dir.join(format!("{}-{seq:03}.lineage.parquet", self.name));
+        let (lineage_file, lineage_seen) = Tally::new(BufWriter::with_capacity(1 << 20, File::create(&lineage_path)?));
+        let lineage = SidecarWriter::new(lineage_file, &self.operators)?;
+        self.current = Some(OpenPart {
+            file: open,
+            seen,
+            staged: Staged::new(path, rel),
+            lineage,
+            lineage_seen,
+            lineage_staged: Staged::new(lineage_path, lineage_rel),
+        });
         Ok(())
     }
 
@@ -463,18 +527,19 @@ impl Table {
         if self.current.is_none() {
             self.open()?;
         }
-        let Some((file, staged)) = self.current.as_mut() else { return Ok(()) };
-        staged.rows += batch.num_rows() as u64;
-        let size = match file {
+        let Some(part) = self.current.as_mut() else { return Ok(()) };
+        part.staged.rows += batch.num_rows() as u64;
+        part.lineage.write(batch)?;
+        let size = match &mut part.file {
             OpenFile::Parquet(w) => {
                 w.write(batch)?;
                 (w.bytes_written() + w.in_progress_size()) as u64
             }
-            OpenFile::Jsonl { w, written, line_buf } => {
+            OpenFile::Jsonl { w, line_buf } => {
                 line_buf.clear();
                 json_rows::write_rows(batch, line_buf);
                 w.write_all(line_buf)?;
-                written.load(Ordering::Relaxed)
+                tallied_bytes(&part.seen)
             }
         };
         if size >= self.shard_size {
@@ -483,21 +548,40 @@ impl Table {
         Ok(())
     }
 
+    /// Finishes the open file, its lineage sidecar and its id index, each hashed as written.
     fn close(&mut self) -> Result<(), BoxError> {
-        if let Some((file, staged)) = self.current.take() {
-            match file {
-                OpenFile::Parquet(w) => {
-                    w.close()?;
-                }
-                OpenFile::Jsonl { mut w, .. } => {
-                    w.flush()?;
-                    drop(w);
-                }
+        let Some(mut part) = self.current.take() else { return Ok(()) };
+        match part.file {
+            OpenFile::Parquet(w) => {
+                w.into_inner()?.flush()?;
             }
-            self.done.push(staged);
+            OpenFile::Jsonl { mut w, .. } => {
+                w.flush()?;
+                drop(w);
+            }
         }
+        part.staged.hash = Some(tallied(&part.seen).1);
+        let (mut lineage_file, index) = part.lineage.finish()?;
+        lineage_file.flush()?;
+        drop(lineage_file);
+        part.lineage_staged.rows = part.staged.rows;
+        part.lineage_staged.hash = Some(tallied(&part.lineage_seen).1);
+        let index_rel = part.lineage_staged.rel.replace(".parquet", ".idx");
+        let index_path = part.lineage_staged.path.with_extension("idx");
+        let (mut index_file, index_seen) = Tally::new(BufWriter::new(File::create(&index_path)?));
+        index.write_to(&mut index_file)?;
+        index_file.flush()?;
+        drop(index_file);
+        let mut index_staged = Staged::new(index_path, index_rel);
+        index_staged.rows = part.staged.rows;
+        index_staged.hash = Some(tallied(&index_seen).1);
+        self.done.extend([part.staged, part.lineage_staged, index_staged]);
         Ok(())
     }
+}
+
+fn tallied_bytes(seen: &Mutex<(u64, blake3::Hasher)>) -> u64 {
+    seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0
 }
 
 struct DirTaskWriter<'a> {
@@ -522,7 +606,7 @@ impl TaskWriter for DirTaskWriter<'_> {
         if self.quarantine.is_none() {
             let path = self.dir.join("quarantine.jsonl");
             let rel = format!("quarantine/part-{:06}.jsonl", self.task);
-            self.quarantine = Some((BufWriter::new(File::create(&path)?), Staged { path, rel, rows: 0 }));
+            self.quarantine = Some((BufWriter::new(File::create(&path)?), Staged::new(path, rel)));
         }
         let Some((w, staged)) = self.quarantine.as_mut() else { return Ok(()) };
         for q in records {
@@ -552,8 +636,15 @@ impl TaskWriter for DirTaskWriter<'_> {
         let mut files = Vec::new();
         for s in staged {
             let bytes = std::fs::metadata(&s.path)?.len();
+            // Rejects stay in the output only: their lineage sidecar is what explain reads.
+            let object = match (&self.sink.store, &s.hash) {
+                (Some(store), Some(hash)) if !s.rel.starts_with("rejects/") => {
+                    Some(store.put(&s.path, hash, crate::store::extension(s.rel.rsplit('/').next().unwrap_or_default()))?)
+                }
+                _ => None,
+            };
             self.sink.publish(&s.path, &s.rel)?;
-            files.push(OutputFile { path: s.rel, rows: s.rows, bytes });
+            files.push(OutputFile { path: s.rel, rows: s.rows, bytes, content_hash: s.hash, object });
         }
         self.sink.sync_dirs(files.iter().map(|f| f.path.as_str()))?;
         remove_local_dir(&self.dir)?;

@@ -25,6 +25,29 @@ impl Registry {
         })
     }
 
+    /// A run's cache bookkeeping in one transaction: entries it reused are stamped as used
+    /// now, entries it stored (key, location, stats) inserted or replaced.
+    pub fn cache_record(&self, used: &[String], stored: &[(String, String, serde_json::Value)]) -> Result<()> {
+        let now = now_ms();
+        let stored = stored.iter().map(|(k, l, s)| Ok((k, l, serde_json::to_string(s)?))).collect::<Result<Vec<_>>>()?;
+        self.write(|db| {
+            for chunk in used.chunks(IN_CHUNK) {
+                let mut params: Vec<Value> = vec![now.into()];
+                params.extend(chunk.iter().map(|k| Value::from(k.as_str())));
+                db.execute(&format!("UPDATE cache_entries SET last_used_at = ? WHERE cache_key IN ({})", placeholders(chunk.len())), &params)?;
+            }
+            for (key, location, stats) in &stored {
+                db.execute(
+                    "INSERT INTO cache_entries (cache_key, location, stats, created_at, last_used_at) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (cache_key) DO UPDATE SET location = excluded.location, stats = excluded.stats, \
+                     last_used_at = excluded.last_used_at",
+                    &[key.as_str().into(), location.as_str().into(), stats.as_str().into(), now.into(), now.into()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// Inserts or replaces the entry for `key` (a recomputed output supersedes the old one).
     pub fn cache_insert(&self, key: &str, location: &str, stats: &serde_json::Value) -> Result<()> {
         let stats = serde_json::to_string(stats)?;
@@ -73,7 +96,7 @@ impl Registry {
             for chunk in ids.chunks(IN_CHUNK) {
                 let list = placeholders(chunk.len());
                 let params: Vec<Value> = chunk.iter().map(|&i| i.into()).collect();
-                for table in ["version_records", "version_files", "version_sources", "version_cache_refs"] {
+                for table in ["version_files", "version_sources", "version_cache_refs"] {
                     db.execute(&format!("DELETE FROM {table} WHERE version_id IN ({list})"), &params)?;
                 }
                 let both: Vec<Value> = params.iter().chain(params.iter()).cloned().collect();

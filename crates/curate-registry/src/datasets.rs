@@ -1,17 +1,14 @@
 //! Datasets, their immutable numbered versions, tags, resolution and diffs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::db::{first, Cols, Db, Value};
+use crate::db::{first, Cols, Db};
 use crate::error::{Error, Result};
 use crate::types::{
-    DatasetInfo, FileEntry, FileReplacement, NewVersion, RecordDiff, RecordMember, SourceFile, Version, VersionDiff,
+    DatasetInfo, FileEntry, FileReplacement, NewVersion, SourceFile, Version, VersionDiff,
     VersionRef,
 };
 use crate::{now_ms, Registry};
-
-/// Record memberships sent to the backend per bulk statement.
-const MEMBER_CHUNK: usize = 20_000;
 
 /// How a reference names its version.
 enum Selector<'a> {
@@ -97,33 +94,16 @@ pub(crate) fn resolve_in(db: &mut dyn Db, reference: &str) -> Result<(i64, i64, 
 }
 
 impl Registry {
-    /// Commits the next version of `v.dataset` atomically: manifest, derivation, cache
-    /// references and record membership appear together or not at all.
+    /// Commits the next version of `v.dataset` atomically: manifest, derivation and cache
+    /// references appear together or not at all. A version's records are its files' rows,
+    /// so the cost is one row per file, whatever the number of records.
     ///
     /// Concurrent commits to one dataset serialise on the dataset row and get
-    /// consecutive numbers. `members` is streamed once; if a lock race is lost after
-    /// streaming began the call fails with [`Error::RecordStreamConsumed`].
-    pub fn commit_version<I>(&self, v: &NewVersion, members: I) -> Result<VersionRef>
-    where
-        I: IntoIterator<Item = RecordMember>,
-    {
-        self.try_commit_version(v, members.into_iter().map(Ok::<_, Error>))
-    }
-
-    /// [`Registry::commit_version`] over a fallible record stream, so that members can be
-    /// read lazily (from the version's files) instead of held in memory: the first `Err`
-    /// rolls the commit back, leaving nothing, and is returned as it is.
-    pub fn try_commit_version<I, E>(&self, v: &NewVersion, members: I) -> Result<VersionRef, E>
-    where
-        I: IntoIterator<Item = Result<RecordMember, E>>,
-        E: From<Error>,
-    {
+    /// consecutive numbers.
+    pub fn commit_version(&self, v: &NewVersion) -> Result<VersionRef> {
         validate_manifest(v)?;
-        let schema = serde_json::to_string(&v.schema).map_err(Error::from)?;
-        let mut members = Some(members.into_iter());
-        let mut stream_error: Option<E> = None;
-        let mut loaded = 0;
-        let committed = self.write(|db| {
+        let schema = serde_json::to_string(&v.schema)?;
+        self.write(|db| {
             let parents = v.parents.iter().map(|p| resolve_in(db, p)).collect::<Result<Vec<_>>>()?;
             let derived_from = parents.iter().find(|p| p.2.dataset != v.dataset).map(|p| p.1);
             db.execute(
@@ -158,10 +138,9 @@ impl Registry {
             )?)
             .ok_or_else(|| Error::Corrupt("INSERT RETURNING gave no row".into()))?
             .int()?;
-            let mut file_ids = HashMap::with_capacity(v.files.len());
             for f in &v.files {
-                let id = first(db.query(
-                    "INSERT INTO version_files (version_id, path, content_hash, row_count, byte_size) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                db.execute(
+                    "INSERT INTO version_files (version_id, path, content_hash, row_count, byte_size) VALUES (?, ?, ?, ?, ?)",
                     &[
                         version_id.into(),
                         f.path.as_str().into(),
@@ -169,10 +148,7 @@ impl Registry {
                         to_i64(f.rows)?.into(),
                         to_i64(f.bytes)?.into(),
                     ],
-                )?)
-                .ok_or_else(|| Error::Corrupt("INSERT RETURNING gave no row".into()))?
-                .int()?;
-                file_ids.insert(f.path.as_str(), id);
+                )?;
             }
             for (parent_id, _, _) in &parents {
                 db.execute(
@@ -192,31 +168,8 @@ impl Registry {
                     &[version_id.into(), key.as_str().into()],
                 )?;
             }
-            let stream = members.take().ok_or(Error::RecordStreamConsumed)?;
-            let mut chunk = Vec::with_capacity(MEMBER_CHUNK);
-            for m in stream {
-                let m = match m {
-                    Ok(m) => m,
-                    Err(e) => {
-                        stream_error = Some(e);
-                        return Err(Error::RecordStreamFailed);
-                    }
-                };
-                let file_id = *file_ids.get(m.file.as_str()).ok_or_else(|| {
-                    Error::InvalidManifest(format!("record {} is in file {} which the manifest does not list", m.record_id, m.file))
-                })?;
-                chunk.push(vec![version_id.into(), Value::Text(m.record_id), file_id.into()]);
-                if chunk.len() == MEMBER_CHUNK {
-                    loaded += db.bulk_insert("version_records", &["version_id", "record_id", "file_id"], &chunk)?;
-                    chunk.clear();
-                }
-            }
-            loaded += db.bulk_insert("version_records", &["version_id", "record_id", "file_id"], &chunk)?;
             Ok(VersionRef { dataset: v.dataset.clone(), version: number })
-        });
-        let committed = committed.map_err(|e| stream_error.take().unwrap_or_else(|| e.into()))?;
-        self.after_bulk_load("version_records", loaded)?;
-        Ok(committed)
+        })
     }
 
     /// Resolves `name`, `name@N`, `name@latest` or `name@tag` to a concrete version.
@@ -259,11 +212,14 @@ impl Registry {
     }
 
     /// Purges records from an existing version: swaps the listed files for rewritten
-    /// ones and drops the records' membership. The one sanctioned edit of a committed
-    /// version, for `forget --purge`.
+    /// ones and drops the files `removed` (left empty). The one sanctioned edit of a
+    /// committed version, for `forget --purge`.
     pub fn purge_version(&self, reference: &str, files: &[FileReplacement], removed: &[String]) -> Result<()> {
         self.write(|db| {
             let (version_id, _, _) = resolve_in(db, reference)?;
+            for path in removed {
+                db.execute("DELETE FROM version_files WHERE version_id = ? AND path = ?", &[version_id.into(), path.as_str().into()])?;
+            }
             for f in files {
                 let n = db.execute(
                     "UPDATE version_files SET path = ?, content_hash = ?, row_count = ?, byte_size = ? \
@@ -280,17 +236,6 @@ impl Registry {
                 if n == 0 {
                     return Err(Error::InvalidManifest(format!("{reference} lists no file {}", f.old_path)));
                 }
-            }
-            for chunk in removed.chunks(crate::cache::IN_CHUNK) {
-                let mut params: Vec<Value> = vec![version_id.into()];
-                params.extend(chunk.iter().map(|r| Value::from(r.as_str())));
-                db.execute(
-                    &format!(
-                        "DELETE FROM version_records WHERE version_id = ? AND record_id IN ({})",
-                        crate::db::placeholders(chunk.len())
-                    ),
-                    &params,
-                )?;
             }
             Ok(())
         })
@@ -365,30 +310,22 @@ impl Registry {
             Ok(diff)
         })
     }
-
-    /// Record-level diff from `old` to `new`, from the record index.
-    pub fn diff_records(&self, old: &str, new: &str) -> Result<RecordDiff> {
-        self.read(|db| {
-            let (old_id, _, _) = resolve_in(db, old)?;
-            let (new_id, _, _) = resolve_in(db, new)?;
-            let only_in = |db: &mut dyn Db, a: i64, b: i64| -> Result<Vec<String>> {
-                db.query(
-                    "SELECT a.record_id FROM version_records a WHERE a.version_id = ? AND NOT EXISTS \
-                     (SELECT 1 FROM version_records b WHERE b.version_id = ? AND b.record_id = a.record_id) \
-                     ORDER BY a.record_id",
-                    &[a.into(), b.into()],
-                )?
-                .into_iter()
-                .map(|r| Cols::new(r).text())
-                .collect()
-            };
-            Ok(RecordDiff { added: only_in(db, new_id, old_id)?, removed: only_in(db, old_id, new_id)? })
-        })
-    }
 }
 
+/// Store paths still in use: every version's data files, and the lineage sidecars and
+/// indexes of recorded run outputs.
 pub(crate) fn referenced_files_in(db: &mut dyn Db) -> Result<BTreeSet<String>> {
-    db.query("SELECT DISTINCT path FROM version_files", &[])?.into_iter().map(|r| Cols::new(r).text()).collect()
+    let mut out = BTreeSet::new();
+    for sql in [
+        "SELECT DISTINCT path FROM version_files",
+        "SELECT DISTINCT lineage_path FROM lineage_files",
+        "SELECT DISTINCT index_path FROM lineage_files",
+    ] {
+        for r in db.query(sql, &[])? {
+            out.insert(Cols::new(r).text()?);
+        }
+    }
+    Ok(out)
 }
 
 fn first_row(rows: Vec<crate::db::Row>) -> Result<crate::db::Row> {

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -140,10 +139,6 @@ pub(crate) trait Db: Send {
     fn batch(&mut self, sql: &str) -> Result<()>;
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
-    /// Inserts many rows, skipping rows whose key already exists; returns rows inserted.
-    fn bulk_insert(&mut self, table: &str, columns: &[&str], rows: &[Row]) -> Result<u64>;
-    /// Refreshes planner statistics after a bulk load; call outside a transaction.
-    fn refresh_stats(&mut self, table: &str) -> Result<()>;
 }
 
 /// Advisory lock key that orders run starts against gc's sweep of files on PostgreSQL.
@@ -189,10 +184,6 @@ impl Sqlite {
         // replaced were swept). Costs one fsync per write transaction.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Bulk lineage loads dirty pages all over B-trees far larger than the default
-        // 2 MiB cache; 1 GiB (allocated only as used) keeps a 500k-record chunk from
-        // spilling to the WAL before it commits.
-        conn.pragma_update(None, "cache_size", -1_048_576)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Sqlite { conn })
     }
@@ -301,26 +292,6 @@ impl Db for Sqlite {
         }
         Ok(out)
     }
-    fn bulk_insert(&mut self, table: &str, columns: &[&str], rows: &[Row]) -> Result<u64> {
-        // One cached single-row statement inside the caller's transaction: SQLite's
-        // per-statement cost is a function call, so multi-row VALUES buys little.
-        let sql = format!(
-            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
-            columns.join(", "),
-            placeholders(columns.len())
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut inserted = 0;
-        for row in rows {
-            inserted += stmt.execute(rusqlite::params_from_iter(row))? as u64;
-        }
-        Ok(inserted)
-    }
-    fn refresh_stats(&mut self, _table: &str) -> Result<()> {
-        // Without statistics SQLite still prefers an index for equality and IN lookups,
-        // and ANALYZE would scan the whole table; nothing to gain.
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------- PostgreSQL
@@ -402,28 +373,6 @@ fn params(values: &[Value]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
     values.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect()
 }
 
-/// Appends one field in COPY text format.
-fn copy_field(buf: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Null => buf.extend_from_slice(b"\\N"),
-        Value::Int(i) => {
-            // Writing to a Vec cannot fail.
-            let _ = write!(buf, "{i}");
-        }
-        Value::Text(s) => {
-            for b in s.bytes() {
-                match b {
-                    b'\\' => buf.extend_from_slice(b"\\\\"),
-                    b'\t' => buf.extend_from_slice(b"\\t"),
-                    b'\n' => buf.extend_from_slice(b"\\n"),
-                    b'\r' => buf.extend_from_slice(b"\\r"),
-                    _ => buf.push(b),
-                }
-            }
-        }
-    }
-}
-
 impl Db for Postgres {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
@@ -453,43 +402,5 @@ impl Db for Postgres {
     fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<Row>> {
         let stmt = self.prepare(sql)?;
         self.client.query(&stmt, &params(values))?.iter().map(pg_row).collect()
-    }
-    fn bulk_insert(&mut self, table: &str, columns: &[&str], rows: &[Row]) -> Result<u64> {
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        // COPY cannot skip duplicate keys, so stream into a session-local staging table
-        // and move rows over with ON CONFLICT DO NOTHING.
-        let cols = columns.join(", ");
-        let staging = format!("staging_{table}");
-        // Re-issued every call: a rolled-back transaction also drops a table it created.
-        self.client.batch_execute(&format!(
-            "CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {cols} FROM {table} WITH NO DATA"
-        ))?;
-        let mut buf = Vec::with_capacity(rows.len() * 64);
-        for row in rows {
-            for (i, v) in row.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b'\t');
-                }
-                copy_field(&mut buf, v);
-            }
-            buf.push(b'\n');
-        }
-        let mut writer = self.client.copy_in(&format!("COPY {staging} ({cols}) FROM STDIN"))?;
-        writer.write_all(&buf)?;
-        writer.finish()?;
-        let inserted = self.client.execute(
-            &format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} ON CONFLICT DO NOTHING"),
-            &[],
-        )?;
-        self.client.batch_execute(&format!("TRUNCATE {staging}"))?;
-        Ok(inserted)
-    }
-    fn refresh_stats(&mut self, table: &str) -> Result<()> {
-        // Right after a load of millions of rows autovacuum has not analysed yet, and the
-        // planner, blind, picks sequential scans: forget of 1,000 sources took 11.5 s on
-        // 10M records before this and milliseconds after. ANALYZE samples, so it is cheap.
-        Ok(self.client.batch_execute(&format!("ANALYZE {table}"))?)
     }
 }

@@ -32,6 +32,13 @@ pub enum Error {
     /// None of the ids handed to `forget` is known to the registry; nothing was recorded.
     #[error("no record or source with id {}: nothing derives from them, so nothing was forgotten (ids are the input's id_field values)", .0.join(", "))]
     UnknownSources(Vec<String>),
+    /// The store keeps per-record lineage rows that this build replaced with lineage
+    /// files beside the data; it must be converted before it is migrated.
+    #[error("this registry keeps per-record lineage ({records} rows) from curate 0.1, which this curate replaces with lineage files beside the data; run `curate registry upgrade` to convert it (it writes a lineage file and id index for each stored data file and each run's rejects, then drops the per-record tables), or point CURATE_HOME/CURATE_REGISTRY at a new registry")]
+    LegacyLineage {
+        /// Lineage rows found.
+        records: i64,
+    },
     /// No forget audit entry has this id.
     #[error("audit entry not found: {0}")]
     AuditNotFound(i64),
@@ -64,12 +71,6 @@ pub enum Error {
     /// The manifest handed to `commit_version` is inconsistent.
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
-    /// A commit lost a lock race after its record stream was consumed; call again.
-    #[error("commit lost a lock race after streaming its records; commit again")]
-    RecordStreamConsumed,
-    /// The record stream of `try_commit_version` yielded an error (returned in its place).
-    #[error("the record stream failed; nothing was committed")]
-    RecordStreamFailed,
     /// The file sweep handed to `gc_sweep` failed (its error is returned in its place).
     #[error("deleting unreferenced files failed; gc changed nothing")]
     SweepFailed,

@@ -1,6 +1,7 @@
 //! Metadata store for curate: pipeline runs, immutable dataset versions with tags and
 //! derivations, the content-addressed task cache index, per-record lineage, and the
-//! audit trail of `forget` requests.
+//! audit trail of `forget` requests. Record-level lineage lives beside the data (see
+//! `curate-lineage`); nothing here grows with the number of records.
 //!
 //! One logical schema runs on an embedded SQLite file (the default) or on PostgreSQL
 //! (`postgres://` URLs). [`Registry::open`] picks the backend from the location string
@@ -27,37 +28,27 @@
 //! reg.record_step(run, "clean", &StepCounters { input: 3, kept: 2, errors: 0,
 //!     dropped: [("too_short".to_owned(), 1)].into() })?;
 //!
-//! // Lineage: the operator chain once per step, then records in bulk.
-//! let chain = reg.register_op_chain(run, "clean", &[Operator {
-//!     name: "normalize".into(), version: "1".into(), params_hash: "9c".into(),
-//!     params: serde_json::json!({"form": "NFC"}) }])?;
-//! reg.insert_records((0..3).map(|i| RecordLineage {
-//!     record_id: format!("r{i}"), source_id: format!("s{i}"),
-//!     source_file: "raw/a.jsonl".into(), source_offset: i, chain,
-//!     dropped: (i == 2).then(|| Dropped { step: "clean".into(), reason: "too_short".into() }),
-//! }))?;
-//!
-//! // Commit the version: manifest, derivation and record membership in one transaction.
+//! // Commit the version: a manifest of files (records live in the files, their lineage
+//! // in a sidecar per file), with its derivation.
 //! let manifest = NewVersion {
 //!     dataset: "web".into(),
-//!     files: vec![FileEntry { path: "web/part-0.parquet".into(), content_hash: "f00d".into(), rows: 2, bytes: 512 }],
+//!     files: vec![FileEntry { path: "objects/f0/f00d.parquet".into(), content_hash: "f00d".into(), rows: 2, bytes: 512 }],
 //!     sources: vec![SourceFile { path: "raw/a.jsonl".into(), content_hash: "beef".into() }],
 //!     spec_hash: Some("5e1f".into()), run: Some(run), cache_keys: vec!["ab12".into()],
 //!     ..Default::default()
 //! };
-//! let members = ["r0", "r1"].map(|r| RecordMember { record_id: r.into(), file: "web/part-0.parquet".into() });
-//! let v = reg.commit_version(&manifest, members)?;
+//! let v = reg.commit_version(&manifest)?;
 //! assert_eq!(v.to_string(), "web@1");
 //! reg.tag("web@1", "release-2026-12")?;
+//! reg.record_lineage_files(run, &[LineageFile {
+//!     kind: LineageKind::Kept, data: Some("objects/f0/f00d.parquet".into()),
+//!     lineage: "objects/1a/1a2b.lineage.parquet".into(), index: "objects/3c/3c4d.idx".into(), rows: 2,
+//! }])?;
 //! reg.finish_run(run, RunStatus::Succeeded)?;
 //!
-//! // Explain a record; forget a source.
-//! let e = reg.explain("r1")?.expect("indexed");
-//! assert_eq!((e.occurrences[0].source_id.as_str(), e.versions[0].0.to_string()), ("s1", "web@1".to_owned()));
-//! let plan = reg.forget(&["s1".to_owned()], "erasure request", "alice")?;
-//! assert_eq!(plan.datasets[0].exclude[0].record_id, "r1");
-//! // ... the engine rewrites web/part-0 without r1, then commits with
-//! // `forget_audit: Some(plan.audit)` so the audit entry lists the new version.
+//! // Which versions hold a file whose id index matched a record.
+//! let holding = reg.versions_holding(&["objects/f0/f00d.parquet".to_owned()])?;
+//! assert_eq!(holding["objects/f0/f00d.parquet"][0].to_string(), "web@1");
 //!
 //! // Garbage collection returns what to delete on disk.
 //! let removed = reg.gc(&GcPolicy { keep_last: 3, cache_grace_ms: 24 * 3600 * 1000 })?;
@@ -87,10 +78,6 @@ pub use types::*;
 
 /// Environment variable naming the registry location (file path or `postgres://` URL).
 pub const REGISTRY_ENV: &str = "CURATE_REGISTRY";
-
-/// Rows loaded by one call above which planner statistics are refreshed; smaller
-/// loads are left to the server's own background analysis.
-const STATS_REFRESH_ROWS: u64 = 100_000;
 
 /// How many times a transaction that lost to a concurrent writer is replayed.
 const MAX_ATTEMPTS: u32 = 8;
@@ -171,14 +158,6 @@ impl Registry {
     /// Re-applies pending migrations; returns the resulting schema version.
     pub fn migrate(&self) -> Result<i64> {
         schema::migrate(self.conn().as_mut())
-    }
-
-    /// Refreshes planner statistics when a call loaded enough rows to skew them.
-    fn after_bulk_load(&self, table: &str, rows: u64) -> Result<()> {
-        if rows < STATS_REFRESH_ROWS {
-            return Ok(());
-        }
-        self.conn().refresh_stats(table)
     }
 
     fn conn(&self) -> MutexGuard<'_, Box<dyn Db>> {

@@ -162,7 +162,31 @@ ALTER TABLE runs ADD COLUMN pid_start TEXT;
 ALTER TABLE runs ADD COLUMN output TEXT;
 ALTER TABLE runs ADD COLUMN abandoned_at BIGINT;
 "#,
+    // 4: record lineage moves beside the data (a Parquet sidecar and an id index per
+    // output file); the registry keeps one row per file. A store whose per-record tables
+    // hold rows is converted by the engine first (see `Error::LegacyLineage`).
+    r#"
+DROP TABLE version_records;
+DROP TABLE records;
+DROP TABLE source_files;
+DROP TABLE op_chains;
+CREATE TABLE lineage_files (
+    id {pk},
+    run_id BIGINT NOT NULL REFERENCES runs(id),
+    kind TEXT NOT NULL CHECK (kind IN ('kept', 'rejected')),
+    data_path TEXT,
+    lineage_path TEXT NOT NULL,
+    index_path TEXT NOT NULL,
+    row_count BIGINT NOT NULL
+);
+CREATE INDEX lineage_files_run ON lineage_files (run_id);
+CREATE INDEX lineage_files_data ON lineage_files (data_path);
+CREATE INDEX lineage_files_lineage ON lineage_files (lineage_path);
+"#,
 ];
+
+/// The migration that drops the per-record lineage tables.
+const FILE_LINEAGE: i64 = 4;
 
 /// Highest migration number this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -209,6 +233,12 @@ fn apply_pending(db: &mut dyn Db) -> Result<i64> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let number = i as i64 + 1;
+        if number == FILE_LINEAGE && current > 0 {
+            let records = crate::db::first(db.query("SELECT COUNT(*) FROM records", &[])?).map_or(Ok(0), |v| v.int())?;
+            if records > 0 {
+                return Err(Error::LegacyLineage { records });
+            }
+        }
         db.batch(&db.dialect().ddl(sql))?;
         db.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",

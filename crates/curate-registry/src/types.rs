@@ -12,10 +12,6 @@ pub type RunId = i64;
 /// Identifier of a forget audit entry.
 pub type AuditId = i64;
 
-/// Identifier of an operator chain registered for one run step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OpChainId(pub i64);
-
 /// What the engine knows when a run starts.
 #[derive(Debug, Clone, Default)]
 pub struct NewRun<'a> {
@@ -209,15 +205,6 @@ pub struct NewVersion {
     pub forget_audit: Option<AuditId>,
 }
 
-/// Membership of one record in a version being committed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordMember {
-    /// Record id.
-    pub record_id: String,
-    /// Path of the version file holding it (must be in the manifest).
-    pub file: String,
-}
-
 /// A resolved `dataset@version`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VersionRef {
@@ -282,15 +269,6 @@ pub struct VersionDiff {
     pub changed: Vec<(FileEntry, FileEntry)>,
 }
 
-/// Record-level difference between two versions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecordDiff {
-    /// Record ids only in the newer side, sorted.
-    pub added: Vec<String>,
-    /// Record ids only in the older side, sorted.
-    pub removed: Vec<String>,
-}
-
 /// A task cache entry: where a step output lives and what it holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheEntry {
@@ -336,80 +314,6 @@ pub struct Sweep<'a> {
     pub referenced_files: &'a std::collections::BTreeSet<String>,
     /// Cache entries just removed from the index, whose outputs go too.
     pub cache_entries: &'a [CacheEntry],
-}
-
-/// One operator application in a record's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Operator {
-    /// Operator name.
-    pub name: String,
-    /// Operator version.
-    pub version: String,
-    /// Hash of its parameters.
-    pub params_hash: String,
-    /// Its canonical parameters; absent (null) in chains stored before they were kept.
-    #[serde(default)]
-    pub params: serde_json::Value,
-}
-
-/// Why and where a record was dropped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dropped {
-    /// Step that dropped it.
-    pub step: String,
-    /// Drop reason.
-    pub reason: String,
-}
-
-/// Lineage of one record, as written by the engine in bulk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordLineage {
-    /// Record id.
-    pub record_id: String,
-    /// Id of the input record it came from (a raw source record or an upstream record).
-    pub source_id: String,
-    /// Input file it was read from.
-    pub source_file: String,
-    /// Row number or byte offset in that file.
-    pub source_offset: u64,
-    /// Operators applied to it (registered once per run step).
-    pub chain: OpChainId,
-    /// Set when the record was dropped.
-    pub dropped: Option<Dropped>,
-}
-
-/// One run's view of a record: where it was read from and what happened to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Occurrence {
-    /// Input record id.
-    pub source_id: String,
-    /// Input file.
-    pub source_file: String,
-    /// Row or offset in the input file.
-    pub source_offset: u64,
-    /// Run that processed it.
-    pub run: RunId,
-    /// Step whose operator chain applies (the dropping step, or the last one).
-    pub step: String,
-    /// Operators that touched it, in order.
-    pub operators: Vec<Operator>,
-    /// Drop step and reason, if dropped.
-    pub dropped: Option<Dropped>,
-}
-
-/// Answer to "where did this record come from and where is it now".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Explanation {
-    /// Record id.
-    pub record_id: String,
-    /// Every run that processed it, oldest run first.
-    pub occurrences: Vec<Occurrence>,
-    /// Versions containing it, with the file holding it.
-    pub versions: Vec<(VersionRef, String)>,
-    /// Records derived from it (under other ids), with the versions holding them.
-    pub derived: Vec<DerivedRecord>,
-    /// Forget requests that reached it (through its own id or an ancestor's), oldest first.
-    pub forgets: Vec<ForgetNote>,
 }
 
 /// A forget request as it concerns one record.
@@ -459,17 +363,6 @@ pub struct FileReplacement {
     pub new: FileEntry,
 }
 
-/// A record reached from a source id, with the versions that contain it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DerivedRecord {
-    /// Record id.
-    pub record_id: String,
-    /// Its direct input record id.
-    pub source_id: String,
-    /// Versions containing it, with the file holding it.
-    pub versions: Vec<(VersionRef, String)>,
-}
-
 /// A record to leave out of a dataset's next version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exclusion {
@@ -492,17 +385,6 @@ pub struct DatasetForget {
     pub affected_versions: Vec<i64>,
 }
 
-/// Result of `forget`: the audit entry id and the per-dataset work to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForgetPlan {
-    /// Audit entry recorded for this request; pass it in `NewVersion::forget_audit`.
-    pub audit: AuditId,
-    /// Datasets holding derived records, by name.
-    pub datasets: Vec<DatasetForget>,
-    /// Requested ids the registry has never seen (left out of the audit entry).
-    pub unknown: Vec<String>,
-}
-
 /// A recorded forget request and the versions that executed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -520,4 +402,56 @@ pub struct AuditEntry {
     pub plan: Vec<DatasetForget>,
     /// Versions committed with this audit id.
     pub resulting_versions: Vec<VersionRef>,
+}
+
+/// Whether a lineage file describes kept records (a data file) or dropped ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineageKind {
+    /// Records of a data file.
+    Kept,
+    /// Records a step dropped.
+    Rejected,
+}
+
+impl LineageKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineageKind::Kept => "kept",
+            LineageKind::Rejected => "rejected",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "kept" => Ok(LineageKind::Kept),
+            "rejected" => Ok(LineageKind::Rejected),
+            other => Err(Error::Corrupt(format!("unknown lineage kind {other:?}"))),
+        }
+    }
+}
+
+/// The lineage of one output file: its sidecar and id index in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageFile {
+    /// Kept or rejected records.
+    pub kind: LineageKind,
+    /// The data file it describes (store path), for kept records.
+    pub data: Option<String>,
+    /// The sidecar (store path): one row per record, in the data file's order.
+    pub lineage: String,
+    /// The id index of the sidecar (store path).
+    pub index: String,
+    /// Records described.
+    pub rows: u64,
+}
+
+/// A lineage file as recorded for a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedLineage {
+    /// The run that wrote it.
+    pub run: RunId,
+    /// The file.
+    pub file: LineageFile,
 }
