@@ -14,16 +14,13 @@ backend_tests!(
     concurrent_commits_get_distinct_ordered_versions,
     tags_and_resolution,
     manifest_and_derivation_round_trip,
-    file_and_record_diff,
+    file_diff,
     cache_index_and_gc,
     gc_keeps_parents_of_kept_versions,
-    record_index_and_explain,
-    forget_reaches_specialised_dataset,
+    lineage_files_are_rows_per_file,
+    forget_audits_and_notes,
     failed_commit_leaves_nothing,
-    panicking_commit_leaves_nothing,
-    failing_member_stream_commits_nothing,
-    killed_commit_leaves_nothing,
-    records_migrate_to_per_chain_lineage,
+    legacy_lineage_is_refused_until_converted,
     runs_are_listed_newest_first,
     versions_listing_and_purge,
     abandoned_runs_resume_under_their_id,
@@ -39,12 +36,8 @@ fn manifest(dataset: &str, files: Vec<FileEntry>) -> NewVersion {
     NewVersion { dataset: dataset.into(), files, schema: serde_json::json!({"fields": ["text"]}), ..Default::default() }
 }
 
-fn member(record_id: &str, file: &str) -> RecordMember {
-    RecordMember { record_id: record_id.into(), file: file.into() }
-}
-
 fn commit(reg: &Registry, v: &NewVersion) -> VersionRef {
-    reg.commit_version(v, Vec::new()).expect("commit")
+    reg.commit_version(v).expect("commit")
 }
 
 fn vref(dataset: &str, version: i64) -> VersionRef {
@@ -54,21 +47,6 @@ fn vref(dataset: &str, version: i64) -> VersionRef {
 fn start_run(reg: &Registry) -> RunId {
     reg.start_run(&NewRun { pipeline: "web", spec: "steps: []", spec_hash: "s1", code_version: "0.1.0", ..Default::default() })
         .expect("start run")
-}
-
-fn op(name: &str) -> Operator {
-    Operator { name: name.into(), version: "1".into(), params_hash: format!("p-{name}"), params: serde_json::json!({"n": 1}) }
-}
-
-fn lineage(record: &str, source: &str, chain: OpChainId, dropped: Option<(&str, &str)>) -> RecordLineage {
-    RecordLineage {
-        record_id: record.into(),
-        source_id: source.into(),
-        source_file: "raw/part-0.jsonl".into(),
-        source_offset: 7,
-        chain,
-        dropped: dropped.map(|(step, reason)| Dropped { step: step.into(), reason: reason.into() }),
-    }
 }
 
 fn migrations_are_idempotent(b: &mut Backend) {
@@ -147,7 +125,7 @@ fn concurrent_commits_get_distinct_ordered_versions(b: &mut Backend) {
                     .map(|i| {
                         let path = format!("t{t}-{i}.parquet");
                         let v = manifest("shared", vec![file(&path, &path, 1)]);
-                        reg.commit_version(&v, vec![member(&format!("r{t}-{i}"), &path)]).expect("commit").version
+                        reg.commit_version(&v).expect("commit").version
                     })
                     .collect::<Vec<_>>()
             })
@@ -241,26 +219,21 @@ fn manifest_and_derivation_round_trip(b: &mut Backend) {
         ]
     );
     let mut dup = manifest("web", vec![file("x", "1", 1), file("x", "2", 1)]);
-    assert!(matches!(reg.commit_version(&dup, Vec::new()), Err(Error::InvalidManifest(_))));
+    assert!(matches!(reg.commit_version(&dup), Err(Error::InvalidManifest(_))));
     dup.files.pop();
     dup.parents = vec!["missing@1".into()];
-    assert!(matches!(reg.commit_version(&dup, Vec::new()), Err(Error::DatasetNotFound(_))));
+    assert!(matches!(reg.commit_version(&dup), Err(Error::DatasetNotFound(_))));
     assert_eq!(reg.resolve("web").unwrap().version, 1);
 }
 
-fn file_and_record_diff(b: &mut Backend) {
+fn file_diff(b: &mut Backend) {
     let reg = b.open();
-    let v1 = manifest("d", vec![file("a", "ha", 2), file("b", "hb", 1), file("c", "hc", 1)]);
-    reg.commit_version(&v1, vec![member("r1", "a"), member("r2", "a"), member("r3", "b"), member("r4", "c")]).unwrap();
-    let v2 = manifest("d", vec![file("a", "ha", 2), file("b", "hb2", 1), file("e", "he", 1)]);
-    reg.commit_version(&v2, vec![member("r1", "a"), member("r2", "a"), member("r5", "b"), member("r6", "e")]).unwrap();
+    commit(&reg, &manifest("d", vec![file("a", "ha", 2), file("b", "hb", 1), file("c", "hc", 1)]));
+    commit(&reg, &manifest("d", vec![file("a", "ha", 2), file("b", "hb2", 1), file("e", "he", 1)]));
     let diff = reg.diff("d@1", "d@2").unwrap();
     assert_eq!(diff.added, vec![file("e", "he", 1)]);
     assert_eq!(diff.removed, vec![file("c", "hc", 1)]);
     assert_eq!(diff.changed, vec![(file("b", "hb", 1), file("b", "hb2", 1))]);
-    let rec = reg.diff_records("d@1", "d@2").unwrap();
-    assert_eq!(rec.added, vec!["r5".to_owned(), "r6".to_owned()]);
-    assert_eq!(rec.removed, vec!["r3".to_owned(), "r4".to_owned()]);
     assert_eq!(reg.diff("d@2", "d@2").unwrap(), VersionDiff::default());
 }
 
@@ -281,7 +254,7 @@ fn cache_index_and_gc(b: &mut Backend) {
     for (i, key) in ["k1", "k2", "k3", "k4", "k4"].iter().enumerate() {
         let mut v = manifest("d", vec![file(&format!("f{i}"), "h", 1)]);
         v.cache_keys = vec![(*key).to_owned()];
-        reg.commit_version(&v, vec![member(&format!("r{i}"), &format!("f{i}"))]).unwrap();
+        commit(&reg, &v);
     }
     reg.tag("d@3", "keep").unwrap();
     commit(&reg, &manifest("e", vec![file("only", "h", 1)]));
@@ -299,7 +272,7 @@ fn cache_index_and_gc(b: &mut Backend) {
     assert_eq!(reg.resolve("d@keep").unwrap().version, 3);
     assert_eq!(reg.resolve("d").unwrap().version, 5);
     assert_eq!(reg.resolve("e").unwrap().version, 1);
-    assert_eq!(reg.explain("r0").unwrap(), None);
+    assert!(reg.versions_holding(&["f0".to_owned()]).unwrap().is_empty());
 
     // Without grace, entries referenced by no surviving version go.
     let report = reg.gc(&GcPolicy { keep_last: 2, cache_grace_ms: -1 }).unwrap();
@@ -328,244 +301,94 @@ fn gc_keeps_parents_of_kept_versions(b: &mut Backend) {
     assert_eq!(reg.version("s").unwrap().parents, vec![vref("g", 1)]);
 }
 
-fn record_index_and_explain(b: &mut Backend) {
-    let reg = b.open();
-    let run = start_run(&reg);
-    let chain = reg.register_op_chain(run, "clean", &[op("normalize"), op("lang-filter")]).unwrap();
-    assert_eq!(reg.register_op_chain(run, "clean", &[op("normalize"), op("lang-filter")]).unwrap(), chain);
-    let other = reg.register_op_chain(run, "clean", &[op("normalize")]).unwrap();
-    assert_ne!(other, chain);
-
-    let mut batch: Vec<RecordLineage> =
-        (0..120_000).map(|i| lineage(&format!("rec-{i}"), &format!("src-{i}"), chain, None)).collect();
-    batch[5].dropped = Some(Dropped { step: "clean".into(), reason: "too_short".into() });
-    // Text needing COPY escaping must round-trip.
-    batch[6].source_file = "raw/we\tird\\na\nme.jsonl".into();
-    assert_eq!(reg.insert_records(batch.clone()).unwrap(), 120_000);
-    // Re-inserting is a no-op that keeps the first lineage.
-    batch[1].source_id = "changed".into();
-    assert_eq!(reg.insert_records(batch[..10].to_vec()).unwrap(), 0);
-
-    let v = manifest("web", vec![file("part-0", "h", 2)]);
-    reg.commit_version(&v, vec![member("rec-1", "part-0"), member("rec-6", "part-0")]).unwrap();
-    reg.commit_version(&v, vec![member("rec-1", "part-0")]).unwrap();
-
-    let e = reg.explain("rec-1").unwrap().expect("known record");
-    assert_eq!(e.occurrences.len(), 1);
-    let o = &e.occurrences[0];
-    assert_eq!(o.source_id, "src-1");
-    assert_eq!(o.source_file, "raw/part-0.jsonl");
-    assert_eq!(o.source_offset, 7);
-    assert_eq!(o.run, run);
-    assert_eq!(o.step, "clean");
-    assert_eq!(o.operators, vec![op("normalize"), op("lang-filter")]);
-    assert_eq!(o.dropped, None);
-    assert_eq!(e.versions, vec![(vref("web", 1), "part-0".to_owned()), (vref("web", 2), "part-0".to_owned())]);
-    assert!(e.derived.is_empty());
-    let dropped = reg.explain("rec-5").unwrap().expect("known record");
-    assert_eq!(dropped.occurrences[0].dropped, Some(Dropped { step: "clean".into(), reason: "too_short".into() }));
-    assert!(dropped.versions.is_empty());
-    assert_eq!(reg.explain("rec-6").unwrap().expect("known").occurrences[0].source_file, "raw/we\tird\\na\nme.jsonl");
-    assert_eq!(reg.explain("nope").unwrap(), None);
-
-    // A second run over the same records adds a second occurrence instead of being ignored.
-    let run2 = start_run(&reg);
-    let chain2 = reg.register_op_chain(run2, "clean", &[op("normalize")]).unwrap();
-    let again = vec![lineage("rec-1", "src-1", chain2, Some(("clean", "lang")))];
-    assert_eq!(reg.insert_records(again).unwrap(), 1);
-    let e = reg.explain("rec-1").unwrap().expect("known record");
-    assert_eq!(e.occurrences.iter().map(|o| o.run).collect::<Vec<_>>(), vec![run, run2]);
-    assert_eq!(e.occurrences[1].dropped, Some(Dropped { step: "clean".into(), reason: "lang".into() }));
-
-    // A record that kept its source's id is found from that id, once, by forget's closure.
-    let same = reg.register_op_chain(run2, "keep-id", &[op("normalize")]).unwrap();
-    reg.insert_records(vec![lineage("src-9", "src-9", same, None), lineage("rec-9b", "src-9", same, None)]).unwrap();
-    let mut ids: Vec<String> = reg.derived_from_source("src-9").unwrap().into_iter().map(|d| d.record_id).collect();
-    ids.sort();
-    assert_eq!(ids, vec!["rec-9", "rec-9b", "src-9"]);
-    let e = reg.explain("src-9").unwrap().expect("known");
-    assert_eq!(e.derived.iter().map(|d| d.record_id.as_str()).collect::<Vec<_>>(), vec!["rec-9", "rec-9b"]);
-
-    let derived = reg.derived_from_source("src-1").unwrap();
-    assert_eq!(derived.len(), 1);
-    assert_eq!(derived[0].record_id, "rec-1");
-    assert_eq!(derived[0].versions.len(), 2);
-    assert!(reg.derived_from_source("nope").unwrap().is_empty());
+fn lineage(kind: LineageKind, data: Option<&str>, name: &str, rows: u64) -> LineageFile {
+    LineageFile { kind, data: data.map(Into::into), lineage: format!("{name}.parquet"), index: format!("{name}.idx"), rows }
 }
 
-fn forget_reaches_specialised_dataset(b: &mut Backend) {
+fn lineage_files_are_rows_per_file(b: &mut Backend) {
     let reg = b.open();
     let run = start_run(&reg);
-    let chain = reg.register_op_chain(run, "ingest", &[op("parse")]).unwrap();
-    // Global records g0..g9 come from raw sources s0..s9.
-    reg.insert_records((0..10).map(|i| lineage(&format!("g{i}"), &format!("s{i}"), chain, None))).unwrap();
-    let g = manifest("web", vec![file("web/0", "h0", 5), file("web/1", "h1", 5)]);
-    let members = (0..10).map(|i| member(&format!("g{i}"), if i < 5 { "web/0" } else { "web/1" }));
-    reg.commit_version(&g, members.collect::<Vec<_>>()).unwrap();
-    reg.commit_version(&g, (0..10).map(|i| member(&format!("g{i}"), if i < 5 { "web/0" } else { "web/1" }))).unwrap();
-
-    // The specialised dataset derives new records from global ones (source id = global record id)...
-    let chain2 = reg.register_op_chain(run, "code-filter", &[op("code-detect")]).unwrap();
-    reg.insert_records((0..4).map(|i| lineage(&format!("c{i}"), &format!("g{i}"), chain2, None))).unwrap();
-    let mut s = manifest("web-code", vec![file("code/0", "c0", 4)]);
-    s.parents = vec!["web@2".into()];
-    reg.commit_version(&s, (0..4).map(|i| member(&format!("c{i}"), "code/0"))).unwrap();
-    // ...and another keeps global record ids as they are.
-    let mut t = manifest("web-short", vec![file("short/0", "t0", 2)]);
-    t.parents = vec!["web@2".into()];
-    reg.commit_version(&t, vec![member("g3", "short/0"), member("g7", "short/0")]).unwrap();
-
-    let plan = reg.forget(&["s3".to_owned(), "s9".to_owned()], "GDPR request 42", "alice").unwrap();
-    let ex = |d: &DatasetForget| d.exclude.iter().map(|e| (e.record_id.clone(), e.file.clone())).collect::<Vec<_>>();
-    let names: Vec<&str> = plan.datasets.iter().map(|d| d.dataset.as_str()).collect();
-    assert_eq!(names, vec!["web", "web-code", "web-short"]);
-    let web = &plan.datasets[0];
-    assert_eq!((web.latest, web.affected_versions.clone()), (2, vec![1, 2]));
-    assert_eq!(ex(web), vec![("g3".into(), "web/0".into()), ("g9".into(), "web/1".into())]);
-    assert_eq!(ex(&plan.datasets[1]), vec![("c3".into(), "code/0".into())]);
-    assert_eq!(ex(&plan.datasets[2]), vec![("g3".into(), "short/0".into())]);
-
-    // The engine rewrites and commits linked to the audit entry.
-    let mut rewritten = manifest("web", vec![file("web/0", "h0b", 4), file("web/1", "h1b", 4)]);
-    rewritten.forget_audit = Some(plan.audit);
-    reg.commit_version(&rewritten, Vec::new()).unwrap();
-    let mut code = manifest("web-code", vec![file("code/0", "c0b", 3)]);
-    code.forget_audit = Some(plan.audit);
-    code.parents = vec!["web@3".into()];
-    reg.commit_version(&code, Vec::new()).unwrap();
-
-    let audit = reg.audit(plan.audit).unwrap();
-    assert_eq!(audit.actor, "alice");
-    assert_eq!(audit.reason, "GDPR request 42");
-    assert_eq!(audit.sources, vec!["s3".to_owned(), "s9".to_owned()]);
-    assert_eq!(audit.plan, plan.datasets);
-    assert_eq!(audit.resulting_versions, vec![vref("web", 3), vref("web-code", 2)]);
-    assert!(matches!(reg.audit(plan.audit + 100), Err(Error::AuditNotFound(_))));
-
-    // A later plan sees the rewritten latest versions as clean; older ones still listed.
-    let again = reg.forget(&["s3".to_owned()], "re-check", "bob").unwrap();
-    assert_ne!(again.audit, plan.audit);
-    let web = &again.datasets[0];
-    assert_eq!((web.dataset.as_str(), web.latest, web.exclude.len()), ("web", 3, 0));
-
-    // Unknown ids: named, left out of the audit; alone, an error and no audit entry.
-    let partial = reg.forget(&["s3".to_owned(), "nope-1".to_owned(), "s3".to_owned()], "typo", "bob").unwrap();
-    assert_eq!(partial.unknown, vec!["nope-1".to_owned()]);
-    assert_eq!(reg.audit(partial.audit).unwrap().sources, vec!["s3".to_owned()], "known, deduplicated");
-    match reg.forget(&["nope-1".to_owned(), "nope-2".to_owned()], "none", "bob") {
-        Err(Error::UnknownSources(ids)) => assert_eq!(ids, vec!["nope-1".to_owned(), "nope-2".to_owned()]),
-        other => panic!("expected UnknownSources, got {other:?}"),
-    }
-    assert!(matches!(reg.audit(partial.audit + 1), Err(Error::AuditNotFound(_))), "no audit entry for an all-unknown request");
-
-    // explain names the requests that reached a record, and the versions that left it out.
-    let e = reg.explain("c3").unwrap().expect("known");
-    let notes: Vec<(AuditId, &str, &str, Vec<VersionRef>)> =
-        e.forgets.iter().map(|n| (n.audit, n.actor.as_str(), n.source_id.as_str(), n.without.clone())).collect();
+    let kept = lineage(LineageKind::Kept, Some("d/0"), "l/0", 1_000_000);
+    let rejected = lineage(LineageKind::Rejected, None, "l/r0", 5);
+    reg.record_lineage_files(run, &[kept.clone(), rejected.clone()]).unwrap();
+    let run2 = start_run(&reg);
+    reg.record_lineage_files(run2, std::slice::from_ref(&kept)).unwrap();
+    let all = reg.lineage_files().unwrap();
     assert_eq!(
-        notes,
-        vec![
-            (plan.audit, "alice", "s3", vec![vref("web", 3), vref("web-code", 2)]),
-            (again.audit, "bob", "s3", vec![]),
-            (partial.audit, "bob", "s3", vec![]),
-        ]
+        all.iter().map(|r| (r.run, r.file.clone())).collect::<Vec<_>>(),
+        vec![(run, kept.clone()), (run, rejected.clone()), (run2, kept.clone())]
     );
-    assert_eq!(e.forgets[0].reason, "GDPR request 42");
-    assert!(reg.explain("c0").unwrap().expect("known").forgets.is_empty());
+    assert!(matches!(reg.record_lineage_files(run + 100, &[]), Err(Error::RunNotFound(_))));
+
+    commit(&reg, &manifest("web", vec![file("d/0", "h", 1_000_000)]));
+    commit(&reg, &manifest("web", vec![file("d/0", "h", 1_000_000), file("d/1", "h1", 1)]));
+    let holding = reg.versions_holding(&["d/0".to_owned(), "d/1".to_owned(), "nope".to_owned()]).unwrap();
+    assert_eq!(holding["d/0"], vec![vref("web", 1), vref("web", 2)]);
+    assert_eq!(holding["d/1"], vec![vref("web", 2)]);
+    assert!(!holding.contains_key("nope"));
+    // Lineage files stay referenced (gc keeps them) as long as a row names them.
+    let referenced = reg.referenced_files().unwrap();
+    for p in ["d/0", "d/1", "l/0.parquet", "l/0.idx", "l/r0.parquet", "l/r0.idx"] {
+        assert!(referenced.contains(p), "{p}");
+    }
+
+    // A purge points every row of a rewritten file at its replacement; an emptied one goes.
+    let new = lineage(LineageKind::Kept, Some("d/0b"), "l/0b", 999_999);
+    reg.replace_lineage_files(&[("l/0.parquet".to_owned(), new.clone())]).unwrap();
+    reg.drop_lineage_files(&["l/r0.parquet".to_owned()]).unwrap();
+    let all: Vec<LineageFile> = reg.lineage_files().unwrap().into_iter().map(|r| r.file).collect();
+    assert_eq!(all, vec![new.clone(), new]);
+    assert_eq!(reg.run_outputs(&[run, run2]).unwrap().len(), 0, "runs started without an output");
+}
+
+fn forget_audits_and_notes(b: &mut Backend) {
+    let reg = b.open();
+    commit(&reg, &manifest("web", vec![file("web/0", "h0", 5)]));
+    let plan = vec![DatasetForget {
+        dataset: "web".into(),
+        latest: 1,
+        exclude: vec![Exclusion { record_id: "g3".into(), file: "web/0".into() }],
+        affected_versions: vec![1],
+    }];
+    let audit = reg.record_forget(&["s3".to_owned(), "g3".to_owned()], "GDPR request 42", "alice", &plan).unwrap();
+    let mut rewritten = manifest("web", vec![file("web/0b", "h0b", 4)]);
+    rewritten.forget_audit = Some(audit);
+    commit(&reg, &rewritten);
+    let again = reg.record_forget(&["s3".to_owned()], "re-check", "bob", &[]).unwrap();
+    assert_ne!(again, audit);
+
+    let entry = reg.audit(audit).unwrap();
+    assert_eq!((entry.actor.as_str(), entry.reason.as_str()), ("alice", "GDPR request 42"));
+    assert_eq!(entry.sources, vec!["s3".to_owned(), "g3".to_owned()]);
+    assert_eq!(entry.plan, plan);
+    assert_eq!(entry.resulting_versions, vec![vref("web", 2)]);
+    assert!(matches!(reg.audit(again + 100), Err(Error::AuditNotFound(_))));
+
+    // explain names the requests that reached a record (through any of its ids) and the
+    // versions that left it out.
+    let notes: Vec<(AuditId, String, String, Vec<VersionRef>)> = reg
+        .forget_notes(&["g3".to_owned(), "s3".to_owned()])
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.audit, n.actor, n.source_id, n.without))
+        .collect();
+    assert_eq!(notes, vec![(audit, "alice".into(), "s3".into(), vec![vref("web", 2)]), (again, "bob".into(), "s3".into(), vec![])]);
+    assert!(reg.forget_notes(&["c0".to_owned()]).unwrap().is_empty());
 }
 
 fn failed_commit_leaves_nothing(b: &mut Backend) {
     let reg = b.open();
-    let v = manifest("d", vec![file("a", "h", 1)]);
-    // The bad member is detected mid-stream, after the version row was written.
-    let members = (0..50_000).map(|i| member(&format!("r{i}"), if i == 45_000 { "zzz" } else { "a" }));
-    assert!(matches!(reg.commit_version(&v, members), Err(Error::InvalidManifest(_))));
+    // The second file's row count is refused after the version row and the first file
+    // were written: the transaction takes them back.
+    let v = manifest("d", vec![file("a", "h", 1), FileEntry { path: "b".into(), content_hash: "h".into(), rows: u64::MAX, bytes: 1 }]);
+    assert!(matches!(reg.commit_version(&v), Err(Error::InvalidManifest(_))));
     assert!(matches!(reg.resolve("d"), Err(Error::DatasetNotFound(_))));
     assert!(reg.datasets().unwrap().is_empty());
     // The handle is still usable and numbering was not consumed.
-    assert_eq!(reg.commit_version(&v, vec![member("r1", "a")]).unwrap(), vref("d", 1));
-    assert_eq!(reg.diff_records("d@1", "d@1").unwrap(), RecordDiff::default());
+    assert_eq!(reg.commit_version(&manifest("d", vec![file("a", "h", 1)])).unwrap(), vref("d", 1));
     let fresh = b.open();
     assert_eq!(fresh.resolve("d").unwrap(), vref("d", 1));
-}
-
-fn panicking_commit_leaves_nothing(b: &mut Backend) {
-    let reg = b.open();
-    commit(&reg, &manifest("d", vec![file("a", "h", 1)]));
-    let v = manifest("d", vec![file("a", "h2", 1)]);
-    // A crash in the middle of streaming members (the engine dying mid-commit).
-    let members = (0..30_000).map(|i| {
-        assert!(i < 25_000, "engine crashed");
-        member(&format!("r{i}"), "a")
-    });
-    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reg.commit_version(&v, members)));
-    assert!(crashed.is_err());
-    assert_eq!(reg.resolve("d").unwrap(), vref("d", 1));
-    assert!(matches!(reg.resolve("d@2"), Err(Error::VersionNotFound(_))));
-    assert_eq!(reg.commit_version(&v, vec![member("r1", "a")]).unwrap(), vref("d", 2));
-    assert_eq!(reg.diff_records("d@1", "d@2").unwrap().added, vec!["r1".to_owned()]);
-}
-
-fn failing_member_stream_commits_nothing(b: &mut Backend) {
-    let reg = b.open();
-    commit(&reg, &manifest("d", vec![file("a", "h", 1)]));
-    let v = manifest("d", vec![file("a", "h2", 1)]);
-    // A data file that cannot be read back after 25,000 members were streamed.
-    #[derive(Debug, PartialEq)]
-    struct Unreadable(String);
-    impl From<Error> for Unreadable {
-        fn from(e: Error) -> Self {
-            Unreadable(e.to_string())
-        }
-    }
-    let members =
-        (0..30_000).map(|i| if i < 25_000 { Ok(member(&format!("r{i}"), "a")) } else { Err(Unreadable("part-1".into())) });
-    assert_eq!(reg.try_commit_version(&v, members), Err(Unreadable("part-1".into())));
-    assert_eq!(reg.resolve("d").unwrap(), vref("d", 1));
-    assert!(matches!(reg.resolve("d@2"), Err(Error::VersionNotFound(_))));
-    let ok = (0..3).map(|i| Ok::<_, Error>(member(&format!("r{i}"), "a")));
-    assert_eq!(reg.try_commit_version(&v, ok).unwrap(), vref("d", 2));
-    assert_eq!(reg.diff_records("d@1", "d@2").unwrap().added.len(), 3);
-}
-
-/// Env var through which `killed_commit_leaves_nothing` hands its store to the child.
-const CRASH_ENV: &str = "CURATE_REGISTRY_CRASH_CHILD";
-
-fn killed_commit_leaves_nothing(b: &mut Backend) {
-    let reg = b.open();
-    commit(&reg, &manifest("d", vec![file("a", "h", 1)]));
-    let exe = std::env::current_exe().expect("test binary path");
-    let status = std::process::Command::new(exe)
-        .args(["--ignored", "--exact", "crash_child", "--nocapture"])
-        .env(CRASH_ENV, b.location())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("spawn child");
-    // SIGABRT, not a panic exit: the child got as far as streaming and died there.
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(6), "child exit: {status:?}");
-    let fresh = b.open();
-    assert_eq!(fresh.resolve("d").unwrap(), vref("d", 1));
-    assert!(matches!(fresh.resolve("d@2"), Err(Error::VersionNotFound(_))));
-    assert_eq!(commit(&fresh, &manifest("d", vec![file("b", "h", 1)])), vref("d", 2));
-    assert_eq!(fresh.version("d@2").unwrap().files, vec![file("b", "h", 1)]);
-}
-
-/// Child process of `killed_commit_leaves_nothing`: aborts (no unwinding, no
-/// rollback) while streaming a commit's records.
-#[test]
-#[ignore = "run only as the child process of killed_commit_leaves_nothing"]
-fn crash_child() {
-    let location = std::env::var(CRASH_ENV).expect("set by killed_commit_leaves_nothing");
-    let reg = Registry::open(&location).expect("open");
-    let v = manifest("d", vec![file("a", "h2", 1)]);
-    let members = (0..50_000).map(|i| {
-        if i == 40_000 {
-            std::process::abort();
-        }
-        member(&format!("r{i}"), "a")
-    });
-    let _ = reg.commit_version(&v, members);
+    assert_eq!(fresh.version("d@1").unwrap().files, vec![file("a", "h", 1)]);
 }
 
 #[test]
@@ -579,33 +402,30 @@ fn sqlite_location_creates_missing_directories() {
     assert_eq!(Registry::open(&location).unwrap().resolve("d").unwrap(), vref("d", 1));
 }
 
-fn records_migrate_to_per_chain_lineage(b: &mut Backend) {
-    let reg = b.open();
-    let run = start_run(&reg);
-    let chain = reg.register_op_chain(run, "clean", &[op("normalize")]).unwrap();
-    drop(reg);
-    // Rebuild the store as migration 1 left it, with one lineage row, then reopen.
+fn legacy_lineage_is_refused_until_converted(b: &mut Backend) {
+    drop(b.open());
+    // Put the store back as migration 3 left it: per-record lineage tables, one row.
     b.raw(
-        "DROP TABLE records; \
-         CREATE TABLE records (record_id TEXT PRIMARY KEY, source_id TEXT NOT NULL, source_file_id BIGINT NOT NULL, \
-         source_offset BIGINT NOT NULL, chain_id BIGINT NOT NULL, drop_step TEXT, drop_reason TEXT); \
-         CREATE INDEX records_source ON records (source_id); \
-         INSERT INTO source_files (path) VALUES ('raw/old.jsonl'); \
-         ALTER TABLE runs DROP COLUMN host; ALTER TABLE runs DROP COLUMN pid; ALTER TABLE runs DROP COLUMN pid_start; \
-         ALTER TABLE runs DROP COLUMN output; ALTER TABLE runs DROP COLUMN abandoned_at; \
-         DELETE FROM schema_migrations WHERE version > 1",
+        "DROP TABLE lineage_files; \
+         CREATE TABLE op_chains (id BIGINT PRIMARY KEY, run_id BIGINT NOT NULL, step TEXT NOT NULL, ops TEXT NOT NULL); \
+         CREATE TABLE source_files (id BIGINT PRIMARY KEY, path TEXT NOT NULL UNIQUE); \
+         CREATE TABLE records (record_id TEXT NOT NULL, chain_id BIGINT NOT NULL, source_id TEXT NOT NULL, \
+         source_file_id BIGINT NOT NULL, source_offset BIGINT NOT NULL, drop_step TEXT, drop_reason TEXT, \
+         PRIMARY KEY (record_id, chain_id)); \
+         CREATE TABLE version_records (version_id BIGINT NOT NULL, record_id TEXT NOT NULL, file_id BIGINT NOT NULL, \
+         PRIMARY KEY (version_id, record_id)); \
+         INSERT INTO records VALUES ('old-1', 1, 'src-old', 1, 3, NULL, NULL); \
+         DELETE FROM schema_migrations WHERE version > 3",
     );
-    b.raw(&format!(
-        "INSERT INTO records VALUES ('old-1', 'src-old', (SELECT id FROM source_files WHERE path = 'raw/old.jsonl'), 3, {}, NULL, NULL)",
-        chain.0
-    ));
+    match b.try_open() {
+        Err(Error::LegacyLineage { records }) => assert_eq!(records, 1),
+        other => panic!("expected LegacyLineage, got {:?}", other.map(|_| ())),
+    }
+    // Once converted (the rows gone), the store migrates.
+    b.raw("DELETE FROM records");
     let reg = b.open();
-    assert_eq!(reg.schema_version().unwrap(), 3);
-    let e = reg.explain("old-1").unwrap().expect("carried over");
-    assert_eq!((e.occurrences[0].source_id.as_str(), e.occurrences[0].source_offset), ("src-old", 3));
-    let chain2 = reg.register_op_chain(run, "clean", &[op("other")]).unwrap();
-    assert_eq!(reg.insert_records(vec![lineage("old-1", "src-old", chain2, None)]).unwrap(), 1);
-    assert_eq!(reg.explain("old-1").unwrap().expect("known").occurrences.len(), 2);
+    assert_eq!(reg.schema_version().unwrap(), 4);
+    reg.lineage_files().unwrap();
 }
 
 fn runs_are_listed_newest_first(b: &mut Backend) {
@@ -621,17 +441,18 @@ fn runs_are_listed_newest_first(b: &mut Backend) {
 fn versions_listing_and_purge(b: &mut Backend) {
     let reg = b.open();
     assert!(matches!(reg.versions("d"), Err(Error::DatasetNotFound(_))));
-    reg.commit_version(&manifest("d", vec![file("a", "ha", 2)]), vec![member("r1", "a"), member("r2", "a")]).unwrap();
-    reg.commit_version(&manifest("d", vec![file("a", "ha", 2), file("b", "hb", 1)]), vec![member("r1", "a"), member("r2", "a"), member("r3", "b")]).unwrap();
+    commit(&reg, &manifest("d", vec![file("a", "ha", 2)]));
+    commit(&reg, &manifest("d", vec![file("a", "ha", 2), file("b", "hb", 1)]));
     let versions = reg.versions("d").unwrap();
     assert_eq!(versions.iter().map(|v| v.reference.version).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(reg.referenced_files().unwrap().into_iter().collect::<Vec<_>>(), vec!["a", "b"]);
 
     let replacement = FileReplacement { old_path: "a".into(), new: file("a2", "ha2", 1) };
-    reg.purge_version("d@1", std::slice::from_ref(&replacement), &["r2".to_owned()]).unwrap();
+    reg.purge_version("d@1", std::slice::from_ref(&replacement), &[]).unwrap();
     assert_eq!(reg.version("d@1").unwrap().files, vec![file("a2", "ha2", 1)]);
     assert_eq!(reg.version("d@2").unwrap().files[0], file("a", "ha", 2));
-    assert_eq!(reg.diff_records("d@1", "d@2").unwrap().added, vec!["r2", "r3"]);
+    reg.purge_version("d@2", &[], &["b".to_owned()]).unwrap();
+    assert_eq!(reg.version("d@2").unwrap().files, vec![file("a", "ha", 2)]);
     assert!(matches!(
         reg.purge_version("d@1", &[replacement], &[]),
         Err(Error::InvalidManifest(_))

@@ -45,7 +45,11 @@ impl Backend {
     }
 
     pub fn open(&self) -> Registry {
-        Registry::open(self.location()).expect("open registry")
+        self.try_open().expect("open registry")
+    }
+
+    pub fn try_open(&self) -> curate_registry::Result<Registry> {
+        Registry::open(self.location())
     }
 
     /// Runs raw SQL behind the registry's back (to fake a store from a newer build).
