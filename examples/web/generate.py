@@ -2,12 +2,12 @@
 """Writes examples/web/data/: a small, made-up web crawl for the bundled pipeline.
 
 The crawl imitates what a Common Crawl segment looks like to a dataset pipeline: HTML pages
-from a few dozen sites in English, German, French and Spanish (and some Italian, Portuguese
+from some thirty sites in English, German, French and Spanish (and some Italian, Portuguese
 and Dutch), each site with its own navigation, cookie banner, sidebar, footer and scripts
 around the article; among them the pages every crawl has and no dataset wants: empty
 JavaScript shells, "page not found" stubs, keyword-stuffed SEO pages, lorem-ipsum theme
 demos, hashtag clouds, price lists, the same article under a tracking URL (exact copy) and
-syndicated copies with small edits (near duplicates). Articles mention e-mail addresses and
+copies republished by aggregator sites with small edits (near duplicates). Articles mention e-mail addresses and
 phone numbers. All names, addresses and numbers are invented.
 
 Deterministic: the same seed gives the same files (gzip with no timestamp), so the bundled
