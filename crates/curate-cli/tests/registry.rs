@@ -62,15 +62,11 @@ impl Store {
         serde_json::from_str(&self.run(&args)).unwrap()
     }
 
-    /// Ids in the data files of a version.
+    /// Ids in the data files of a version (Parquet or JSONL, plain or zstd).
     fn version_ids(&self, version: &str) -> Vec<String> {
         let v = &self.json(&["datasets", "show", version])[0];
-        let mut ids: Vec<String> = v["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|f| strings(&read_parquet(&self.path().join(".curate/store").join(f["path"].as_str().unwrap())), "id"))
-            .collect();
+        let mut ids: Vec<String> =
+            v["files"].as_array().unwrap().iter().flat_map(|f| file_ids(&self.path().join(".curate/store").join(f["path"].as_str().unwrap()))).collect();
         ids.sort();
         ids
     }
@@ -94,8 +90,126 @@ on_both_backends!(
     editing_the_output_leaves_versions_intact_and_corrupt_objects_are_refused,
     gc_in_a_loop_never_breaks_a_run,
     killed_run_is_abandoned_then_resumed_under_its_id,
-    forget_names_unknown_ids_counts_rows_explains_and_purges_outputs
+    forget_names_unknown_ids_counts_rows_explains_and_purges_outputs,
+    explain_and_forget_agree_with_a_scan_of_the_outputs
 );
+
+/// The ids of an output file: Parquet, or JSONL (plain or zstd), in file order.
+fn file_ids(path: &Path) -> Vec<String> {
+    let name = path.to_string_lossy();
+    if name.ends_with(".parquet") {
+        return strings(&read_parquet(path), "id");
+    }
+    let bytes = std::fs::read(path).unwrap();
+    let text = if name.ends_with(".zst") { zstd::decode_all(bytes.as_slice()).unwrap() } else { bytes };
+    String::from_utf8(text).unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Every output file's ids below `dir/sub`.
+fn dir_ids(dir: &Path, sub: &str) -> std::collections::BTreeSet<String> {
+    tree(dir, &[sub]).keys().flat_map(|p| file_ids(&dir.join(p))).collect()
+}
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Random corpora through a global dataset (JSONL + zstd output, many files) and a
+/// specialised one reading it: `explain` of random ids and `forget` of random sources
+/// must agree exactly with a brute-force scan of the output files.
+fn explain_and_forget_agree_with_a_scan_of_the_outputs(s: Store) {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let words = ["data", "model", "the", "of", "web", "text", "quality", "a", "token", "page", "source", "record"];
+    // (id, input file, byte offset) of every record.
+    let mut records: Vec<(String, String, u64)> = Vec::new();
+    for f in 0..3 {
+        let file = format!("in/part-{f}.jsonl");
+        let mut body = String::new();
+        for _ in 0..700 {
+            let id = format!("x{:012x}", rng.next() >> 16);
+            let n = 1 + rng.below(25) as usize;
+            let text: Vec<&str> = (0..n).map(|_| words[rng.below(words.len() as u64) as usize]).collect();
+            records.push((id.clone(), file.clone(), body.len() as u64));
+            body.push_str(&format!("{{\"id\":\"{id}\",\"text\":\"{}\"}}\n", text.join(" ")));
+        }
+        write(&s.path().join(&file), body);
+    }
+    spec(
+        s.path(),
+        "g.yaml",
+        "name: g\ninput:\n  path: in/*.jsonl\n  id_field: id\n  split_size: 8KB\nsteps:\n  - op: length_filter\n    min_chars: 40\noutput:\n  path: out-g\n  format: jsonl\n  compression: zstd\n  shard_size: 4KB\n",
+    );
+    spec(s.path(), "c.yaml", "name: c\ninput:\n  dataset: g@latest\nsteps:\n  - op: length_filter\n    min_chars: 90\noutput:\n  path: out-c\n");
+    assert!(s.run(&["run", "g.yaml"]).contains("committed g@1"));
+    assert!(s.run(&["run", "c.yaml"]).contains("committed c@1"));
+    let (g_kept, g_dropped) = (dir_ids(&s.path().join("out-g"), "data"), dir_ids(&s.path().join("out-g"), "rejects"));
+    let (c_kept, c_dropped) = (dir_ids(&s.path().join("out-c"), "data"), dir_ids(&s.path().join("out-c"), "rejects"));
+    assert_eq!(g_kept.len() + g_dropped.len(), records.len());
+    assert_eq!(s.version_ids("g@1"), g_kept.iter().cloned().collect::<Vec<_>>());
+    assert!(!c_kept.is_empty() && !c_dropped.is_empty() && !g_dropped.is_empty());
+
+    for _ in 0..30 {
+        let (id, file, offset) = records[rng.below(records.len() as u64) as usize].clone();
+        let e = s.json(&["explain", &id]);
+        let occ = e["occurrences"].as_array().unwrap();
+        let first = &occ[0];
+        assert_eq!((first["run"].as_i64(), first["source_file"].as_str(), first["source_offset"].as_u64()), (Some(1), Some(file.as_str()), Some(offset)), "{e}");
+        assert_eq!(first["dropped"].is_null(), g_kept.contains(&id), "{e}");
+        let mut want_versions = Vec::new();
+        if g_kept.contains(&id) {
+            want_versions.push("g@1");
+            // The specialised run read it from g@1's stored files.
+            assert_eq!(occ.len(), 2, "{e}");
+            assert_eq!(occ[1]["dropped"].is_null(), c_kept.contains(&id), "{e}");
+            if c_kept.contains(&id) {
+                want_versions.push("c@1");
+            }
+        } else {
+            assert_eq!(occ.len(), 1, "{e}");
+            assert_eq!(first["dropped"]["step"], "00-length_filter", "{e}");
+        }
+        let mut got: Vec<&str> = e["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+        got.sort_unstable();
+        want_versions.sort_unstable();
+        assert_eq!(got, want_versions, "{e}");
+    }
+    assert!(!s.command(&["explain", "x-not-an-id"]).output().unwrap().status.success());
+
+    let victims: Vec<String> = (0..40).map(|_| records[rng.below(records.len() as u64) as usize].0.clone()).collect();
+    let mut args: Vec<&str> = vec!["forget"];
+    args.extend(victims.iter().map(String::as_str));
+    args.extend(["--reason", "random erasure"]);
+    let out = s.run(&args);
+    let gone: std::collections::BTreeSet<&String> = victims.iter().collect();
+    let in_g = g_kept.iter().filter(|id| gone.contains(id)).count();
+    let in_c = c_kept.iter().filter(|id| gone.contains(id)).count();
+    assert!(out.contains(&format!("committed g@2 without {in_g} record(s)")), "{out}");
+    if in_c > 0 {
+        assert!(out.contains(&format!("committed c@2 without {in_c} record(s)")), "{out}");
+    }
+    let want: Vec<String> = g_kept.iter().filter(|id| !gone.contains(id)).cloned().collect();
+    assert_eq!(s.version_ids("g@latest"), want);
+    let want: Vec<String> = c_kept.iter().filter(|id| !gone.contains(id)).cloned().collect();
+    assert_eq!(s.version_ids("c@latest"), want);
+    assert_eq!(s.version_ids("g@1"), g_kept.iter().cloned().collect::<Vec<_>>(), "without --purge, g@1 is untouched");
+    // The record-level diff of the forget is exactly the forgotten records.
+    let diff = s.json(&["datasets", "diff", "g@1", "g@2"]);
+    let removed: Vec<&str> = diff["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let want: Vec<&str> = g_kept.iter().filter(|id| gone.contains(id)).map(String::as_str).collect();
+    assert_eq!(removed, want);
+    assert!(diff["added"].as_array().unwrap().is_empty());
+}
 
 /// Record `i` of a corpus: every 4th is short and dropped by `length_filter`.
 fn text(i: usize) -> String {
