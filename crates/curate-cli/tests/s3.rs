@@ -85,3 +85,78 @@ fn pipelines_read_and_write_s3_like_local_files() {
     assert_eq!(a.len().to_string(), kept);
     assert_eq!(a, read_jsonl("froms3"));
 }
+
+/// The store of versions on S3 (`CURATE_STORE`), with an S3 JSONL output: the run commits
+/// a version whose files are objects there, a second dataset reads that version as its
+/// input, and explain, verify and forget work against it — as several machines sharing
+/// one registry and one bucket would use it.
+#[test]
+fn versions_live_in_an_s3_store_and_feed_a_second_dataset() {
+    let s3 = s3();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("s3://{}/store-{}-{}", s3.bucket, std::process::id(), dir.path().file_name().unwrap().to_string_lossy());
+    let input: String = (0..2000).map(corpus_line).collect();
+    write(&dir.path().join("in.jsonl"), &input);
+    write(
+        &dir.path().join("a.yaml"),
+        format!("name: a\ninput:\n  path: in.jsonl\n  id_field: id\nsteps:\n  - op: length_filter\n    min_chars: 150\noutput:\n  path: {prefix}/out-a\n  format: jsonl\n  compression: zstd\n"),
+    );
+    write(&dir.path().join("b.yaml"), "name: b\ninput:\n  dataset: a@latest\nsteps:\n  - op: length_filter\n    min_chars: 300\noutput:\n  path: out-b\n");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_curate"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("CURATE_STORE", format!("{prefix}/store"))
+            .env("CURATE_LOG", "warn")
+            .env("AWS_ENDPOINT", &s3.endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "curate")
+            .env("AWS_SECRET_ACCESS_KEY", "curate-secret")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let ok = |args: &[&str]| {
+        let (success, out, err) = run(args);
+        assert!(success, "curate {args:?}: {err}");
+        out
+    };
+    assert!(ok(&["run", "a.yaml"]).contains("committed a@1"));
+    let b = ok(&["run", "b.yaml"]);
+    assert!(b.contains("committed b@1"), "{b}");
+    // Nothing of the versions is kept on this machine.
+    assert!(!dir.path().join(".curate/store").exists());
+    let shown: serde_json::Value = serde_json::from_str(&ok(&["datasets", "show", "a@1", "--json"])).unwrap();
+    assert!(shown[0]["files"][0]["path"].as_str().unwrap().ends_with(".jsonl.zst"), "{shown}");
+    assert!(ok(&["datasets", "verify", "a@1"]).contains("ok"));
+
+    // The local output of b holds what b kept; explain finds each id through the S3 store.
+    let kept_b: Vec<String> = read_parquet_dir(&dir.path().join("out-b/data"));
+    let in_a: Vec<String> = (0..2000).map(|i| format!("r{i}")).filter(|id| !kept_b.contains(id)).collect();
+    let both = &kept_b[0];
+    let e: serde_json::Value = serde_json::from_str(&ok(&["explain", both, "--json"])).unwrap();
+    let versions: Vec<&str> = e["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["a@1", "b@1"], "{e}");
+    let dropped = in_a.iter().find(|id| {
+        let e: serde_json::Value = serde_json::from_str(&ok(&["explain", id.as_str(), "--json"])).unwrap();
+        e["occurrences"][0]["dropped"]["step"] == "00-length_filter"
+    });
+    assert!(dropped.is_some(), "some record is dropped by a's filter");
+
+    let out = ok(&["forget", both, "--reason", "erasure"]);
+    assert!(out.contains("committed a@2 without 1 record(s)") && out.contains("committed b@2 without 1 record(s)"), "{out}");
+    let e: serde_json::Value = serde_json::from_str(&ok(&["explain", both, "--json"])).unwrap();
+    let versions: Vec<&str> = e["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["a@1", "b@1"], "the new versions leave it out: {e}");
+}
+
+/// Ids of every Parquet file in a local directory.
+fn read_parquet_dir(dir: &Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        ids.extend(strings(&read_parquet(&e.unwrap().path()), "id"));
+    }
+    ids.sort();
+    ids
+}
