@@ -179,8 +179,20 @@ pub struct ParamDoc {
     pub doc: String,
 }
 
+/// What a constructor may need beyond its parameters: where the pipeline lives (to resolve
+/// the relative paths of word lists, models or scripts) and which step it builds.
+#[derive(Debug, Clone, Default)]
+pub struct BuildContext {
+    /// Directory of the pipeline spec; relative paths in parameters start here.
+    pub base_dir: std::path::PathBuf,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// Index of the step being built.
+    pub step: usize,
+}
+
 /// Builds a configured operator from a step's JSON parameters.
-pub type BuildFn = Arc<dyn Fn(Value) -> Result<Box<dyn Operator>, ParamError> + Send + Sync>;
+pub type BuildFn = Arc<dyn Fn(Value, &BuildContext) -> Result<Box<dyn Operator>, ParamError> + Send + Sync>;
 
 /// Everything the registry knows about an operator. Names are owned, so operators defined at
 /// run time (Python functions, remote services) register like built-ins.
@@ -235,7 +247,7 @@ impl OpDescriptor {
     }
 
     /// Builds a configured operator from JSON parameters (the step without its `op` key).
-    pub fn build(&self, params: Value) -> Result<Box<dyn Operator>, ParamError> {
+    pub fn build(&self, params: Value, ctx: &BuildContext) -> Result<Box<dyn Operator>, ParamError> {
         if let Value::Object(map) = &params {
             let known: Vec<String> = self.params().into_iter().map(|p| p.name).collect();
             if let Some(unknown) = map.keys().find(|k| !known.contains(k)) {
@@ -248,11 +260,11 @@ impl OpDescriptor {
                 });
             }
         }
-        (self.build)(params)
+        (self.build)(params, ctx)
     }
 }
 
-fn build_typed<T: BuiltinOp>(params: Value) -> Result<Box<dyn Operator>, ParamError> {
+fn build_typed<T: BuiltinOp>(params: Value, _: &BuildContext) -> Result<Box<dyn Operator>, ParamError> {
     let params: T::Params = serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();
         ParamError::Invalid { path: if path == "." { String::new() } else { path }, message: e.into_inner().to_string() }

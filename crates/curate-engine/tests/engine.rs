@@ -127,8 +127,12 @@ fn operators_registered_at_run_time_run_like_built_ins() {
         "properties": {"needle": {"type": "string", "description": "Records whose text holds it are dropped."}}
     }))
     .unwrap();
-    let build: curate_core::operator::BuildFn = std::sync::Arc::new(|params: serde_json::Value| {
+    let build: curate_core::operator::BuildFn = std::sync::Arc::new(|params: serde_json::Value, ctx: &curate_core::operator::BuildContext| {
         let needle = params.get("needle").and_then(|v| v.as_str()).ok_or_else(|| ParamError::Rejected("needle: a string is required".into()))?;
+        // The build context names the pipeline and the step being built.
+        if (ctx.pipeline.as_str(), ctx.step) != ("rt", 0) {
+            return Err(ParamError::Rejected(format!("unexpected build context {ctx:?}")));
+        }
         Ok(Box::new(DropContaining(needle.to_string())) as Box<dyn curate_core::operator::Operator>)
     });
     ops.register(OpDescriptor::new("drop_containing", "1", OpKind::Map, "Drops records containing a string.", schema, build));

@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} documents, {:.1} MB from {path}", texts.len(), bytes as f64 / 1e6);
     println!("{:<18} {:<40} {:>8} {:>10}", "operator", "params", "seconds", "MB/s");
     for (name, params) in ops {
-        let op: Box<dyn Operator> = registry().get(name).ok_or("unregistered")?.build(params.clone())?;
+        let op: Box<dyn Operator> = registry().get(name).ok_or("unregistered")?.build(params.clone(), &Default::default())?;
         let start = Instant::now();
         let mut rows = 0;
         for b in &batches {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::operator::{OpDescriptor, Operator, ParamError, Registry};
+use crate::operator::{BuildContext, OpDescriptor, Operator, ParamError, Registry};
 use yaml::{MarkedDoc, Pos};
 
 /// A spec problem, located in the spec file where possible.
@@ -383,6 +383,9 @@ impl PipelineSpec {
     /// Resolves every step against `registry` and checks the columns each step reads exist.
     /// `input_columns` are the columns the input provides.
     pub fn build_steps(&self, registry: &Registry, input_columns: &[String]) -> Result<Vec<BuiltStep>, SpecErrors> {
+        // Relative paths in parameters start where the spec is (the working directory for
+        // specs built from text).
+        let base_dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut errors = Vec::new();
         let mut built = Vec::new();
         let mut available: Vec<String> = input_columns.to_vec();
@@ -396,7 +399,8 @@ impl PipelineSpec {
                 ));
                 continue;
             };
-            match descriptor.build(step.params.clone()) {
+            let ctx = BuildContext { base_dir: base_dir.clone(), pipeline: self.name.clone(), step: index };
+            match descriptor.build(step.params.clone(), &ctx) {
                 Ok(operator) => {
                     let cols = operator.columns();
                     for col in &cols.reads {
