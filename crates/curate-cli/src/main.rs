@@ -12,7 +12,7 @@ use curate_core::spec::ByteSize;
 use curate_core::stats::RunReport;
 use curate_datasets::Home;
 use curate_engine::{Engine, EngineError, Pipeline, Prepared, RunSettings};
-use registry_cmds::{DatasetsCommand, RunsCommand};
+use registry_cmds::{DatasetsCommand, RegistryCommand, RunsCommand};
 
 /// Turn raw data into versioned, explainable training datasets.
 #[derive(Parser)]
@@ -61,6 +61,11 @@ enum Command {
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
+    },
+    /// The registry itself: `upgrade` converts one written by curate 0.1.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
     },
     /// Where a record came from, what touched it, where it was dropped, which versions hold it.
     Explain {
@@ -198,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Datasets { command } => registry_cmds::datasets(&Home::from_env(), command)?,
         Command::Runs { command } => registry_cmds::runs(&Home::from_env(), command)?,
+        Command::Registry { command } => registry_cmds::registry(&Home::from_env(), command)?,
         Command::Explain { id, json } => registry_cmds::explain(&Home::from_env(), &id, json)?,
         Command::Forget { sources, reason, purge, actor } => {
             let home = Home::from_env();

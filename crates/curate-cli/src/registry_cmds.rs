@@ -1,4 +1,4 @@
-//! `curate datasets|runs|explain|forget|gc`: the registry seen from the command line.
+//! `curate datasets|runs|explain|forget|gc|registry`: the registry seen from the command line.
 
 use std::collections::BTreeSet;
 
@@ -77,6 +77,49 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `curate registry ...`
+#[derive(Subcommand)]
+pub enum RegistryCommand {
+    /// Convert a registry that keeps one lineage row per record (curate 0.1) to lineage files beside the data; re-run it if it was interrupted.
+    Upgrade {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `registry` subcommand.
+pub fn registry(home: &Home, cmd: RegistryCommand) -> anyhow::Result<()> {
+    match cmd {
+        RegistryCommand::Upgrade { json } => {
+            let reg = home.registry_for_upgrade()?;
+            let r = curate_datasets::upgrade(home, &reg, curate_datasets::UpgradeLimits::default())?;
+            if json {
+                return print(&json!({
+                    "already_current": r.already_current,
+                    "data_files": r.data_files, "kept_records": r.kept_records,
+                    "reject_files": r.reject_files, "rejected_records": r.rejected_records,
+                    "resumed_files": r.resumed_files, "without_run": r.without_run, "legacy_rows": r.legacy_rows,
+                }));
+            }
+            if r.already_current {
+                println!("the registry already keeps lineage beside the data; nothing to upgrade");
+                return Ok(());
+            }
+            println!("converted {} data file(s) with {} kept record(s)", r.data_files, r.kept_records);
+            println!("converted the rejects of every run: {} file(s) with {} dropped record(s)", r.reject_files, r.rejected_records);
+            if r.resumed_files > 0 {
+                println!("  {} file(s) were converted by an earlier, interrupted upgrade", r.resumed_files);
+            }
+            for f in &r.without_run {
+                println!("  warning: {f}: no run produced it (nor an ancestor version's), so it has no lineage; explain does not find its records");
+            }
+            println!("dropped {} per-record lineage row(s); the registry is at schema {}", r.legacy_rows, reg.schema_version()?);
+        }
+    }
+    Ok(())
 }
 
 fn print(v: &Value) -> anyhow::Result<()> {

@@ -91,7 +91,8 @@ on_both_backends!(
     gc_in_a_loop_never_breaks_a_run,
     killed_run_is_abandoned_then_resumed_under_its_id,
     forget_names_unknown_ids_counts_rows_explains_and_purges_outputs,
-    explain_and_forget_agree_with_a_scan_of_the_outputs
+    explain_and_forget_agree_with_a_scan_of_the_outputs,
+    legacy_store_is_upgraded_and_explains_as_before
 );
 
 /// The ids of an output file: Parquet, or JSONL (plain or zstd), in file order.
@@ -721,4 +722,277 @@ fn concurrent_first_commands_on_a_fresh_registry() {
             assert!(out.status.success() || err.contains("no record `r1`"), "{err}");
         }
     }
+}
+
+/// SQL on a test's registry behind curate's back, to rebuild the shape an older curate
+/// left a store in.
+enum Raw {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<::postgres::Client>),
+}
+
+impl Raw {
+    fn open(s: &Store) -> Self {
+        match s.env.iter().find(|(k, _)| k == "CURATE_REGISTRY") {
+            Some((_, url)) => Raw::Postgres(Box::new(::postgres::Client::connect(url, ::postgres::NoTls).unwrap())),
+            None => Raw::Sqlite(rusqlite::Connection::open(s.path().join(".curate/registry.db")).unwrap()),
+        }
+    }
+
+    /// Statements with migration 1's placeholders for the spellings that differ.
+    fn batch(&mut self, sql: &str) {
+        match self {
+            Raw::Sqlite(c) => c.execute_batch(&sql.replace("{pk}", "INTEGER PRIMARY KEY").replace("{without_rowid}", "WITHOUT ROWID")).unwrap(),
+            Raw::Postgres(c) => c.batch_execute(&sql.replace("{pk}", "BIGSERIAL PRIMARY KEY").replace("{without_rowid}", "")).unwrap(),
+        }
+    }
+
+    /// Rows of a query whose columns are all text.
+    fn texts(&mut self, sql: &str) -> Vec<Vec<String>> {
+        match self {
+            Raw::Sqlite(c) => {
+                let mut stmt = c.prepare(sql).unwrap();
+                let n = stmt.column_count();
+                stmt.query_map([], |r| (0..n).map(|i| r.get::<_, String>(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
+            }
+            Raw::Postgres(c) => c.query(sql, &[]).unwrap().iter().map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect()).collect(),
+        }
+    }
+
+    /// Tables and indexes (with their SQL on SQLite) and applied migrations.
+    fn schema(&mut self) -> Vec<Vec<String>> {
+        let objects = match self {
+            Raw::Sqlite(_) => "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY 1",
+            Raw::Postgres(_) => {
+                "SELECT 'table ' || table_name || ' ' || column_name || ' ' || data_type || ' ' || is_nullable FROM information_schema.columns \
+                 WHERE table_schema = current_schema() UNION ALL SELECT 'index ' || indexname || ' ' || replace(indexdef, current_schema() || '.', '') FROM pg_indexes \
+                 WHERE schemaname = current_schema() ORDER BY 1"
+            }
+        };
+        let mut out = self.texts(objects);
+        out.extend(self.texts("SELECT CAST(version AS TEXT) FROM schema_migrations ORDER BY version"));
+        out
+    }
+}
+
+/// The tables migrations 1-3 left for per-record lineage, as they were after migration 2;
+/// `lineage_files` and migration 4 gone.
+const LEGACY_SCHEMA: &str = "DROP TABLE lineage_files; DELETE FROM schema_migrations WHERE version = 4; \
+    CREATE TABLE op_chains (id {pk}, run_id BIGINT NOT NULL REFERENCES runs(id), step TEXT NOT NULL, ops TEXT NOT NULL); \
+    CREATE INDEX op_chains_run_step ON op_chains (run_id, step); \
+    CREATE TABLE source_files (id {pk}, path TEXT NOT NULL UNIQUE); \
+    CREATE TABLE records (record_id TEXT NOT NULL, chain_id BIGINT NOT NULL, source_id TEXT NOT NULL, source_file_id BIGINT NOT NULL, \
+    source_offset BIGINT NOT NULL, drop_step TEXT, drop_reason TEXT, PRIMARY KEY (record_id, chain_id)) {without_rowid}; \
+    CREATE INDEX records_source ON records (source_id); \
+    CREATE TABLE version_records (version_id BIGINT NOT NULL, record_id TEXT NOT NULL, file_id BIGINT NOT NULL, \
+    PRIMARY KEY (version_id, record_id)) {without_rowid}; \
+    CREATE INDEX version_records_record ON version_records (record_id);";
+
+/// An output row's id, source file, offset, and for rejects step index and reason.
+type Origin = (String, String, u64, Option<(u32, String)>);
+
+/// The origins of an output file's rows, in order.
+fn origins(path: &Path) -> Vec<Origin> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{UInt32Type, UInt64Type};
+    use arrow_array::Array;
+    let mut out = Vec::new();
+    for b in read_parquet(path) {
+        let ids = b.column_by_name("id").unwrap().as_string::<i32>();
+        let src = b.column_by_name("_source").unwrap().as_struct();
+        let (files, offsets, rows) =
+            (src.column(0).as_string::<i32>(), src.column(1).as_primitive::<UInt64Type>(), src.column(2).as_primitive::<UInt64Type>());
+        let steps = b.column_by_name("step_index").map(|c| c.as_primitive::<UInt32Type>().clone());
+        let reasons = b.column_by_name("reason").map(|c| c.as_string::<i32>().clone());
+        for i in 0..b.num_rows() {
+            let offset = if offsets.is_valid(i) { offsets.value(i) } else { rows.value(i) };
+            let dropped = steps.as_ref().zip(reasons.as_ref()).map(|(s, r)| (s.value(i), r.value(i).to_string()));
+            out.push((ids.value(i).to_string(), files.value(i).to_string(), offset, dropped));
+        }
+    }
+    out
+}
+
+/// One explained occurrence: run, source file, offset, drop step label and reason.
+type Occ = (i64, String, u64, Option<(String, String)>);
+
+/// A store committed by two runs is put back into the shape curate 0.1 left it in (per-
+/// record lineage rows built from the runs' real outputs, no lineage files): commands
+/// refuse it, `registry upgrade` converts it (resuming after an interruption), and
+/// afterwards explain says exactly what the legacy rows said, diff and forget work, and
+/// the schema is that of a fresh store.
+fn legacy_store_is_upgraded_and_explains_as_before(s: Store) {
+    corpus(s.path(), "in/a.jsonl", 0..20);
+    corpus(s.path(), "in/b.jsonl", 20..36);
+    spec(s.path(), "web.yaml", WEB);
+    // The second run filters after normalising, so its drops are at step 1.
+    let web2 = WEB.replace("  - op: length_filter\n    min_chars: 30\n", "").replace("    form: nfc\n", "    form: nfc\n  - op: length_filter\n    min_chars: 66\n");
+    spec(s.path(), "web2.yaml", &web2.replace("path: out\n", "path: out2\n"));
+    assert!(s.run(&["run", "web.yaml"]).contains("committed web@1"));
+    assert!(s.run(&["run", "web2.yaml"]).contains("committed web@2"));
+    let versions = s.json(&["datasets", "show", "web"]);
+    let versions = versions.as_array().unwrap();
+    let runs: Vec<i64> = versions.iter().map(|v| v["run"].as_i64().unwrap()).collect();
+    // Each run's operators with their parameters, as curate recorded them in its chains.
+    let ops_of = |run: i64| -> Vec<Value> {
+        let e = s.json(&["explain", "r13"]);
+        let occ = e["occurrences"].as_array().unwrap().iter().find(|o| o["run"] == run).unwrap().clone();
+        occ["operators"].as_array().unwrap().clone()
+    };
+    let ops: Vec<Vec<Value>> = runs.iter().map(|&r| ops_of(r)).collect();
+    assert_eq!(ops[0].len(), 2);
+
+    // What the legacy rows will say: kept records from the versions' files, dropped ones
+    // from each run's rejects.
+    let store = s.path().join(".curate/store");
+    let mut expected: std::collections::BTreeMap<String, (std::collections::BTreeSet<Occ>, std::collections::BTreeSet<String>)> = Default::default();
+    let mut kept_rows = Vec::new();
+    let mut drop_rows = Vec::new();
+    let mut data_files = std::collections::BTreeSet::new();
+    for (v, &run) in versions.iter().zip(&runs) {
+        for f in v["files"].as_array().unwrap() {
+            let path = f["path"].as_str().unwrap().to_owned();
+            for (id, file, offset, _) in origins(&store.join(&path)) {
+                let e = expected.entry(id.clone()).or_default();
+                e.0.insert((run, file.clone(), offset, None));
+                e.1.insert(v["version"].as_str().unwrap().to_owned());
+                kept_rows.push((id, run, file, offset, path.clone()));
+            }
+            data_files.insert(path);
+        }
+    }
+    for ((out, &run), run_ops) in ["out", "out2"].iter().zip(&runs).zip(&ops) {
+        for f in parquet_files(&s.path().join(out).join("rejects")) {
+            for (id, file, offset, dropped) in origins(&f) {
+                let (step, reason) = dropped.unwrap();
+                let label = format!("{step:02}-{}", run_ops[step as usize]["name"].as_str().unwrap());
+                expected.entry(id.clone()).or_default().0.insert((run, file.clone(), offset, Some((label.clone(), reason.clone()))));
+                drop_rows.push((id, run, file, offset, step, label, reason));
+            }
+        }
+    }
+    assert!(drop_rows.len() > 9 && kept_rows.len() > 20, "both runs keep and drop records");
+
+    // An old curate's store: no lineage files (only data objects), no sidecars beside
+    // the outputs, rejects files gone too so only the registry rows can tell of them.
+    for p in tree(&store, &["objects"]).into_keys() {
+        if !data_files.contains(p.to_str().unwrap()) {
+            std::fs::remove_file(store.join(p)).unwrap();
+        }
+    }
+    for out in ["out", "out2"] {
+        for sub in ["_lineage", "rejects"] {
+            std::fs::remove_dir_all(s.path().join(out).join(sub)).unwrap();
+        }
+    }
+    let mut raw = Raw::open(&s);
+    let q = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let mut sql = String::from(LEGACY_SCHEMA);
+    // One chain per step (a record dropped at step i went through steps 0..=i).
+    let mut chains = Vec::new();
+    for (run, run_ops) in runs.iter().zip(&ops) {
+        let mut run_chains = Vec::new();
+        for i in 0..run_ops.len() {
+            let chain: Vec<Value> = run_ops[..=i]
+                .iter()
+                .map(|o| serde_json::json!({"name": o["name"], "version": o["version"], "params_hash": "0ld", "params": o["params"]}))
+                .collect();
+            let id = 10 * run + i as i64;
+            let label = format!("{i:02}-{}", run_ops[i]["name"].as_str().unwrap());
+            sql.push_str(&format!("INSERT INTO op_chains (id, run_id, step, ops) VALUES ({id}, {run}, {}, {});", q(&label), q(&Value::from(chain).to_string())));
+            run_chains.push(id);
+        }
+        chains.push(run_chains);
+    }
+    let mut source_ids = std::collections::BTreeMap::new();
+    for file in kept_rows.iter().map(|r| &r.2).chain(drop_rows.iter().map(|r| &r.2)) {
+        let n = source_ids.len() + 1;
+        source_ids.entry(file.clone()).or_insert(n);
+    }
+    for (file, id) in &source_ids {
+        sql.push_str(&format!("INSERT INTO source_files (id, path) VALUES ({id}, {});", q(file)));
+    }
+    let at = |run: i64| runs.iter().position(|&r| r == run).unwrap();
+    let mut rows = std::collections::BTreeSet::new();
+    for (id, run, file, offset, _) in &kept_rows {
+        let kept_chain = *chains[at(*run)].last().unwrap();
+        rows.insert(format!("({}, {kept_chain}, {}, {}, {offset}, NULL, NULL)", q(id), q(id), source_ids[file]));
+    }
+    for (id, run, file, offset, step, label, reason) in &drop_rows {
+        rows.insert(format!("({}, {}, {}, {}, {offset}, {}, {})", q(id), chains[at(*run)][*step as usize], q(id), source_ids[file], q(label), q(reason)));
+    }
+    let rows: Vec<String> = rows.into_iter().collect();
+    sql.push_str(&format!("INSERT INTO records VALUES {};", rows.join(", ")));
+    // Each kept record in each version listing its file.
+    for f in raw.texts("SELECT CAST(id AS TEXT), CAST(version_id AS TEXT), path FROM version_files") {
+        let ids: std::collections::BTreeSet<&String> = kept_rows.iter().filter(|r| r.4 == f[2]).map(|r| &r.0).collect();
+        for id in ids {
+            sql.push_str(&format!("INSERT INTO version_records (version_id, record_id, file_id) VALUES ({}, {}, {});", f[1], q(id), f[0]));
+        }
+    }
+    raw.batch(&sql);
+
+    // Every command refuses the store until it is converted.
+    for args in [&["explain", "r5"][..], &["datasets", "list"], &["forget", "r5", "--reason", "x"]] {
+        let (_, err) = s.fail(args);
+        assert!(err.contains(&format!("per-record lineage ({} rows)", rows.len())) && err.contains("curate registry upgrade"), "{args:?}: {err}");
+    }
+
+    // An upgrade interrupted by a missing data object converts what precedes it, changes
+    // nothing else, and is completed by running it again.
+    let last = data_files.iter().next_back().unwrap();
+    let away = s.path().join("away");
+    std::fs::rename(store.join(last), &away).unwrap();
+    let (_, err) = s.fail(&["registry", "upgrade"]);
+    assert!(err.contains(last.as_str()), "{err}");
+    assert!(s.fail(&["explain", "r5"]).1.contains("curate registry upgrade"));
+    std::fs::rename(&away, store.join(last)).unwrap();
+    let out = s.run(&["registry", "upgrade"]);
+    assert!(out.contains(&format!("with {} dropped record(s)", drop_rows.len())), "{out}");
+    assert!(out.contains("converted by an earlier, interrupted upgrade"), "{out}");
+    assert!(out.contains(&format!("dropped {} per-record lineage row(s); the registry is at schema 4", rows.len())), "{out}");
+    assert!(s.run(&["registry", "upgrade"]).contains("nothing to upgrade"));
+
+    // The schema is a fresh store's: the legacy tables and the upgrade's own are gone.
+    let fresh = if s.env.is_empty() { Store::sqlite() } else { Store::postgres() };
+    fresh.run(&["datasets", "list"]);
+    assert_eq!(raw.schema(), Raw::open(&fresh).schema());
+    // A data file two versions share has its lineage under each one's run.
+    let file_runs: std::collections::BTreeSet<(&String, i64)> = kept_rows.iter().map(|r| (&r.4, r.1)).collect();
+    assert!(file_runs.len() > data_files.len(), "the runs share a data file");
+    assert_eq!(raw.texts("SELECT kind FROM lineage_files WHERE kind = 'kept'").len(), file_runs.len());
+
+    // Explain says what the legacy rows said, for every record.
+    for (id, (occs, in_versions)) in &expected {
+        let e = s.json(&["explain", id]);
+        let got: std::collections::BTreeSet<Occ> = e["occurrences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let dropped = o["dropped"].as_object().map(|d| (d["step"].as_str().unwrap().to_owned(), d["reason"].as_str().unwrap().to_owned()));
+                let run = o["run"].as_i64().unwrap();
+                let n = match &dropped {
+                    Some((label, _)) => label[..2].parse::<usize>().unwrap() + 1,
+                    None => ops[at(run)].len(),
+                };
+                assert_eq!(o["operators"].as_array().unwrap()[..], ops[at(run)][..n], "{id}: {o}");
+                (run, o["source_file"].as_str().unwrap().to_owned(), o["source_offset"].as_u64().unwrap(), dropped)
+            })
+            .collect();
+        assert_eq!(&got, occs, "{id}");
+        let got: std::collections::BTreeSet<String> = e["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(&got, in_versions, "{id}");
+    }
+    let text_out = s.run(&["explain", "r4"]);
+    assert!(text_out.contains("dropped at 00-length_filter: length_filter:min_chars"), "{text_out}");
+    assert!(text_out.contains("dropped at 01-length_filter: length_filter:min_chars"), "{text_out}");
+
+    // Diff reads the new sidecars; forget finds records through the new indexes.
+    let diff = s.json(&["datasets", "diff", "web@1", "web@2"]);
+    assert!(diff["removed"].as_array().unwrap().iter().any(|v| v == "r5"), "{diff}");
+    let out = s.run(&["forget", "r13", "--reason", "erasure request"]);
+    assert!(out.contains("committed web@3 without 1 record(s)"), "{out}");
+    assert!(!s.version_ids("web@3").contains(&"r13".to_owned()));
+    assert_eq!(s.json(&["explain", "r13"])["forgotten"].as_array().unwrap().len(), 1);
 }

@@ -16,6 +16,7 @@ mod lineage;
 mod process;
 mod record_run;
 mod store;
+mod upgrade;
 
 pub use diff::{diff_records, RecordDiff};
 pub use explain::{explain, DerivedRecord, Explanation, Occurrence};
@@ -26,6 +27,7 @@ pub use record_run::{
     RunRecord,
 };
 pub use store::{gc, BadFile, GcSummary, Home, STORE_ENV};
+pub use upgrade::{upgrade, UpgradeLimits, UpgradeReport};
 
 /// A failure while recording or changing datasets.
 #[derive(Debug, thiserror::Error)]

@@ -63,6 +63,12 @@ impl Home {
         Ok(Registry::open_read_only_from_env(&self.default_registry())?)
     }
 
+    /// Opens the registry for [`crate::upgrade`]: as [`Home::registry`] does, but without
+    /// applying the migration that drops per-record lineage.
+    pub fn registry_for_upgrade(&self) -> Result<Registry> {
+        Ok(Registry::open_for_upgrade_from_env(&self.default_registry())?)
+    }
+
     fn default_registry(&self) -> String {
         self.root.join("registry.db").to_string_lossy().into_owned()
     }

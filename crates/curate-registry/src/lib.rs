@@ -63,6 +63,7 @@ mod cache;
 mod datasets;
 mod db;
 mod error;
+mod legacy;
 mod lineage;
 mod runs;
 mod schema;
@@ -74,6 +75,7 @@ use std::time::Duration;
 use db::{Db, TxMode};
 
 pub use error::{Error, Result};
+pub use legacy::{LegacyDataFile, LegacyOperator, LegacyReject, RejectCursor};
 pub use types::*;
 
 /// Environment variable naming the registry location (file path or `postgres://` URL).
@@ -104,16 +106,7 @@ impl Registry {
     /// at once) is waited out rather than reported.
     pub fn open(location: &str) -> Result<Self> {
         retry_busy(|| {
-            let mut db: Box<dyn Db> = match sqlite_path(location) {
-                None => Box::new(db::Postgres::open(location)?),
-                Some(path) => {
-                    // A default such as `.curate/registry.db` should work in a fresh checkout.
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    Box::new(db::Sqlite::open(path)?)
-                }
-            };
+            let mut db = connect(location)?;
             schema::migrate(db.as_mut())?;
             Ok(Registry { db: Mutex::new(db) })
         })
@@ -202,6 +195,20 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter));
         }
     }
+}
+
+/// A read-write connection to the store at `location`, creating a SQLite file's directory.
+fn connect(location: &str) -> Result<Box<dyn Db>> {
+    Ok(match sqlite_path(location) {
+        None => Box::new(db::Postgres::open(location)?),
+        Some(path) => {
+            // A default such as `.curate/registry.db` should work in a fresh checkout.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            Box::new(db::Sqlite::open(path)?)
+        }
+    })
 }
 
 /// The store location `$CURATE_REGISTRY` names, else `default`.

@@ -186,28 +186,34 @@ CREATE INDEX lineage_files_lineage ON lineage_files (lineage_path);
 ];
 
 /// The migration that drops the per-record lineage tables.
-const FILE_LINEAGE: i64 = 4;
+pub(crate) const FILE_LINEAGE: i64 = 4;
 
 /// Highest migration number this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the store up to [`LATEST`]; a no-op when it is already there.
+pub(crate) fn migrate(db: &mut dyn Db) -> Result<i64> {
+    migrate_to(db, LATEST)
+}
+
+/// Brings the store up to migration `target` (or leaves it where it is when it is
+/// already there or beyond); returns the resulting schema version.
 ///
 /// An up-to-date store is recognised with a read, so opening one takes no write lock;
 /// otherwise the check and the migrations run under the write lock (SQLite's `BEGIN
 /// IMMEDIATE`, PostgreSQL's advisory lock), so processes opening a fresh store at once
 /// create it exactly once.
-pub(crate) fn migrate(db: &mut dyn Db) -> Result<i64> {
+pub(crate) fn migrate_to(db: &mut dyn Db, target: i64) -> Result<i64> {
     if let Some(current) = current_version(db)? {
         if current > LATEST {
             return Err(Error::SchemaTooNew { found: current, known: LATEST });
         }
-        if current == LATEST {
-            return Ok(LATEST);
+        if current >= target {
+            return Ok(current);
         }
     }
     db.begin(TxMode::Write)?;
-    let result = apply_pending(db);
+    let result = apply_pending(db, target);
     match result {
         Ok(v) => db.commit().map(|()| v),
         Err(e) => {
@@ -218,12 +224,19 @@ pub(crate) fn migrate(db: &mut dyn Db) -> Result<i64> {
     }
 }
 
-fn apply_pending(db: &mut dyn Db) -> Result<i64> {
+/// Takes the lock that serialises migrations (PostgreSQL; SQLite's IMMEDIATE write
+/// transaction already excludes other writers) for the rest of the transaction.
+pub(crate) fn lock_migrations(db: &mut dyn Db) -> Result<()> {
     if db.dialect() == Dialect::Postgres {
         // Several processes may open a fresh store at once; the advisory lock makes the
-        // check-then-create below atomic (SQLite's IMMEDIATE lock already does).
+        // check-then-create below atomic.
         db.execute("SELECT pg_advisory_xact_lock(7418202611)", &[])?;
     }
+    Ok(())
+}
+
+fn apply_pending(db: &mut dyn Db, target: i64) -> Result<i64> {
+    lock_migrations(db)?;
     db.batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
     )?;
@@ -231,21 +244,30 @@ fn apply_pending(db: &mut dyn Db) -> Result<i64> {
     if current > LATEST {
         return Err(Error::SchemaTooNew { found: current, known: LATEST });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let number = i as i64 + 1;
+    for number in current + 1..=target {
         if number == FILE_LINEAGE && current > 0 {
             let records = crate::db::first(db.query("SELECT COUNT(*) FROM records", &[])?).map_or(Ok(0), |v| v.int())?;
             if records > 0 {
                 return Err(Error::LegacyLineage { records });
             }
         }
-        db.batch(&db.dialect().ddl(sql))?;
-        db.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-            &[number.into(), crate::now_ms().into()],
-        )?;
+        apply(db, number)?;
     }
-    Ok(LATEST)
+    Ok(current.max(target))
+}
+
+/// Applies migration `number` and records it, with no checks.
+pub(crate) fn apply(db: &mut dyn Db, number: i64) -> Result<()> {
+    let sql = usize::try_from(number - 1)
+        .ok()
+        .and_then(|i| MIGRATIONS.get(i))
+        .ok_or_else(|| Error::Corrupt(format!("no migration {number}")))?;
+    db.batch(&db.dialect().ddl(sql))?;
+    db.execute(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+        &[number.into(), crate::now_ms().into()],
+    )?;
+    Ok(())
 }
 
 /// The store's schema version read without locking for writes; `None` when the store

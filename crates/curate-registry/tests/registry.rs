@@ -21,6 +21,7 @@ backend_tests!(
     forget_audits_and_notes,
     failed_commit_leaves_nothing,
     legacy_lineage_is_refused_until_converted,
+    legacy_lineage_is_read_in_pages_and_converted,
     runs_are_listed_newest_first,
     versions_listing_and_purge,
     abandoned_runs_resume_under_their_id,
@@ -426,6 +427,61 @@ fn legacy_lineage_is_refused_until_converted(b: &mut Backend) {
     let reg = b.open();
     assert_eq!(reg.schema_version().unwrap(), 4);
     reg.lineage_files().unwrap();
+}
+
+fn legacy_lineage_is_read_in_pages_and_converted(b: &mut Backend) {
+    let reg = Registry::open_for_upgrade(b.location()).unwrap();
+    assert_eq!(reg.schema_version().unwrap(), 3, "migration 4 is not applied");
+    let run = start_run(&reg);
+    let v1 = commit(&reg, &NewVersion { run: Some(run), ..manifest("d", vec![file("objects/a", "ha", 2)]) });
+    // A version without a run (committed through the API) takes its parent's.
+    commit(&reg, &NewVersion { parents: vec![v1.to_string()], ..manifest("d", vec![file("objects/a", "ha", 2), file("objects/b", "hb", 1)]) });
+    commit(&reg, &manifest("orphan", vec![file("objects/c", "hc", 1)]));
+    assert_eq!(
+        reg.legacy_data_files().unwrap(),
+        [("objects/a", Some(run)), ("objects/b", Some(run)), ("objects/c", None)]
+            .map(|(p, run)| LegacyDataFile { path: p.into(), run })
+    );
+    b.raw(&format!(
+        "INSERT INTO op_chains (run_id, step, ops) VALUES ({run}, '00-a', '[{{\"name\":\"a\",\"version\":\"1\",\"params_hash\":\"h\"}}]'), \
+         ({run}, '01-b', '[{{\"name\":\"a\",\"version\":\"1\",\"params_hash\":\"h\"}},{{\"name\":\"b\",\"version\":\"2\",\"params_hash\":\"h\",\"params\":{{\"n\":1}}}}]'); \
+         INSERT INTO source_files (path) VALUES ('in.jsonl'); \
+         INSERT INTO records VALUES ('k', 2, 'k', 1, 0, NULL, NULL), ('r3', 1, 'r3', 1, 30, '00-a', 'a:x'), ('r1', 2, 'r1', 1, 10, '01-b', 'b:y'), \
+         ('r2', 2, 'r2', 1, 20, '01-b', 'b:y'), ('r0', 1, 'r0', 1, 0, '00-a', 'a:x')"
+    ));
+    assert_eq!(reg.legacy_runs().unwrap(), [run]);
+    let ops = reg.legacy_operators(run).unwrap();
+    assert_eq!(ops.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["a", "b"], "the longest chain");
+    assert_eq!((ops[0].params.clone(), ops[1].params.clone()), (serde_json::Value::Null, serde_json::json!({"n": 1})));
+    // Pages of two continue where the last one stopped; kept records are not rejects.
+    let (mut cursor, mut seen) = (RejectCursor::default(), Vec::new());
+    loop {
+        let (page, next) = reg.legacy_rejects(run, &cursor, 2).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        seen.extend(page.into_iter().map(|r| (r.record_id, r.source_offset, r.drop_step)));
+        cursor = next;
+    }
+    let want = [("r0", 0, "00-a"), ("r3", 30, "00-a"), ("r1", 10, "01-b"), ("r2", 20, "01-b")];
+    assert_eq!(seen, want.map(|(id, o, s)| (id.to_owned(), o, s.to_owned())));
+    // Opening normally is refused until the upgrade finishes; staged files then become
+    // the run's lineage and the store is at schema 4.
+    assert!(matches!(b.try_open(), Err(Error::LegacyLineage { records: 5 })));
+    let staged = LineageFile { kind: LineageKind::Kept, data: Some("objects/a".into()), lineage: "objects/l".into(), index: "objects/i".into(), rows: 2 };
+    reg.stage_lineage_files(run, std::slice::from_ref(&staged)).unwrap();
+    drop(reg);
+    let reg = Registry::open_for_upgrade(b.location()).unwrap();
+    assert_eq!(reg.staged_lineage_files().unwrap(), [RecordedLineage { run, file: staged.clone() }], "staged files survive a reopen");
+    assert_eq!(reg.finish_upgrade().unwrap(), 5);
+    assert!(!reg.needs_upgrade().unwrap());
+    assert_eq!(reg.finish_upgrade().unwrap(), 0, "finishing twice changes nothing");
+    let reg = b.open();
+    assert_eq!(reg.schema_version().unwrap(), 4);
+    assert_eq!(reg.lineage_files().unwrap(), [RecordedLineage { run, file: staged }]);
+    // The legacy tables and the staging table are gone: creating them again succeeds.
+    b.raw("CREATE TABLE upgrade_lineage_files (id BIGINT); CREATE TABLE records (x BIGINT)");
 }
 
 fn runs_are_listed_newest_first(b: &mut Backend) {
