@@ -21,17 +21,21 @@ fn s3() -> S3 {
     S3 { endpoint, bucket }
 }
 
-fn curate_s3(s3: &S3, dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_curate"))
-        .args(args)
+/// `curate` in `dir` with the loopback server's credentials.
+fn s3_command(s3: &S3, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_curate"));
+    c.args(args)
         .current_dir(dir)
         .env("AWS_ENDPOINT", &s3.endpoint)
         .env("AWS_ALLOW_HTTP", "true")
         .env("AWS_ACCESS_KEY_ID", "curate")
         .env("AWS_SECRET_ACCESS_KEY", "curate-secret")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap();
+        .env("AWS_REGION", "us-east-1");
+    c
+}
+
+fn curate_s3(s3: &S3, dir: &Path, args: &[&str]) -> String {
+    let out = s3_command(s3, dir, args).output().unwrap();
     assert!(out.status.success(), "curate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -103,18 +107,7 @@ fn versions_live_in_an_s3_store_and_feed_a_second_dataset() {
     );
     write(&dir.path().join("b.yaml"), "name: b\ninput:\n  dataset: a@latest\nsteps:\n  - op: length_filter\n    min_chars: 300\noutput:\n  path: out-b\n");
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_curate"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("CURATE_STORE", format!("{prefix}/store"))
-            .env("CURATE_LOG", "warn")
-            .env("AWS_ENDPOINT", &s3.endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", "curate")
-            .env("AWS_SECRET_ACCESS_KEY", "curate-secret")
-            .env("AWS_REGION", "us-east-1")
-            .output()
-            .unwrap();
+        let out = s3_command(&s3, dir.path(), args).env("CURATE_STORE", format!("{prefix}/store")).env("CURATE_LOG", "warn").output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let ok = |args: &[&str]| {

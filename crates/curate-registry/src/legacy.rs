@@ -14,7 +14,6 @@ use serde::Deserialize;
 
 use crate::db::{first, Cols};
 use crate::error::{Error, Result};
-use crate::runs::ensure_run;
 use crate::schema;
 use crate::types::{LineageFile, LineageKind, RecordedLineage, RunId};
 use crate::{retry_busy, Registry};
@@ -223,23 +222,7 @@ impl Registry {
     /// Stages converted lineage files of `run` (their objects already in the store) in
     /// one transaction, to be recorded as the run's lineage by [`Registry::finish_upgrade`].
     pub fn stage_lineage_files(&self, run: RunId, files: &[LineageFile]) -> Result<()> {
-        self.write(|db| {
-            ensure_run(db, run)?;
-            for f in files {
-                db.execute(
-                    &format!("INSERT INTO {STAGED} (run_id, kind, data_path, lineage_path, index_path, row_count) VALUES (?, ?, ?, ?, ?, ?)"),
-                    &[
-                        run.into(),
-                        f.kind.as_str().into(),
-                        f.data.as_deref().into(),
-                        f.lineage.as_str().into(),
-                        f.index.as_str().into(),
-                        i64::try_from(f.rows).map_err(|_| Error::InvalidManifest("row count exceeds 2^63".into()))?.into(),
-                    ],
-                )?;
-            }
-            Ok(())
-        })
+        self.write(|db| crate::lineage::insert_lineage_files(db, STAGED, run, files))
     }
 
     /// Ends the upgrade in one transaction: migration 4 drops the per-record lineage

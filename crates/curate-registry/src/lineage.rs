@@ -15,23 +15,7 @@ use crate::{now_ms, Registry};
 impl Registry {
     /// Records the lineage files of a run's outputs (one row per output file).
     pub fn record_lineage_files(&self, run: RunId, files: &[LineageFile]) -> Result<()> {
-        self.write(|db| {
-            ensure_run(db, run)?;
-            for f in files {
-                db.execute(
-                    "INSERT INTO lineage_files (run_id, kind, data_path, lineage_path, index_path, row_count) VALUES (?, ?, ?, ?, ?, ?)",
-                    &[
-                        run.into(),
-                        f.kind.as_str().into(),
-                        f.data.as_deref().into(),
-                        f.lineage.as_str().into(),
-                        f.index.as_str().into(),
-                        i64::try_from(f.rows).map_err(|_| Error::InvalidManifest("row count exceeds 2^63".into()))?.into(),
-                    ],
-                )?;
-            }
-            Ok(())
-        })
+        self.write(|db| insert_lineage_files(db, "lineage_files", run, files))
     }
 
     /// Every recorded lineage file, oldest run first.
@@ -171,6 +155,26 @@ impl Registry {
             Ok(AuditEntry { id, actor, at_ms, reason, sources, plan, resulting_versions })
         })
     }
+}
+
+/// Inserts lineage rows of `run` into `table` (`lineage_files`, or the upgrade's staging
+/// table of the same shape).
+pub(crate) fn insert_lineage_files(db: &mut dyn Db, table: &str, run: RunId, files: &[LineageFile]) -> Result<()> {
+    ensure_run(db, run)?;
+    for f in files {
+        db.execute(
+            &format!("INSERT INTO {table} (run_id, kind, data_path, lineage_path, index_path, row_count) VALUES (?, ?, ?, ?, ?, ?)"),
+            &[
+                run.into(),
+                f.kind.as_str().into(),
+                f.data.as_deref().into(),
+                f.lineage.as_str().into(),
+                f.index.as_str().into(),
+                i64::try_from(f.rows).map_err(|_| Error::InvalidManifest("row count exceeds 2^63".into()))?.into(),
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 /// Versions committed to execute forget request `id`.
