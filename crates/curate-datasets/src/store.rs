@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use curate_core::cache::StepCache;
+use curate_core::cache::{CacheError, StepCache};
 use curate_registry::{FileEntry, GcPolicy, Registry, RunId, Version};
 
 use crate::{file_err, Error, Result};
@@ -156,9 +156,11 @@ impl Home {
         let cache = self.step_cache();
         let mut removed = 0;
         for key in keys {
-            let dir = cache.entry_dir(key);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
+            let gone = cache.remove(key).map_err(|e| match e {
+                CacheError::Io { path, source } => file_err(&path, source),
+                other => Error::Invalid(other.to_string()),
+            })?;
+            if gone {
                 removed += 1;
             }
         }
