@@ -274,12 +274,12 @@ impl StepCache {
         Ok(true)
     }
 
-    /// Removes staging directories older than an hour: an entry is written in well under
-    /// that unless its process died, and an evicted one is deleted at once.
+    /// Removes staging directories untouched for a day: an entry is written within its
+    /// task unless its process died, and an evicted one is deleted at once.
     fn sweep_staging(&self) -> Result<(), CacheError> {
-        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let day_ago = SystemTime::now() - Duration::from_secs(24 * 3600);
         for dir in subdirs(&self.root.join(STAGING))? {
-            let stale = std::fs::metadata(&dir).and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+            let stale = std::fs::metadata(&dir).and_then(|m| m.modified()).is_ok_and(|t| t < day_ago);
             if stale {
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
                     tracing::warn!(path = %dir.display(), error = %e, "could not remove a cache staging directory");
