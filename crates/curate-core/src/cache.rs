@@ -123,6 +123,8 @@ pub struct CacheStats {
 /// How an entry's step output is put together from its input and its stored columns.
 #[derive(Serialize, Deserialize)]
 struct EntryMeta {
+    /// Key of the step's input: the previous step's entry, or the task's parsed input.
+    upstream: String,
     /// Rows the step received.
     rows: u64,
     /// The step's output schema; `None` when it received no rows.
@@ -169,15 +171,19 @@ impl StepCache {
         std::fs::write(p, b"")
     }
 
-    /// The committed entry of `key` with its files open, stamped as used now; `None` when
-    /// it is absent (or being evicted) or unreadable.
-    pub(crate) fn open(&self, key: &str) -> Option<Entry> {
+    /// The committed entry of `key`, computed from the input keyed `upstream`, with its
+    /// files open and stamped as used now; `None` when it is absent (or being evicted),
+    /// unreadable, or from another input.
+    pub(crate) fn open(&self, key: &str, upstream: &str) -> Option<Entry> {
         let dir = self.entry_dir(key);
         let meta_path = dir.join(META);
         let bytes = std::fs::read(&meta_path).ok()?;
         let opened = serde_json::from_slice(&bytes)
             .map_err(BoxError::from)
             .and_then(|meta: EntryMeta| {
+                if meta.upstream != upstream {
+                    return Err(format!("computed from input {}, not {upstream}", meta.upstream).into());
+                }
                 let delta = match meta.rows {
                     0 => None,
                     _ => Some(File::open(dir.join(DELTA))?),
@@ -197,13 +203,23 @@ impl StepCache {
         }
     }
 
-    /// Starts writing the entry of `key` for a step that declares writing `declared`
-    /// columns; nothing is visible until [`EntryWriter::commit`].
-    pub(crate) fn writer(&self, key: &str, declared: Vec<String>) -> Result<EntryWriter, BoxError> {
+    /// Starts writing the entry of `key`, computed from the input keyed `upstream` by a step
+    /// that declares writing `declared` columns; nothing is visible until
+    /// [`EntryWriter::commit`].
+    pub(crate) fn writer(&self, key: &str, upstream: &str, declared: Vec<String>) -> Result<EntryWriter, BoxError> {
         let dir = self.entry_dir(key);
         let tmp = self.root.join(STAGING).join(format!("{key}.{}.{}", std::process::id(), unique()));
         std::fs::create_dir_all(&tmp)?;
-        Ok(EntryWriter { tmp, dir, declared, layout: None, stream: None, reasons: Vec::new(), rows: 0 })
+        Ok(EntryWriter {
+            tmp,
+            dir,
+            upstream: upstream.to_string(),
+            declared,
+            layout: None,
+            stream: None,
+            reasons: Vec::new(),
+            rows: 0,
+        })
     }
 
     /// Every committed entry with its size and last use, least recently used first.
@@ -396,6 +412,10 @@ impl Entry {
             Some(f) => Some(StreamReader::try_new(zstd::Decoder::new(f)?, None)?),
             None => None,
         };
+        let stored = 1 + meta.added.len() + 2 * meta.rewritten.len();
+        if let Some(found) = stream.as_ref().map(|s| s.schema().fields().len()).filter(|&n| n != stored) {
+            return Err(format!("stores {found} columns where its metadata names {stored}").into());
+        }
         Ok(Entry {
             dir: dir.to_path_buf(),
             rows: meta.rows,
@@ -558,6 +578,7 @@ type DeltaWriter = StreamWriter<zstd::Encoder<'static, BufWriter<File>>>;
 pub(crate) struct EntryWriter {
     tmp: PathBuf,
     dir: PathBuf,
+    upstream: String,
     declared: Vec<String>,
     layout: Option<Layout>,
     stream: Option<DeltaWriter>,
@@ -623,6 +644,7 @@ impl EntryWriter {
         }
         let layout = self.layout.take();
         let meta = EntryMeta {
+            upstream: std::mem::take(&mut self.upstream),
             rows: self.rows,
             schema: layout.as_ref().map(|l| l.schema.as_ref().clone()),
             added: layout.as_ref().map(|l| l.added.clone()).unwrap_or_default(),
@@ -713,7 +735,7 @@ mod tests {
     }
 
     fn store(cache: &StepCache, key: &str, batches: &[RecordBatch]) {
-        let mut w = cache.writer(key, vec!["text".into(), "len".into()]).unwrap();
+        let mut w = cache.writer(key, "in", vec!["text".into(), "len".into()]).unwrap();
         for b in batches {
             let (out, v) = step(b);
             w.record(b, &out, Some(&v)).unwrap();
@@ -727,7 +749,7 @@ mod tests {
         let cache = StepCache::new(dir.path());
         let batches = [input(&["a", "xb", "", "c"]), input(&["xd", "", "e"])];
         store(&cache, "k1", &batches);
-        let mut entry = cache.open("k1").unwrap();
+        let mut entry = cache.open("k1", "in").unwrap();
         for b in &batches {
             let (expected, ev) = step(b);
             let (got, gv) = entry.apply(b.clone()).unwrap();
@@ -738,7 +760,7 @@ mod tests {
         entry.check_complete().unwrap();
 
         // Batches cut differently replay the same rows.
-        let mut entry = cache.open("k1").unwrap();
+        let mut entry = cache.open("k1", "in").unwrap();
         let (first, _) = entry.apply(input(&["a", "xb"])).unwrap();
         assert_eq!(first.column(1).as_any().downcast_ref::<StringArray>().unwrap().value(1), "XB");
         assert!(entry.check_complete().is_err(), "rows left over are damage, not success");
@@ -751,14 +773,14 @@ mod tests {
         let long = "clean text that a normalizer leaves alone ".repeat(20);
         let texts: Vec<&str> = (0..5000).map(|_| long.as_str()).collect();
         let batch = input(&texts);
-        let mut w = cache.writer("k", vec!["text".into()]).unwrap();
+        let mut w = cache.writer("k", "in", vec!["text".into()]).unwrap();
         // Declared rewrite returning another array with the same values.
         let out = RecordBatch::try_from_iter([("id", batch.column(0).clone()), ("text", Arc::new(StringArray::from(texts.clone())) as ArrayRef)]).unwrap();
         w.record(&batch, &out, None).unwrap();
         w.commit().unwrap();
         let bytes = dir_bytes(&cache.entry_dir("k"));
         assert!(bytes < 2_000, "{bytes} bytes for {} bytes of text", long.len() * texts.len());
-        let (got, v) = cache.open("k").unwrap().apply(batch.clone()).unwrap();
+        let (got, v) = cache.open("k", "in").unwrap().apply(batch.clone()).unwrap();
         assert_eq!(got, out);
         assert!(v.is_none());
     }
@@ -768,7 +790,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = StepCache::new(dir.path());
         let first = input(&["a"]);
-        let mut w = cache.writer("k", vec![]).unwrap();
+        let mut w = cache.writer("k", "in", vec![]).unwrap();
         w.record(&first, &first, None).unwrap();
         let second = input(&["b"]);
         let changed = RecordBatch::try_from_iter([("id", second.column(0).clone()), ("text", Arc::new(StringArray::from(vec!["c"])) as ArrayRef)]).unwrap();
@@ -776,12 +798,13 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_file_is_a_miss() {
+    fn a_missing_file_or_another_input_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
         let cache = StepCache::new(dir.path());
         store(&cache, "k1", &[input(&["a"])]);
+        assert!(cache.open("k1", "other input").is_none());
         std::fs::remove_file(cache.entry_dir("k1").join(DELTA)).unwrap();
-        assert!(cache.open("k1").is_none());
+        assert!(cache.open("k1", "in").is_none());
     }
 
     fn age(cache: &StepCache, key: &str, secs_ago: u64) {
@@ -798,7 +821,7 @@ mod tests {
             age(&cache, key, ago);
         }
         // Reusing the oldest makes it the newest.
-        assert!(cache.open("aa1").is_some());
+        assert!(cache.open("aa1", "in").is_some());
         let keys = |v: &[EntryInfo]| v.iter().map(|e| e.key.clone()).collect::<Vec<_>>();
         let all = cache.entries().unwrap();
         assert_eq!(keys(&all), ["bb2", "cc3", "dd4", "aa1"]);
@@ -812,7 +835,7 @@ mod tests {
         assert_eq!(keys(&gone), ["bb2", "cc3"]);
         assert_eq!(keys(&cache.entries().unwrap()), ["dd4", "aa1"]);
         assert!(cache.stats(budget).unwrap().bytes <= budget);
-        assert!(cache.open("bb2").is_none());
+        assert!(cache.open("bb2", "in").is_none());
         assert!(cache.prune(budget).unwrap().is_empty(), "already under the budget");
         assert!(!cache.remove("bb2").unwrap());
     }
@@ -823,7 +846,7 @@ mod tests {
         let cache = StepCache::new(dir.path());
         let b = input(&["a", "xb", ""]);
         store(&cache, "k1", std::slice::from_ref(&b));
-        let mut entry = cache.open("k1").unwrap();
+        let mut entry = cache.open("k1", "in").unwrap();
         assert_eq!(cache.prune(1).unwrap().len(), 1);
         assert_eq!(entry.apply(b.clone()).unwrap().0, step(&b).0);
     }
