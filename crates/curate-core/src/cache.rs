@@ -349,9 +349,9 @@ fn unique() -> u64 {
 /// What the cache does for one step of a task.
 pub(crate) enum Tap {
     /// Replays the step from its entry instead of running the operator.
-    Replay(Entry),
+    Replay(Box<Entry>),
     /// Runs the operator and stores what it did.
-    Record(EntryWriter),
+    Record(Box<EntryWriter>),
     /// Runs the operator only (no cache, or its entry could not be written).
     Off,
 }

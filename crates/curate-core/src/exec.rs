@@ -487,13 +487,13 @@ impl<'c> TaskCache<'c> {
         keys.truncate(upto);
         // Each step's input: the previous step's entry, or the task's parsed input.
         let upstream: Vec<&str> = std::iter::once(input_key.as_str()).chain(keys.iter().map(String::as_str)).collect();
-        let mut taps: Vec<Tap> = keys.iter().zip(&upstream).map_while(|(k, up)| cache.open(k, up)).map(Tap::Replay).collect();
+        let mut taps: Vec<Tap> = keys.iter().zip(&upstream).map_while(|(k, up)| cache.open(k, up)).map(|e| Tap::Replay(Box::new(e))).collect();
         let from = taps.len();
         report.cache = outcomes(plan, &keys, from, from == 0 && !cache.seen_input(&input_key));
         for ((k, up), step) in keys.iter().zip(&upstream).zip(&plan.steps).skip(from) {
             let declared = step.operator.columns().writes.into_iter().map(|(name, _)| name).collect();
             taps.push(match cache.writer(k, up, declared) {
-                Ok(w) => Tap::Record(w),
+                Ok(w) => Tap::Record(Box::new(w)),
                 Err(e) => {
                     tracing::warn!(key = %k, error = %e, "step cache not writable; computing without it");
                     Tap::Off
