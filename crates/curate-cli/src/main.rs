@@ -1,5 +1,6 @@
 //! The `curate` command-line interface.
 
+mod cache_cmds;
 mod progress;
 mod registry_cmds;
 
@@ -12,6 +13,7 @@ use curate_core::spec::ByteSize;
 use curate_core::stats::RunReport;
 use curate_datasets::Home;
 use curate_engine::{Engine, EngineError, Pipeline, Prepared, RunSettings};
+use cache_cmds::CacheCommand;
 use registry_cmds::{DatasetsCommand, RegistryCommand, RunsCommand};
 
 /// Turn raw data into versioned, explainable training datasets.
@@ -98,6 +100,11 @@ enum Command {
         /// Unreferenced step outputs used, and store files written, within this many hours stay.
         #[arg(long, default_value_t = 24.0)]
         grace_hours: f64,
+    },
+    /// The step cache: its size against the budget, and evicting least recently used outputs.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
     },
     /// List operators with their parameters and defaults.
     Ops {
@@ -204,6 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Datasets { command } => registry_cmds::datasets(&Home::from_env(), command)?,
         Command::Runs { command } => registry_cmds::runs(&Home::from_env(), command)?,
         Command::Registry { command } => registry_cmds::registry(&Home::from_env(), command)?,
+        Command::Cache { command } => cache_cmds::cache(&Home::from_env(), command)?,
         Command::Explain { id, json } => registry_cmds::explain(&Home::from_env(), &id, json)?,
         Command::Forget { sources, reason, purge, actor } => {
             let home = Home::from_env();

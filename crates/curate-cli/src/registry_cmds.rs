@@ -127,8 +127,8 @@ fn print(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A registry timestamp (ms since the epoch) as UTC.
-fn time(ms: i64) -> String {
+/// A timestamp (ms since the epoch) as UTC.
+pub(crate) fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| format!("{ms} ms"), |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
 }
 

@@ -12,7 +12,7 @@ use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array}
 use arrow_schema::SchemaRef;
 use arrow_select::filter::filter_record_batch;
 
-use crate::cache::{EntryMeta, EntryWriter, InputMeta, StepCache, StepOutcome};
+use crate::cache::{StepCache, StepOutcome, Tap};
 use crate::global::{self, GlobalStep};
 use crate::io::{BoxError, Shard, Sink, Source};
 use crate::key::KeyHasher;
@@ -93,7 +93,9 @@ impl Plan {
             .steps
             .iter()
             .map(|s| {
-                prev = step_identity(KeyHasher::new("curate.step.v1").str("upstream", &prev), s).finish();
+                // v2: entries hold what a step changed, not its records; v1 entries are never
+                // read again and leave by eviction.
+                prev = step_identity(KeyHasher::new("curate.step.v2").str("upstream", &prev), s).finish();
                 prev.clone()
             })
             .collect();
@@ -412,10 +414,10 @@ fn run_task(
     Ok(report)
 }
 
-/// Feeds a task's records to `process` (batch, first step to run, cache writers of the
-/// steps from there, report, writer) from where they start: the input, or the cached output
-/// of the last reused step among the first `upto`. Returns the task's cache, to finish once
-/// the task has committed.
+/// Feeds a task's records, read from its input, to `process` (batch, first step to run,
+/// cache taps of the steps from there, report, writer). With a cache, the taps replay the
+/// longest cached prefix of the first `upto` steps and store what the others compute.
+/// Returns the task's cache, to finish once the task has committed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn feed_task<'c>(
     plan: &Plan,
@@ -426,66 +428,52 @@ pub(crate) fn feed_task<'c>(
     upto: usize,
     report: &mut TaskReport,
     writer: &mut dyn crate::io::TaskWriter,
-    mut process: impl FnMut(RecordBatch, usize, &mut [Option<EntryWriter>], &mut TaskReport, &mut dyn crate::io::TaskWriter) -> Result<(), BoxError>,
+    mut process: impl FnMut(RecordBatch, usize, &mut [Tap], &mut TaskReport, &mut dyn crate::io::TaskWriter) -> Result<(), BoxError>,
 ) -> Result<Option<TaskCache<'c>>, BoxError> {
-    let mut tc = TaskCache::start(opts.cache.as_ref(), plan, source, shard, upto, report, writer)?;
-    let from = tc.as_ref().map_or(0, TaskCache::from);
-    if from == 0 {
-        let mut ids = plan.duplicate_ids.map(crate::duplicate_ids::IdCheck::new);
-        for chunk in source.read(shard)? {
-            opts.cancel.check()?;
-            let mut chunk = chunk?;
-            if let Some(ids) = ids.as_mut() {
-                ids.apply(&mut chunk, &shard.file)?;
-                report.duplicate_ids = ids.found;
-            }
-            let rows = chunk.batch.num_rows() as u64;
-            read_chunk(report, &chunk, writer, tc.as_mut())?;
-            let taps = tc.as_mut().map_or(&mut [][..], TaskCache::taps);
-            process(chunk.batch, 0, taps, report, writer)?;
-            progress.advance(rows, chunk.bytes);
+    let mut tc = TaskCache::start(opts.cache.as_ref(), plan, source, shard, upto, report)?;
+    let mut ids = plan.duplicate_ids.map(crate::duplicate_ids::IdCheck::new);
+    for chunk in source.read(shard)? {
+        opts.cancel.check()?;
+        let mut chunk = chunk?;
+        if let Some(ids) = ids.as_mut() {
+            ids.apply(&mut chunk, &shard.file)?;
+            report.duplicate_ids = ids.found;
         }
-    } else if let Some(tc) = tc.as_mut() {
-        for batch in tc.upstream()? {
-            opts.cancel.check()?;
-            process(batch?, from, tc.taps(), report, writer)?;
-        }
-        progress.advance(report.records_in, shard.bytes);
+        let rows = chunk.batch.num_rows() as u64;
+        read_chunk(report, &chunk, writer)?;
+        let taps = tc.as_mut().map_or(&mut [][..], |tc| &mut tc.taps[..]);
+        process(chunk.batch, 0, taps, report, writer)?;
+        progress.advance(rows, chunk.bytes);
+    }
+    if let Some(tc) = &tc {
+        tc.check_replayed()?;
     }
     Ok(tc)
 }
 
 /// Counts a chunk read from the input and quarantines what it could not parse.
-fn read_chunk(
-    report: &mut TaskReport,
-    chunk: &crate::io::Chunk,
-    writer: &mut dyn crate::io::TaskWriter,
-    tc: Option<&mut TaskCache>,
-) -> Result<(), BoxError> {
+fn read_chunk(report: &mut TaskReport, chunk: &crate::io::Chunk, writer: &mut dyn crate::io::TaskWriter) -> Result<(), BoxError> {
     report.bytes_in += chunk.bytes;
     report.records_in += chunk.batch.num_rows() as u64;
     report.quarantined += chunk.quarantined.len() as u64;
     if !chunk.quarantined.is_empty() {
         writer.quarantined(&chunk.quarantined)?;
     }
-    if let Some(tc) = tc {
-        tc.input.add_quarantined(&chunk.quarantined);
-    }
     Ok(())
 }
 
-/// The step cache at work on one task: what it reused, and writers for what the task
-/// computes (steps `from..upto`).
+/// The step cache at work on one task: entries of the steps it reuses, writers of the
+/// steps it computes, aligned with the task's first steps.
 pub(crate) struct TaskCache<'c> {
     cache: &'c StepCache,
-    cached: CachedTask,
-    taps: Vec<Option<EntryWriter>>,
-    input: InputMeta,
+    input_key: String,
+    taps: Vec<Tap>,
 }
 
 impl<'c> TaskCache<'c> {
-    /// Looks up the cached prefix of the task's first `upto` steps, replays it into
-    /// `report` and `writer`, and opens writers for the rest; `None` without a cache.
+    /// Opens the entries of the longest cached prefix of the task's first `upto` steps and
+    /// writers for the rest, and records in `report` what each step will do; `None` without
+    /// a cache.
     fn start(
         cache: Option<&'c StepCache>,
         plan: &Plan,
@@ -493,139 +481,71 @@ impl<'c> TaskCache<'c> {
         shard: &Shard,
         upto: usize,
         report: &mut TaskReport,
-        writer: &mut dyn crate::io::TaskWriter,
     ) -> Result<Option<Self>, BoxError> {
         let Some(cache) = cache.filter(|_| upto > 0) else { return Ok(None) };
-        let cached = CachedTask::plan(cache, plan, source, shard, upto)?;
-        report.cache = cached.outcomes(plan);
-        cached.replay(plan, report, writer)?;
-        let taps = cached.keys[cached.entries.len()..]
-            .iter()
-            .map(|k| {
-                cache
-                    .writer(k)
-                    .map_err(|e| tracing::warn!(key = %k, error = %e, "step cache not writable; computing without it"))
-                    .ok()
-            })
-            .collect();
-        Ok(Some(TaskCache { cache, cached, taps, input: InputMeta::default() }))
-    }
-
-    /// Steps reused.
-    fn from(&self) -> usize {
-        self.cached.entries.len()
-    }
-
-    /// Writers of the computed steps, aligned with `steps[from..]`.
-    fn taps(&mut self) -> &mut [Option<EntryWriter>] {
-        &mut self.taps
-    }
-
-    /// The rows the last reused step kept, in their original batches.
-    fn upstream(&self) -> Result<crate::cache::Batches, BoxError> {
-        match self.cached.entries.last() {
-            Some(e) => e.kept(),
-            None => Ok(Box::new(std::iter::empty())),
+        let (input_key, mut keys) = plan.step_keys(shard, &source.content_hash(shard)?);
+        keys.truncate(upto);
+        // Each step's input: the previous step's entry, or the task's parsed input.
+        let upstream: Vec<&str> = std::iter::once(input_key.as_str()).chain(keys.iter().map(String::as_str)).collect();
+        let mut taps: Vec<Tap> = keys.iter().zip(&upstream).map_while(|(k, up)| cache.open(k, up)).map(|e| Tap::Replay(Box::new(e))).collect();
+        let from = taps.len();
+        report.cache = outcomes(plan, &keys, from, from == 0 && !cache.seen_input(&input_key));
+        for ((k, up), step) in keys.iter().zip(&upstream).zip(&plan.steps).skip(from) {
+            let declared = step.operator.columns().writes.into_iter().map(|(name, _)| name).collect();
+            taps.push(match cache.writer(k, up, declared) {
+                Ok(w) => Tap::Record(Box::new(w)),
+                Err(e) => {
+                    tracing::warn!(key = %k, error = %e, "step cache not writable; computing without it");
+                    Tap::Off
+                }
+            });
         }
+        Ok(Some(TaskCache { cache, input_key, taps }))
+    }
+
+    /// Checks that every replayed entry covered exactly the rows its step received.
+    fn check_replayed(&self) -> Result<(), BoxError> {
+        self.taps.iter().try_for_each(|t| match t {
+            Tap::Replay(e) => e.check_complete(),
+            _ => Ok(()),
+        })
     }
 
     /// Publishes the computed steps' outputs once the task committed.
     pub(crate) fn finish(self, report: &TaskReport) {
-        let from = self.from();
-        // A task that computed its first step read its whole input: the report's input
-        // counters are what that step's entry must replay.
-        let mut input = (from == 0).then_some(InputMeta {
-            records_in: report.records_in,
-            bytes_in: report.bytes_in,
-            duplicate_ids: report.duplicate_ids,
-            ..self.input
-        });
-        for (i, tap) in self.taps.into_iter().enumerate() {
-            let Some(tap) = tap else { continue };
-            let meta = EntryMeta { stats: report.steps[from + i].clone(), input: if i == 0 { input.take() } else { None } };
-            if let Err(e) = tap.commit(&meta) {
-                tracing::warn!(task = report.task, error = %e, "could not store a step output in the cache");
+        for tap in self.taps {
+            if let Tap::Record(w) = tap {
+                if let Err(e) = w.commit() {
+                    tracing::warn!(task = report.task, error = %e, "could not store a step output in the cache");
+                }
             }
         }
-        if let Err(e) = self.cache.mark_input(&self.cached.input_key) {
+        if let Err(e) = self.cache.mark_input(&self.input_key) {
             tracing::warn!(task = report.task, error = %e, "could not record the input in the cache");
         }
     }
 }
 
-/// The cache's view of one task: its keys and the committed entries of its longest
-/// cached prefix of steps.
-struct CachedTask {
-    input_key: String,
-    keys: Vec<String>,
-    entries: Vec<crate::cache::Entry>,
-    input_seen: bool,
-}
-
-impl CachedTask {
-    fn plan(cache: &StepCache, plan: &Plan, source: &dyn Source, shard: &Shard, upto: usize) -> Result<Self, BoxError> {
-        let (input_key, mut keys) = plan.step_keys(shard, &source.content_hash(shard)?);
-        keys.truncate(upto);
-        let mut entries = Vec::new();
-        for k in &keys {
-            match cache.open(k) {
-                Some(e) => entries.push(e),
-                None => break,
-            }
-        }
-        // The first entry carries what reading the input produced; without it the prefix is unusable.
-        if entries.first().is_some_and(|e| e.meta.input.is_none()) {
-            entries.clear();
-        }
-        let input_seen = cache.seen_input(&input_key);
-        Ok(CachedTask { input_key, keys, entries, input_seen })
-    }
-
-    fn outcomes(&self, plan: &Plan) -> Vec<StepOutcome> {
-        let from = self.entries.len();
-        plan.steps
-            .iter()
-            .zip(&self.keys)
-            .enumerate()
-            .map(|(i, (s, k))| {
-                let reason = if i < from {
-                    "cache hit".to_string()
-                } else if i > from {
-                    format!("follows recomputed step {from} ({})", plan.steps[from].descriptor.name)
-                } else if from == 0 && !self.input_seen {
-                    "input not seen before (new or changed file)".to_string()
-                } else {
-                    "operator, version or parameters changed (no cached output for this key)".to_string()
-                };
-                StepOutcome { step: s.index, op: s.descriptor.name.to_string(), key: k.clone(), reused: i < from, reason }
-            })
-            .collect()
-    }
-
-    /// Re-emits what the cached steps produced: input counters and quarantine, per-step
-    /// counters, and the records each of them dropped.
-    fn replay(&self, plan: &Plan, report: &mut TaskReport, writer: &mut dyn crate::io::TaskWriter) -> Result<(), BoxError> {
-        let Some(first) = self.entries.first() else { return Ok(()) };
-        if let Some(input) = &first.meta.input {
-            report.records_in = input.records_in;
-            report.bytes_in = input.bytes_in;
-            report.duplicate_ids = input.duplicate_ids;
-            let q = input.quarantined();
-            report.quarantined = q.len() as u64;
-            if !q.is_empty() {
-                writer.quarantined(&q)?;
-            }
-        }
-        for (i, e) in self.entries.iter().enumerate() {
-            report.steps[i] = e.meta.stats.clone();
-            let step = &plan.steps[i];
-            for d in e.dropped()? {
-                let (dropped, reasons) = d?;
-                writer.rejected(&reject_rows(step, &plan.rejects_schema, &dropped, reasons)?)?;
-            }
-        }
-        Ok(())
-    }
+/// What each of a task's cached steps does: steps before `from` are reused, the others
+/// computed; `new_input` says the task's input was never processed before.
+fn outcomes(plan: &Plan, keys: &[String], from: usize, new_input: bool) -> Vec<StepOutcome> {
+    plan.steps
+        .iter()
+        .zip(keys)
+        .enumerate()
+        .map(|(i, (s, k))| {
+            let reason = if i < from {
+                "cache hit".to_string()
+            } else if i > from {
+                format!("follows recomputed step {from} ({})", plan.steps[from].descriptor.name)
+            } else if new_input {
+                "input not seen before (new or changed file)".to_string()
+            } else {
+                "operator, version or parameters changed (no cached output for this key)".to_string()
+            };
+            StepOutcome { step: s.index, op: s.descriptor.name.to_string(), key: k.clone(), reused: i < from, reason }
+        })
+        .collect()
 }
 
 /// Shapes rows dropped by `step` into the rejects schema.
@@ -640,15 +560,15 @@ fn reject_rows(step: &BuiltStep, rejects_schema: &SchemaRef, dropped: &RecordBat
     )?)
 }
 
-/// Runs `steps` over one batch (`stats` lines up with `steps`); dropped rows go to the
-/// writer's rejects.
+/// Runs `steps` over one batch (`stats` and `taps` line up with `steps`); dropped rows go to
+/// the writer's rejects.
 pub(crate) fn apply_steps(
     steps: &[BuiltStep],
     rejects_schema: &SchemaRef,
     mut batch: RecordBatch,
     stats: &mut [StepStats],
     writer: &mut dyn crate::io::TaskWriter,
-    taps: &mut [Option<EntryWriter>],
+    taps: &mut [Tap],
 ) -> Result<RecordBatch, BoxError> {
     for (i, (step, st)) in steps.iter().zip(stats.iter_mut()).enumerate() {
         if batch.num_rows() == 0 {
@@ -656,20 +576,8 @@ pub(crate) fn apply_steps(
         }
         let rows = batch.num_rows();
         st.records_in += rows as u64;
-        let out = step
-            .operator
-            .process(batch)
-            .map_err(|e| format!("step {} ({}): {e}", step.index, step.descriptor.name))?;
-        if out.batch.num_rows() != rows {
-            return Err(format!(
-                "step {} ({}) returned {} rows for {rows}; operators must keep row count and drop through verdicts",
-                step.index,
-                step.descriptor.name,
-                out.batch.num_rows()
-            )
-            .into());
-        }
-        batch = match out.verdicts {
+        let (out, verdicts) = run_step(step, batch, taps.get_mut(i))?;
+        batch = match verdicts {
             Some(v) if v.any_dropped() => {
                 let keep: BooleanArray = (0..rows).map(|i| Some(v.reason(i).is_none())).collect();
                 let dropped_mask: BooleanArray = (0..rows).map(|i| Some(v.reason(i).is_some())).collect();
@@ -677,29 +585,37 @@ pub(crate) fn apply_steps(
                 for r in reasons.iter().flatten() {
                     *st.dropped.entry(r.to_string()).or_default() += 1;
                 }
-                let dropped = filter_record_batch(&out.batch, &dropped_mask)?;
-                if let Some(slot) = taps.get_mut(i) {
-                    tap_write(slot, |t| t.dropped(&dropped, &reasons));
-                }
+                let dropped = filter_record_batch(&out, &dropped_mask)?;
                 writer.rejected(&reject_rows(step, rejects_schema, &dropped, Arc::new(reasons))?)?;
-                filter_record_batch(&out.batch, &keep)?
+                filter_record_batch(&out, &keep)?
             }
-            _ => out.batch,
+            _ => out,
         };
-        if let Some(slot) = taps.get_mut(i) {
-            tap_write(slot, |t| t.kept(&batch));
-        }
         st.records_out += batch.num_rows() as u64;
     }
     Ok(batch)
 }
 
-/// Writes to a step cache entry, abandoning the entry (not the run) on failure.
-fn tap_write(slot: &mut Option<EntryWriter>, f: impl FnOnce(&mut EntryWriter) -> Result<(), BoxError>) {
-    if let Some(t) = slot.as_mut() {
-        if let Err(e) = f(t) {
-            tracing::warn!(error = %e, "could not write a step output to the cache; going on without it");
-            *slot = None;
-        }
+/// One step over one batch: the step's output (same rows) and verdicts, replayed from its
+/// cache entry or computed by its operator (and stored when the cache records it).
+fn run_step(step: &BuiltStep, batch: RecordBatch, tap: Option<&mut Tap>) -> Result<(RecordBatch, Option<crate::operator::Verdicts>), BoxError> {
+    let at = || format!("step {} ({})", step.index, step.descriptor.name);
+    if let Some(Tap::Replay(entry)) = tap {
+        return entry.apply(batch).map_err(|e| format!("{}: {e}", at()).into());
     }
+    let rows = batch.num_rows();
+    let input = matches!(tap, Some(Tap::Record(_))).then(|| batch.clone());
+    let out = step.operator.process(batch).map_err(|e| format!("{}: {e}", at()))?;
+    if out.batch.num_rows() != rows {
+        return Err(format!(
+            "{} returned {} rows for {rows}; operators must keep row count and drop through verdicts",
+            at(),
+            out.batch.num_rows()
+        )
+        .into());
+    }
+    if let (Some(tap), Some(input)) = (tap, input) {
+        tap.record(&input, &out.batch, out.verdicts.as_ref());
+    }
+    Ok((out.batch, out.verdicts))
 }

@@ -355,11 +355,11 @@ fn run_stage_task(
         let g = &plan.globals[stage];
         Some(StageOut::create(work, stage, t, g.input_schema.clone())?)
     };
-    // Steps `from..end_step` run here (`from` > `first_step` when the stage-0 steps before
-    // the first global step come from the step cache); `taps` store what they compute.
+    // Steps `from..end_step` run here; in stage 0 `taps` replay the ones the step cache has
+    // and store what the others compute.
     let mut process = |batch: RecordBatch,
                        from: usize,
-                       taps: &mut [Option<crate::cache::EntryWriter>],
+                       taps: &mut [crate::cache::Tap],
                        report: &mut TaskReport,
                        writer: &mut dyn TaskWriter|
      -> Result<(), BoxError> {

@@ -84,6 +84,17 @@ impl Verdicts {
     pub fn any_dropped(&self) -> bool {
         self.rows.iter().any(|&r| r != 0)
     }
+
+    /// The interned reasons, and per row 0 (kept) or one plus the index of its reason.
+    pub(crate) fn codes(&self) -> (&[Arc<str>], &[u32]) {
+        (&self.reasons, &self.rows)
+    }
+
+    /// Verdicts from the parts [`Verdicts::codes`] gives; `None` when a row names a reason
+    /// that is not there.
+    pub(crate) fn from_codes(reasons: Vec<Arc<str>>, rows: Vec<u32>) -> Option<Self> {
+        rows.iter().all(|&r| r as usize <= reasons.len()).then_some(Verdicts { reasons, rows })
+    }
 }
 
 /// What an operator returns for one batch: the (possibly rewritten or extended) batch, and

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use curate_core::cache::StepCache;
+use curate_core::cache::{CacheError, StepCache};
 use curate_io::VersionStore;
 use curate_registry::{FileEntry, GcPolicy, Registry, RunId, Version};
 
@@ -148,9 +148,11 @@ impl Home {
         let cache = self.step_cache();
         let mut removed = 0;
         for key in keys {
-            let dir = cache.entry_dir(key);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
+            let gone = cache.remove(key).map_err(|e| match e {
+                CacheError::Io { path, source } => file_err(&path, source),
+                other => Error::Invalid(other.to_string()),
+            })?;
+            if gone {
                 removed += 1;
             }
         }

@@ -94,6 +94,8 @@ pub struct Prepared {
     plan: Plan,
     /// The dataset version read as input, resolved (`name@N`).
     parent: Option<String>,
+    /// The step cache's size budget.
+    cache_max_size: u64,
 }
 
 impl Prepared {
@@ -173,6 +175,7 @@ impl Engine {
     /// parameters, columns) and plans it; nothing is written.
     pub fn prepare(&self, pipeline: Pipeline) -> Result<Prepared, EngineError> {
         let Pipeline { mut spec, text, origin } = pipeline;
+        let cache_max_size = curate_core::cache::max_size(spec.cache.max_size).map_err(|e| EngineError::Config(e.to_string()))?;
         let mut parent = None;
         if let Some(reference) = spec.input.dataset.clone() {
             let at_dataset = |e: &dyn std::fmt::Display| EngineError::Config(spec.error_at("input.dataset", format!("input.dataset: {e}")).to_string());
@@ -198,7 +201,7 @@ impl Engine {
         let settings = serde_json::json!({ "input": without_path(&spec.input), "output": without_path(&spec.output) });
         let mut plan = Plan::new(&spec.name, source.schema(), steps, &settings);
         plan.duplicate_ids = spec.input.id_field.is_some().then_some(spec.input.on_duplicate_id);
-        Ok(Prepared { text, origin, spec, source, plan, parent })
+        Ok(Prepared { text, origin, spec, source, plan, parent, cache_max_size })
     }
 
     /// Runs a prepared pipeline: takes its output (refusing one another run holds), records
@@ -226,7 +229,22 @@ impl Engine {
             cache: (!settings.no_cache && !settings.no_registry).then(|| self.home.step_cache()),
             cancel: settings.cancel.clone(),
         };
-        let report = match execute(&p.plan, &p.source, &sink, &opts, progress) {
+        let result = execute(&p.plan, &p.source, &sink, &opts, progress);
+        if let Some(cache) = &opts.cache {
+            // After every run that may have stored entries, failed ones included; eviction
+            // failing costs disk space, not the run.
+            match cache.prune(p.cache_max_size) {
+                Ok(gone) if !gone.is_empty() => tracing::info!(
+                    entries = gone.len(),
+                    bytes = gone.iter().map(|e| e.bytes).sum::<u64>(),
+                    max_size = p.cache_max_size,
+                    "evicted least recently used step outputs"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not evict step outputs down to the cache budget"),
+            }
+        }
+        let report = match result {
             Ok(r) => r,
             Err(source) => {
                 if let (Some(reg), Some(run)) = (&registry, run) {

@@ -242,6 +242,16 @@ impl OutputSpec {
     }
 }
 
+/// Settings of the step cache (`cache:` in a spec).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    /// Size budget of the step cache; after a run stores step outputs, the least recently
+    /// used are evicted to stay under it. `CURATE_CACHE_MAX` overrides it.
+    #[serde(default)]
+    pub max_size: Option<ByteSize>,
+}
+
 /// A step as written: an operator name and its parameters.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepSpec {
@@ -264,6 +274,8 @@ pub struct PipelineSpec {
     pub output: OutputSpec,
     /// Memory budget of global steps (`--memory-limit` overrides it).
     pub memory_limit: Option<ByteSize>,
+    /// Step cache settings.
+    pub cache: CacheSpec,
     /// The spec file.
     pub file: PathBuf,
     /// The spec as JSON, with positions.
@@ -292,6 +304,8 @@ struct RawSpec {
     output: OutputSpec,
     #[serde(default)]
     memory_limit: Option<ByteSize>,
+    #[serde(default)]
+    cache: CacheSpec,
 }
 
 impl PipelineSpec {
@@ -360,6 +374,7 @@ impl PipelineSpec {
             steps,
             output: raw.output,
             memory_limit: raw.memory_limit,
+            cache: raw.cache,
             file: file.into(),
             doc,
         })
@@ -482,6 +497,18 @@ mod tests {
         let err = PipelineSpec::parse(text, Path::new("p.yaml")).unwrap_err().to_string();
         assert!(err.starts_with("p.yaml:4:3: `input.formt`"), "{err}");
         assert!(err.contains("unknown key `formt`"), "{err}");
+    }
+
+    #[test]
+    fn cache_budget_is_a_size() {
+        let base = "name: t\ninput: {path: a}\noutput: {path: out}\n";
+        let spec = PipelineSpec::parse(&format!("{base}cache: {{max_size: 2GB}}\n"), Path::new("p.yaml")).unwrap();
+        assert_eq!(spec.cache.max_size, Some(ByteSize(2_000_000_000)));
+        assert_eq!(PipelineSpec::parse(base, Path::new("p.yaml")).unwrap().cache.max_size, None);
+        let err = PipelineSpec::parse(&format!("{base}cache:\n  max_size: lots\n"), Path::new("p.yaml")).unwrap_err().to_string();
+        assert!(err.starts_with("p.yaml:5:3: `cache.max_size`"), "{err}");
+        let err = PipelineSpec::parse(&format!("{base}cache:\n  max_sise: 1GB\n"), Path::new("p.yaml")).unwrap_err().to_string();
+        assert!(err.contains("unknown key `max_sise`"), "{err}");
     }
 
     #[test]
