@@ -83,37 +83,45 @@ fn local_copy(store: &VersionStore, rel: &str) -> Result<LocalCopy> {
 
 /// Rewrites one stored file (data, when it has one, and lineage) without `d.rows`; returns
 /// the new data entry (none for rejects or when nothing is left) and the new lineage.
-fn rewrite_object(home: &Home, store: &VersionStore, d: &Doomed) -> Result<(Option<FileEntry>, Option<LineageFile>)> {
+fn rewrite_object(store: &VersionStore, d: &Doomed) -> Result<(Option<FileEntry>, Option<LineageFile>)> {
     let scratch = store.local_root().map_or_else(std::env::temp_dir, |r| r.join("tmp"));
     std::fs::create_dir_all(&scratch).map_err(|e| file_err(&scratch, e))?;
-    let tmp = |name: &str| scratch.join(format!(".forget-{}-{name}", std::process::id()));
+    // Files are rewritten in parallel: names carry the sidecar they come from.
+    let stem = d.file.lineage.rsplit('/').next().unwrap_or(&d.file.lineage).split('.').next().unwrap_or_default().to_owned();
+    let tmp = |name: &str| scratch.join(format!(".forget-{}-{stem}-{name}", std::process::id()));
+    let adopt = |path: &Path, hash: &str, ext: &str| store.adopt(path, hash, ext).map_err(|e| file_err(path, e));
     let mut data = None;
     let mut kept_rows = None;
     if let Some(rel) = &d.file.data {
         let src = local_copy(store, rel)?;
         let ext = curate_io::store::extension(rel.rsplit('/').next().unwrap_or(rel));
         let out = tmp(&format!("data{ext}"));
-        let kept = rewrite_data(&src.path, &out, &d.rows)?;
+        let (kept, hash) = rewrite_data(&src.path, &out, &d.rows)?;
         if kept > 0 {
-            data = Some(home.put(&out, kept)?);
+            let bytes = std::fs::metadata(&out).map_err(|e| file_err(&out, e))?.len();
+            data = Some(FileEntry { path: adopt(&out, &hash, ext)?, content_hash: hash, rows: kept, bytes });
+        } else {
+            std::fs::remove_file(&out).map_err(|e| file_err(&out, e))?;
         }
-        std::fs::remove_file(&out).map_err(|e| file_err(&out, e))?;
         kept_rows = Some(kept);
     }
     let src = local_copy(store, &d.file.lineage)?;
     let (sidecar, index) = (tmp("lineage.parquet"), tmp("lineage.idx"));
-    let kept = rewrite_lineage(&src.path, &sidecar, &index, &d.rows)?;
-    let lineage = if kept_rows.unwrap_or(kept) > 0 {
-        let s = home.put(&sidecar, kept)?;
-        let i = home.put(&index, kept)?;
-        Some(LineageFile { kind: d.file.kind, data: data.as_ref().map(|e| e.path.clone()), lineage: s.path, index: i.path, rows: kept })
-    } else {
-        None
-    };
-    for p in [&sidecar, &index] {
-        std::fs::remove_file(p).map_err(|e| file_err(p, e))?;
+    let (kept, sidecar_hash, index_hash) = rewrite_lineage(&src.path, &sidecar, &index, &d.rows)?;
+    if kept_rows.unwrap_or(kept) == 0 {
+        for p in [&sidecar, &index] {
+            std::fs::remove_file(p).map_err(|e| file_err(p, e))?;
+        }
+        return Ok((data, None));
     }
-    Ok((data, lineage))
+    let lineage = LineageFile {
+        kind: d.file.kind,
+        data: data.as_ref().map(|e| e.path.clone()),
+        lineage: adopt(&sidecar, &sidecar_hash, ".parquet")?,
+        index: adopt(&index, &index_hash, ".idx")?,
+        rows: kept,
+    };
+    Ok((data, Some(lineage)))
 }
 
 /// Forgets `sources`: records an audit entry with the plan, then for each dataset whose
@@ -185,24 +193,31 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
     let audit = reg.record_forget(&known, reason, actor, &plan)?;
     let mut report = ForgetReport { audit, unknown, ..Default::default() };
 
-    // Each affected stored file is rewritten once, whichever versions share it.
+    // Each affected stored file is rewritten once, whichever versions share it, and the
+    // files are rewritten in parallel: those of the latest versions, and with `purge`
+    // every file holding the records.
+    let mut latest_versions = HashMap::new();
+    for ds in plan.iter().filter(|d| !d.exclude.is_empty()) {
+        latest_versions.insert(ds.dataset.clone(), reg.version(&format!("{}@{}", ds.dataset, ds.latest))?);
+    }
+    let in_latest: HashSet<&str> = latest_versions.values().flat_map(|v| v.files.iter().map(|f| f.path.as_str())).collect();
+    let needed: Vec<&Doomed> = doomed.iter().filter(|d| purge || d.file.data.as_deref().is_some_and(|p| in_latest.contains(p))).collect();
+    let results = crate::lineage::parallel(&needed, |d| rewrite_object(&store, d))?;
     let mut rewritten: HashMap<String, (Option<FileEntry>, Option<LineageFile>)> = HashMap::new();
-    let mut rewrite = |d: &Doomed| -> Result<(Option<FileEntry>, Option<LineageFile>)> {
-        if let Some(r) = rewritten.get(&d.file.lineage) {
-            return Ok(r.clone());
-        }
-        let r = rewrite_object(home, &store, d)?;
-        rewritten.insert(d.file.lineage.clone(), r.clone());
+    for (d, r) in needed.iter().zip(results) {
         if let Some(l) = &r.1 {
             // The rewritten file's records came from the same runs.
             for &run in &d.runs {
                 reg.record_lineage_files(run, std::slice::from_ref(l))?;
             }
         }
-        Ok(r)
+        rewritten.insert(d.file.lineage.clone(), r);
+    }
+    let rewrite = |d: &Doomed| -> Result<(Option<FileEntry>, Option<LineageFile>)> {
+        rewritten.get(&d.file.lineage).cloned().ok_or_else(|| Error::Invalid(format!("{} was not rewritten", d.file.lineage)))
     };
     for ds in plan.iter().filter(|d| !d.exclude.is_empty()) {
-        let latest = reg.version(&format!("{}@{}", ds.dataset, ds.latest))?;
+        let latest = latest_versions.get(&ds.dataset).ok_or_else(|| Error::Invalid(format!("{} has no latest version", ds.dataset)))?;
         let mut files = Vec::with_capacity(latest.files.len());
         let mut removed = 0;
         for f in &latest.files {
@@ -328,7 +343,7 @@ fn purge_output(dir: &Path, ids: &HashSet<String>) -> Result<Vec<(PathBuf, u64)>
         let mut renames = Vec::new();
         if let Some(data) = &data {
             let out = tmp(data);
-            let kept = rewrite_data(data, &out, &doomed)?;
+            let (kept, _) = rewrite_data(data, &out, &doomed)?;
             std::fs::File::open(&out).and_then(|f| f.sync_all()).map_err(|e| file_err(&out, e))?;
             changed.push((data.clone(), rows.len() as u64 - kept));
             renames.push((out, data.clone()));

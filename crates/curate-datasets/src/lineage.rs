@@ -54,8 +54,7 @@ fn lineage_err(rel: &str, e: impl std::fmt::Display) -> Error {
 /// is asked first (one 32-byte read per key when few keys are asked, the whole bloom
 /// filter when many), and only files that hold a key have their sidecar read.
 pub(crate) fn find(store: &VersionStore, set: &LineageSet, keys: &HashSet<String>) -> Result<Vec<Hit>> {
-    let mut hits = Vec::new();
-    for (i, (f, _)) in set.files.iter().enumerate() {
+    let found = parallel(&set.files, |(f, _)| {
         let reader = store.reader(&f.index).map_err(|e| lineage_err(&f.index, e))?;
         let index = IdIndex::open(reader).map_err(|e| lineage_err(&f.index, e))?;
         if keys.len() > 16 {
@@ -66,15 +65,35 @@ pub(crate) fn find(store: &VersionStore, set: &LineageSet, keys: &HashSet<String
             rows.extend(index.rows(k).map_err(|e| lineage_err(&f.index, e))?);
         }
         if rows.is_empty() {
-            continue;
+            return Ok(None);
         }
         let (found, operators) = read_sidecar(store, &f.lineage, Some(&rows))?;
         let found: Vec<LineageRow> = found.into_iter().filter(|r| keys.contains(&r.id) || keys.contains(&r.source_id)).collect();
-        if !found.is_empty() {
-            hits.push(Hit { file: i, rows: found, operators });
+        Ok((!found.is_empty()).then_some((found, operators)))
+    })?;
+    Ok(found.into_iter().enumerate().filter_map(|(file, hit)| hit.map(|(rows, operators)| Hit { file, rows, operators })).collect())
+}
+
+/// `f` over every item on the machine's cores; results in item order, the first error
+/// (in item order) returned.
+pub(crate) fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: std::sync::Mutex<Vec<Option<Result<R>>>> = std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                if let Ok(mut s) = slots.lock() {
+                    s[i] = Some(r);
+                }
+            });
         }
-    }
-    Ok(hits)
+    });
+    let slots = slots.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    slots.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Invalid("a worker thread stopped early".into())))).collect()
 }
 
 /// Reads the given rows of a stored sidecar (all rows with `None`).
@@ -98,9 +117,50 @@ pub(crate) fn read_sidecar(store: &VersionStore, rel: &str, rows: Option<&[u64]>
     result.map_err(|e| lineage_err(rel, e))
 }
 
+/// Hashes what passes through to the file, so a rewritten file's content hash is known
+/// without reading it back.
+pub(crate) struct Hashing<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Hashing<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Hashing { inner, hasher: blake3::Hasher::new() }
+    }
+    /// The hash of everything written, and the writer.
+    pub(crate) fn finish(self) -> (String, W) {
+        (self.hasher.finalize().to_hex().to_string(), self.inner)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A new file at `path` that hashes what is written to it.
+fn hashed_file(path: &Path) -> Result<Hashing<BufWriter<File>>> {
+    Ok(Hashing::new(BufWriter::with_capacity(1 << 20, File::create(path).map_err(|e| file_err(path, e))?)))
+}
+
+/// Flushes and syncs a hashed file; returns its hash.
+fn close_hashed(w: Hashing<BufWriter<File>>, path: &Path) -> Result<String> {
+    let (hash, w) = w.finish();
+    w.into_inner().map_err(|e| file_err(path, e.error()))?.sync_all().map_err(|e| file_err(path, e))?;
+    Ok(hash)
+}
+
 /// Writes data file `src` without the rows in `drop` to `dest`, in the same format
-/// (Parquet, or JSONL plain, gzip or zstd: one record per line); returns the rows kept.
-pub(crate) fn rewrite_data(src: &Path, dest: &Path, doomed: &HashSet<u64>) -> Result<u64> {
+/// (Parquet, or JSONL plain, gzip or zstd: one record per line); returns the rows kept and
+/// the new file's hash.
+pub(crate) fn rewrite_data(src: &Path, dest: &Path, doomed: &HashSet<u64>) -> Result<(u64, String)> {
     let name = src.to_string_lossy();
     if name.ends_with(".parquet") {
         return rewrite_parquet(src, dest, doomed);
@@ -113,13 +173,13 @@ pub(crate) fn rewrite_data(src: &Path, dest: &Path, doomed: &HashSet<u64>) -> Re
     } else {
         Box::new(input)
     };
-    let out = BufWriter::new(File::create(dest).map_err(|e| file_err(dest, e))?);
-    let mut writer: Box<dyn Write> = if name.ends_with(".gz") {
-        Box::new(flate2::write::GzEncoder::new(out, flate2::Compression::default()))
+    let mut out = hashed_file(dest)?;
+    let mut writer: Box<dyn Write + '_> = if name.ends_with(".gz") {
+        Box::new(flate2::write::GzEncoder::new(&mut out, flate2::Compression::default()))
     } else if name.ends_with(".zst") {
-        Box::new(zstd::stream::write::Encoder::new(out, 3).map_err(|e| file_err(dest, e))?.auto_finish())
+        Box::new(zstd::stream::write::Encoder::new(&mut out, 3).map_err(|e| file_err(dest, e))?.auto_finish())
     } else {
-        Box::new(out)
+        Box::new(&mut out)
     };
     let mut kept = 0;
     let mut line = Vec::new();
@@ -139,10 +199,10 @@ pub(crate) fn rewrite_data(src: &Path, dest: &Path, doomed: &HashSet<u64>) -> Re
     writer.flush().map_err(|e| file_err(dest, e))?;
     // Encoders write their trailers when dropped.
     drop(writer);
-    Ok(kept)
+    Ok((kept, close_hashed(out, dest)?))
 }
 
-fn rewrite_parquet(src: &Path, dest: &Path, drop: &HashSet<u64>) -> Result<u64> {
+fn rewrite_parquet(src: &Path, dest: &Path, drop: &HashSet<u64>) -> Result<(u64, String)> {
     let f = File::open(src).map_err(|e| file_err(src, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| file_err(src, e))?;
     let schema = builder.schema().clone();
@@ -153,7 +213,7 @@ fn rewrite_parquet(src: &Path, dest: &Path, drop: &HashSet<u64>) -> Result<u64> 
         .and_then(|rg| rg.columns().first())
         .map_or(parquet::basic::Compression::UNCOMPRESSED, |c| c.compression());
     let reader = builder.build().map_err(|e| file_err(src, e))?;
-    let out = File::create(dest).map_err(|e| file_err(dest, e))?;
+    let out = hashed_file(dest)?;
     let mut writer = ArrowWriter::try_new(out, schema, Some(curate_io::parquet_properties(compression))).map_err(|e| file_err(dest, e))?;
     let (mut at, mut kept) = (0u64, 0u64);
     for batch in reader {
@@ -164,19 +224,17 @@ fn rewrite_parquet(src: &Path, dest: &Path, drop: &HashSet<u64>) -> Result<u64> 
         kept += filtered.num_rows() as u64;
         writer.write(&filtered).map_err(|e| file_err(dest, e))?;
     }
-    writer.close().map_err(|e| file_err(dest, e))?;
-    Ok(kept)
+    let out = writer.into_inner().map_err(|e| file_err(dest, e))?;
+    Ok((kept, close_hashed(out, dest)?))
 }
 
 /// Writes sidecar `src` without the rows in `drop` to `dest` and its id index to
-/// `index`; returns the rows kept.
-pub(crate) fn rewrite_lineage(src: &Path, dest: &Path, index: &Path, drop: &HashSet<u64>) -> Result<u64> {
+/// `index`; returns the rows kept and the two files' hashes.
+pub(crate) fn rewrite_lineage(src: &Path, dest: &Path, index: &Path, drop: &HashSet<u64>) -> Result<(u64, String, String)> {
     let f = File::open(src).map_err(|e| file_err(src, e))?;
-    let out = BufWriter::new(File::create(dest).map_err(|e| file_err(dest, e))?);
-    let (out, idx, kept) = curate_lineage::sidecar::rewrite(f, |r| drop.contains(&r), out).map_err(|e| file_err(src, e))?;
-    out.into_inner().map_err(|e| file_err(dest, e.error()))?.sync_all().map_err(|e| file_err(dest, e))?;
-    let mut w = BufWriter::new(File::create(index).map_err(|e| file_err(index, e))?);
+    let (out, idx, kept) = curate_lineage::sidecar::rewrite(f, |r| drop.contains(&r), hashed_file(dest)?).map_err(|e| file_err(src, e))?;
+    let sidecar_hash = close_hashed(out, dest)?;
+    let mut w = hashed_file(index)?;
     idx.write_to(&mut w).map_err(|e| file_err(index, e))?;
-    w.into_inner().map_err(|e| file_err(index, e.error()))?.sync_all().map_err(|e| file_err(index, e))?;
-    Ok(kept)
+    Ok((kept, sidecar_hash, close_hashed(w, index)?))
 }

@@ -92,6 +92,26 @@ impl VersionStore {
         Ok(rel)
     }
 
+    /// Moves `file`, which the caller wrote, synced and hashed, into the store as object
+    /// `objects/…/{hash}{ext}` (a rename when it is on the store's file system, else a copy
+    /// or an upload, after which the file is removed); returns the object path.
+    pub fn adopt(&self, file: &Path, hash: &str, ext: &str) -> Result<String, IoError> {
+        let rel = object_name(hash, ext);
+        if let Some(dest) = self.local_path(&rel) {
+            let mut perms = std::fs::metadata(file).map_err(|e| self.err(&rel, e))?.permissions();
+            perms.set_readonly(true);
+            std::fs::set_permissions(file, perms).map_err(|e| self.err(&rel, e))?;
+            // A file inside the store (its `tmp/`) is on the store's file system.
+            if self.local_root().is_some_and(|root| file.starts_with(root)) && dest.is_absolute() == file.is_absolute() {
+                self.install(file, &rel)?;
+                return Ok(rel);
+            }
+        }
+        let rel = self.put(file, hash, ext)?;
+        std::fs::remove_file(file).map_err(|e| self.err(&rel, e))?;
+        Ok(rel)
+    }
+
     /// Adds a copy of `file`, hashing the copy as it is made (for files nobody hashed
     /// while writing); returns the object path, the hash and the size.
     pub fn put_hashing(&self, file: &Path) -> Result<(String, String, u64), IoError> {

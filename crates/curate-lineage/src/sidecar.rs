@@ -15,7 +15,8 @@ use arrow_array::types::{UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use curate_core::record;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::file::metadata::PageIndexPolicy;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -28,8 +29,10 @@ use crate::index::IndexBuilder;
 
 /// Key-value metadata key holding the run's operators as JSON.
 pub const OPERATORS_KEY: &str = "curate.operators";
-/// Rows per row group: explain decodes one of them.
-const ROW_GROUP_ROWS: usize = 32 * 1024;
+/// Rows per row group.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Rows per data page: with the offset index, explain decodes one page per column.
+const PAGE_ROWS: usize = 2048;
 
 /// Why lineage could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +104,7 @@ fn properties(operators: &str) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_key_value_metadata(Some(vec![KeyValue::new(OPERATORS_KEY.to_string(), operators.to_string())]));
     // Ids are unique: dictionaries and statistics on them cost time and buy nothing.
     for c in ["id", "source_id"] {
@@ -159,32 +163,52 @@ impl<W: Write + Send> SidecarWriter<W> {
     }
 }
 
-/// Reads the given rows (ascending or not) of a sidecar, decoding only the row groups that
-/// hold them; returns them in row order with the run's operators.
+/// Reads the given rows (ascending or not) of a sidecar, decoding only the pages that hold
+/// them (through the offset index); returns them in row order with the run's operators.
 pub fn read_rows<T: ChunkReader + 'static>(file: T, rows: &[u64]) -> Result<(Vec<LineageRow>, Vec<OperatorInfo>), LineageError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?;
     let operators = operators(builder.metadata().file_metadata().key_value_metadata())?;
     let mut wanted: Vec<u64> = rows.to_vec();
     wanted.sort_unstable();
     wanted.dedup();
     let mut groups = Vec::new();
-    let mut starts = Vec::new();
+    let mut selectors = Vec::new();
+    let mut found = Vec::new();
     let mut at = 0u64;
     for (g, rg) in builder.metadata().row_groups().iter().enumerate() {
         let n = u64::try_from(rg.num_rows()).unwrap_or(0);
-        if wanted.iter().any(|&r| r >= at && r < at + n) {
+        let inside: Vec<u64> = wanted.iter().copied().filter(|&r| r >= at && r < at + n).collect();
+        if !inside.is_empty() {
             groups.push(g);
-            starts.push(at);
+            let mut pos = at;
+            for r in inside {
+                if r > pos {
+                    selectors.push(RowSelector::skip((r - pos) as usize));
+                }
+                selectors.push(RowSelector::select(1));
+                found.push(r);
+                pos = r + 1;
+            }
+            if at + n > pos {
+                selectors.push(RowSelector::skip((at + n - pos) as usize));
+            }
         }
         at += n;
     }
-    let reader = builder.with_row_groups(groups).with_batch_size(ROW_GROUP_ROWS).build()?;
-    let mut out = Vec::with_capacity(wanted.len());
-    let mut starts = starts.into_iter();
+    if groups.is_empty() {
+        return Ok((Vec::new(), operators));
+    }
+    let reader = builder.with_row_groups(groups).with_row_selection(RowSelection::from(selectors)).build()?;
+    let mut out = Vec::with_capacity(found.len());
+    let mut rows = found.into_iter();
     for batch in reader {
         let batch = batch?;
-        let first = starts.next().ok_or_else(|| LineageError::Invalid("more row groups than asked for".into()))?;
-        for_rows(&batch, first, |r| wanted.binary_search(&r).is_ok(), &mut out)?;
+        let numbers: Vec<u64> = rows.by_ref().take(batch.num_rows()).collect();
+        if numbers.len() != batch.num_rows() {
+            return Err(LineageError::Invalid("the sidecar returned more rows than asked for".into()));
+        }
+        for_rows(&batch, &numbers, &mut out)?;
     }
     Ok((out, operators))
 }
@@ -197,7 +221,8 @@ pub fn read_all<T: ChunkReader + 'static>(file: T) -> Result<(Vec<LineageRow>, V
     let mut at = 0;
     for batch in builder.build()? {
         let batch = batch?;
-        for_rows(&batch, at, |_| true, &mut out)?;
+        let numbers: Vec<u64> = (at..at + batch.num_rows() as u64).collect();
+        for_rows(&batch, &numbers, &mut out)?;
         at += batch.num_rows() as u64;
     }
     Ok((out, operators))
@@ -242,18 +267,16 @@ fn operators(kv: Option<&Vec<KeyValue>>) -> Result<Vec<OperatorInfo>, LineageErr
     serde_json::from_str(text).map_err(|e| LineageError::Invalid(format!("`{OPERATORS_KEY}`: {e}")))
 }
 
-fn for_rows(batch: &RecordBatch, first: u64, keep: impl Fn(u64) -> bool, out: &mut Vec<LineageRow>) -> Result<(), LineageError> {
+/// Appends the batch's rows, numbered `numbers` (row i of the batch is row `numbers[i]` of
+/// the file).
+fn for_rows(batch: &RecordBatch, numbers: &[u64], out: &mut Vec<LineageRow>) -> Result<(), LineageError> {
     let bad = |c: &str| LineageError::Invalid(format!("column `{c}` missing or of the wrong type"));
     let s = |i: usize, c: &str| batch.column(i).as_string_opt::<i32>().ok_or_else(|| bad(c));
     let (ids, sources, files, reasons) = (s(0, "id")?, s(1, "source_id")?, s(2, "source_file")?, s(6, "drop_reason")?);
     let offsets: &UInt64Array = batch.column(3).as_primitive_opt::<UInt64Type>().ok_or_else(|| bad("source_offset"))?;
     let src_rows: &UInt64Array = batch.column(4).as_primitive_opt::<UInt64Type>().ok_or_else(|| bad("source_row"))?;
     let steps: &UInt32Array = batch.column(5).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("drop_step"))?;
-    for i in 0..batch.num_rows() {
-        let row = first + i as u64;
-        if !keep(row) {
-            continue;
-        }
+    for (i, &row) in numbers.iter().enumerate() {
         let opt = |a: &UInt64Array| a.is_valid(i).then(|| a.value(i));
         out.push(LineageRow {
             row,
@@ -326,6 +349,10 @@ mod tests {
                 dropped: Some((1, "length_filter:min_chars".into())),
             }]
         );
+        let scattered = [99_999, 3, 65_535, 65_536, 70_001, 0];
+        let (some, _) = read_rows(bytes::Bytes::from(bytes.clone()), &scattered).expect("read");
+        assert_eq!(some.iter().map(|r| (r.row, r.id.clone())).collect::<Vec<_>>(), [0, 3, 65_535, 65_536, 70_001, 99_999].map(|r| (r, format!("r{r}"))));
+        assert!(read_rows(bytes::Bytes::from(bytes.clone()), &[100_000]).expect("read").0.is_empty());
         let (all, _) = read_all(bytes::Bytes::from(bytes)).expect("all");
         assert_eq!(all.len(), 100_000);
         assert_eq!(all[59_999].id, "r59999");
