@@ -223,31 +223,7 @@ pub fn execute(
     opts: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<RunReport, ExecError> {
-    if !plan.globals.is_empty() {
-        return global::execute_staged(plan, source, sink, opts, progress);
-    }
-    let started = Instant::now();
-    let shards = source.shards();
-    let keys: Vec<String> = shards.iter().map(|s| plan.task_key(s)).collect();
-    let mut reports = load_state(plan, sink, &keys, opts.resume)?;
-    let resumed = reports.iter().filter(|r| r.is_some()).count();
-    let pending: Vec<usize> = (0..shards.len()).filter(|&i| reports[i].is_none()).collect();
-    let total_bytes = shards.iter().map(|s| s.bytes).sum();
-    let done_bytes = shards.iter().zip(&reports).filter(|(_, r)| r.is_some()).map(|(s, _)| s.bytes).sum();
-    progress.start(shards.len(), total_bytes, done_bytes);
-
-    let threads = opts.threads.max(1).min(pending.len().max(1));
-    let results = run_pool(threads, &pending, |task| {
-        opts.cancel.check()?;
-        let report = run_task(plan, source, sink, task, &keys[task], &shards[task], progress, opts)?;
-        sink.write_state(&task_state_name(task), &serde_json::to_vec(&report)?)?;
-        Ok(report)
-    });
-    progress.finish();
-    let failures = collect_results(&pending, results, &mut reports, |task| format!("task {task} ({})", shards[task].file));
-    check_outcome(opts, failures, &reports, shards.len())?;
-    let reports: Vec<TaskReport> = reports.into_iter().flatten().collect();
-    write_summary(plan, sink, &reports, threads, resumed, started)
+    global::execute_stages(plan, source, sink, opts, progress)
 }
 
 /// The run's error when tasks failed: a cancellation, or the failures.
@@ -377,40 +353,6 @@ pub(crate) fn write_summary(
     report.elapsed_s = started.elapsed().as_secs_f64();
     let summary = serde_json::to_vec_pretty(&report).map_err(state_err)?;
     sink.write_summary(&summary).map_err(ExecError::State)?;
-    Ok(report)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_task(
-    plan: &Plan,
-    source: &dyn Source,
-    sink: &dyn Sink,
-    task: usize,
-    key: &str,
-    shard: &Shard,
-    progress: &dyn Progress,
-    opts: &RunOptions,
-) -> Result<TaskReport, BoxError> {
-    let mut writer = sink.task_writer(task, plan.kept_schema.clone(), plan.rejects_schema.clone())?;
-    let mut report = TaskReport {
-        task,
-        key: key.to_string(),
-        file: shard.file.clone(),
-        steps: plan.steps.iter().map(|s| StepStats { op: s.descriptor.name.to_string(), ..Default::default() }).collect(),
-        ..Default::default()
-    };
-    let tc = feed_task(plan, source, shard, progress, opts, plan.steps.len(), &mut report, writer.as_mut(), |batch, from, taps, report, writer| {
-        let kept = apply_steps(&plan.steps[from..], &plan.rejects_schema, batch, &mut report.steps[from..], writer, taps)?;
-        report.records_out += kept.num_rows() as u64;
-        if kept.num_rows() > 0 {
-            writer.kept(&conform(&kept, &plan.kept_schema, &[])?)?;
-        }
-        Ok(())
-    })?;
-    report.files = writer.commit()?;
-    if let Some(tc) = tc {
-        tc.finish(&report);
-    }
     Ok(report)
 }
 

@@ -13,7 +13,11 @@
 //!
 //! Stage `s` task `t` publishes its files as sink task `s * tasks + t`, so names stay stable
 //! for any thread count. `--resume` keeps committed tasks of every stage and committed reduces.
-//! A pipeline without global steps never enters this module.
+//! A pipeline without global steps is the one-stage case: its tasks read, run every step
+//! and write, and no reduce runs.
+//!
+//! [`TaskContext`] carries what a task needs and [`run_task`] runs one [`TaskRef`], so the
+//! same task description runs on the local thread pool or on a remote worker.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -216,6 +220,7 @@ struct ReduceState {
 }
 
 /// Where the stage files of a run live: `<scratch>/stage-S/`.
+#[derive(Debug, Clone)]
 struct Work {
     root: PathBuf,
 }
@@ -235,8 +240,71 @@ impl Work {
     }
 }
 
-/// Runs a plan with global steps; called by [`crate::exec::execute`].
-pub(crate) fn execute_staged(
+/// One task of a run: its stage, the shard it covers and its key (which changes with the
+/// plan, its shard's content and, after a global step, every shard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    /// Stage (0 for the first; one more per global step before it).
+    pub stage: usize,
+    /// Index of the input shard.
+    pub shard: usize,
+    /// Content key of the task's outputs.
+    pub key: String,
+}
+
+/// Every task of `plan` over `shards`, stage by stage. Stage `s` can start once every
+/// task of stage `s - 1` committed and its reduce ran.
+pub fn plan_tasks(plan: &Plan, shards: &[Shard]) -> Vec<TaskRef> {
+    let stages = plan.globals.len() + 1;
+    let task_keys: Vec<String> = shards.iter().map(|sh| plan.task_key(sh)).collect();
+    if stages == 1 {
+        return task_keys.into_iter().enumerate().map(|(shard, key)| TaskRef { stage: 0, shard, key }).collect();
+    }
+    // A later stage's task depends on every record through the reduce before it, so its key
+    // covers every shard: a changed input recomputes its own first-stage task and all later ones.
+    let everything = KeyHasher::new("curate.stage-inputs.v1").json("tasks", &serde_json::json!(&task_keys)).finish();
+    (0..stages)
+        .flat_map(|stage| {
+            let everything = &everything;
+            task_keys.iter().enumerate().map(move |(shard, k)| {
+                let mut key = KeyHasher::new("curate.stage-task.v1");
+                key.str("task", k).str("stage", &stage.to_string());
+                if stage > 0 {
+                    key.str("inputs", everything);
+                }
+                TaskRef { stage, shard, key: key.finish() }
+            })
+        })
+        .collect()
+}
+
+/// What a task needs to run: the plan, where records come from and go, how to run, and
+/// where stages hand records to the next.
+pub struct TaskContext<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// Where records come from.
+    pub source: &'a dyn Source,
+    /// Where outputs go.
+    pub sink: &'a dyn Sink,
+    /// Cache, cancellation, threads.
+    pub opts: &'a RunOptions,
+    /// Progress events.
+    pub progress: &'a dyn Progress,
+    work: Work,
+}
+
+impl<'a> TaskContext<'a> {
+    /// A context whose stage files live in the sink's scratch directory.
+    pub fn new(plan: &'a Plan, source: &'a dyn Source, sink: &'a dyn Sink, opts: &'a RunOptions, progress: &'a dyn Progress) -> Result<Self, ExecError> {
+        let work = Work { root: sink.scratch_dir().map_err(ExecError::State)? };
+        Ok(TaskContext { plan, source, sink, opts, progress, work })
+    }
+}
+
+/// Runs a plan: every stage's tasks on the thread pool, a reduce between stages. A
+/// streamed pipeline is the one-stage case. Called by [`crate::exec::execute`].
+pub(crate) fn execute_stages(
     plan: &Plan,
     source: &dyn Source,
     sink: &dyn Sink,
@@ -247,27 +315,12 @@ pub(crate) fn execute_staged(
     let shards = source.shards();
     let n = shards.len();
     let stages = plan.globals.len() + 1;
-    let task_keys: Vec<String> = shards.iter().map(|sh| plan.task_key(sh)).collect();
-    // A later stage's task depends on every record through the reduce before it, so its key
-    // covers every shard: a changed input recomputes its own first-stage task and all later ones.
-    let everything = KeyHasher::new("curate.stage-inputs.v1").json("tasks", &serde_json::json!(&task_keys)).finish();
-    let keys: Vec<String> = (0..stages)
-        .flat_map(|s| {
-            let everything = &everything;
-            task_keys.iter().map(move |k| {
-                let mut key = KeyHasher::new("curate.stage-task.v1");
-                key.str("task", k).str("stage", &s.to_string());
-                if s > 0 {
-                    key.str("inputs", everything);
-                }
-                key.finish()
-            })
-        })
-        .collect();
-    let work = Work { root: sink.scratch_dir().map_err(ExecError::State)? };
+    let tasks = plan_tasks(plan, shards);
+    let keys: Vec<String> = tasks.iter().map(|t| t.key.clone()).collect();
+    let ctx = TaskContext::new(plan, source, sink, opts, progress)?;
     let mut reports = load_state(plan, sink, &keys, opts.resume)?;
     if !opts.resume {
-        remove_dir(&work.root).map_err(state_err)?;
+        remove_dir(&ctx.work.root).map_err(state_err)?;
     }
     let resumed = reports.iter().filter(|r| r.is_some()).count();
     let total_bytes = shards.iter().map(|s| s.bytes).sum();
@@ -278,18 +331,20 @@ pub(crate) fn execute_staged(
 
     let mut all = Vec::with_capacity(keys.len());
     for stage in 0..stages {
-        std::fs::create_dir_all(work.stage_dir(stage)).map_err(state_err)?;
+        if stage + 1 < stages {
+            std::fs::create_dir_all(ctx.work.stage_dir(stage)).map_err(state_err)?;
+        }
         let base = stage * n;
         let stage_reports = &mut reports[base..base + n];
         let pending: Vec<usize> = (0..n).filter(|&t| stage_reports[t].is_none()).collect();
         let results = run_pool(threads, &pending, |t| {
             opts.cancel.check()?;
-            let report = run_stage_task(plan, source, sink, &work, stage, t, &keys[base + t], &shards[t], progress, opts)?;
+            let report = run_task(&ctx, &tasks[base + t])?;
             sink.write_state(&task_state_name(base + t), &serde_json::to_vec(&report)?)?;
             Ok(report)
         });
-        let failures =
-            collect_results(&pending, results, stage_reports, |t| format!("stage {stage} task {t} ({})", shards[t].file));
+        let what = |t: usize| if stages == 1 { format!("task {t} ({})", shards[t].file) } else { format!("stage {stage} task {t} ({})", shards[t].file) };
+        let failures = collect_results(&pending, results, stage_reports, what);
         if let Err(e) = check_outcome(opts, failures, stage_reports, keys.len()) {
             progress.finish();
             return Err(e);
@@ -301,7 +356,7 @@ pub(crate) fn execute_staged(
                 .str("stage", &stage.to_string())
                 .json("tasks", &serde_json::json!(&keys[base..base + n]))
                 .finish();
-            reduce_stage(plan, sink, &work, stage, n, &reduce_key, memory_limit)?;
+            reduce_stage(plan, sink, &ctx.work, stage, n, &reduce_key, memory_limit)?;
         }
     }
     progress.finish();
@@ -319,22 +374,14 @@ fn remove_dir(p: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Stage `stage`'s task `t`: read (input or previous stage), apply the previous global
-/// step's decisions, run the stage's map steps, then hand records to the next global step or
-/// to the output.
-#[allow(clippy::too_many_arguments)]
-fn run_stage_task(
-    plan: &Plan,
-    source: &dyn Source,
-    sink: &dyn Sink,
-    work: &Work,
-    stage: usize,
-    t: usize,
-    key: &str,
-    shard: &Shard,
-    progress: &dyn Progress,
-    opts: &RunOptions,
-) -> Result<TaskReport, BoxError> {
+/// Runs one task and commits its outputs: read (the input, or for a later stage the
+/// previous stage's records with the reduce's decisions applied), run the stage's map
+/// steps, then hand records to the next global step or to the output. A task of stage
+/// `s > 0` needs every task of stage `s - 1` committed and its reduce done.
+pub fn run_task(ctx: &TaskContext<'_>, task: &TaskRef) -> Result<TaskReport, BoxError> {
+    let TaskContext { plan, source, sink, opts, progress, work } = ctx;
+    let (stage, t) = (task.stage, task.shard);
+    let shard = source.shards().get(t).ok_or_else(|| format!("no shard {t}: the source has {}", source.shards().len()))?;
     let n = source.shards().len();
     let stages = plan.globals.len() + 1;
     let last = stage + 1 == stages;
@@ -343,7 +390,7 @@ fn run_stage_task(
     let mut writer = sink.task_writer(stage * n + t, plan.kept_schema.clone(), plan.rejects_schema.clone())?;
     let mut report = TaskReport {
         task: stage * n + t,
-        key: key.to_string(),
+        key: task.key.clone(),
         file: shard.file.clone(),
         steps: plan.steps.iter().map(|s| StepStats { op: s.descriptor.name.to_string(), ..Default::default() }).collect(),
         ..Default::default()
@@ -385,7 +432,7 @@ fn run_stage_task(
 
     let mut tc = None;
     if stage == 0 {
-        tc = feed_task(plan, source, shard, progress, opts, end_step, &mut report, writer.as_mut(), &mut process)?;
+        tc = feed_task(plan, *source, shard, *progress, opts, end_step, &mut report, writer.as_mut(), &mut process)?;
     } else {
         let g = &plan.globals[stage - 1];
         let step = &plan.steps[g.step];

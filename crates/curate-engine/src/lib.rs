@@ -19,6 +19,7 @@ use curate_io::{DirSink, FileSource, IoError};
 use curate_registry::{RunId, RunStatus};
 
 pub use curate_core::exec::CancelToken;
+pub use curate_core::global::{plan_tasks, run_task, TaskContext, TaskRef};
 
 /// Why a pipeline could not be prepared or run.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,11 @@ impl Prepared {
     /// Input shards, one task each.
     pub fn shards(&self) -> usize {
         self.source.shards().len()
+    }
+
+    /// The input, for running tasks one by one ([`run_task`]).
+    pub fn source(&self) -> &dyn Source {
+        &self.source
     }
 }
 
@@ -209,11 +215,8 @@ impl Engine {
     pub fn run(&self, p: &Prepared, settings: &RunSettings, progress: &dyn Progress) -> Result<RunOutcome, EngineError> {
         let spec_name = p.origin.display().to_string();
         let label = format!("a run of {} (spec {spec_name})", p.plan.name);
-        let mut sink = DirSink::create(&p.spec.output, &label).map_err(|e| located(&p.spec, "output.path", e))?.with_operators(operators(&p.plan));
         let registry = if settings.no_registry { None } else { Some(self.home.registry()?) };
-        if registry.is_some() {
-            sink = sink.with_store(self.home.store()?);
-        }
+        let sink = self.sink(p, &label, registry.is_some())?;
         let run = match &registry {
             Some(reg) => Some(curate_datasets::resume_or_start_run(reg, &p.plan, &p.text, &p.spec.output.path, settings.resume)?),
             None => None,
@@ -261,6 +264,16 @@ impl Engine {
             Ok(committed) => Ok(RunOutcome { report, run: Some(run), committed }),
             Err(source) => Err(EngineError::Record { report: Box::new(report), source }),
         }
+    }
+
+    /// The output of a prepared pipeline as its tasks write it: lineage sidecars naming the
+    /// plan's operators and, with `store`, every data and lineage file added to the store
+    /// of versions as its task commits. Takes the output's lock for `holder` (who is
+    /// told to another run that finds it busy); a worker running single tasks
+    /// ([`run_task`]) writes through the same sink.
+    pub fn sink(&self, p: &Prepared, holder: &str, store: bool) -> Result<DirSink, EngineError> {
+        let sink = DirSink::create(&p.spec.output, holder).map_err(|e| located(&p.spec, "output.path", e))?.with_operators(operators(&p.plan));
+        Ok(if store { sink.with_store(self.home.store()?) } else { sink })
     }
 
     fn record(&self, reg: &curate_registry::Registry, run: RunId, p: &Prepared, report: &RunReport) -> Result<Option<Committed>, curate_datasets::Error> {
