@@ -22,21 +22,26 @@ CURATE=$(realpath "$TARGET/$PROFILE/curate")
 W=$(realpath -m bench/.work/registry-$N)
 rm -rf "$W" && mkdir -p "$W/in"
 echo "== generating $N records"
+# Texts are drawn from a pool of 200,000 random word sequences (3-60 words) so that 100M
+# records generate in minutes; the 16 files are written by parallel processes.
 python3 - "$N" "$W/in" <<'PY'
 import random, sys
+from multiprocessing import Pool
 n, out = int(sys.argv[1]), sys.argv[2]
+files = 16
 rng = random.Random(7)
 words = "data model the of web text quality a curate token set page source record train".split()
-files = 16
-for f in range(files):
+pool = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 60))) for _ in range(200000)]
+def write(f):
+    r = random.Random(1000 + f)
+    ids = range(f, n, files)
     with open(f"{out}/part-{f:02}.jsonl", "w") as fh:
-        buf = []
-        for i in range(f, n, files):
-            t = " ".join(rng.choice(words) for _ in range(rng.randint(3, 60)))
-            buf.append('{"id":"doc-%09d","text":"%s"}\n' % (i, t))
-            if len(buf) >= 100000:
-                fh.write("".join(buf)); buf = []
-        fh.write("".join(buf))
+        for start in range(0, len(ids), 200000):
+            chunk = ids[start:start + 200000]
+            texts = r.choices(pool, k=len(chunk))
+            fh.write("".join(['{"id":"doc-%09d","text":"%s"}\n' % (i, t) for i, t in zip(chunk, texts)]))
+with Pool(2) as p:
+    p.map(write, range(files))
 PY
 cat > "$W/web.yaml" <<'Y'
 name: web
