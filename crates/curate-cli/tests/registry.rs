@@ -777,7 +777,7 @@ impl Raw {
 
 /// The tables migrations 1-3 left for per-record lineage, as they were after migration 2;
 /// `lineage_files` and migration 4 gone.
-const LEGACY_SCHEMA: &str = "DROP TABLE lineage_files; DELETE FROM schema_migrations WHERE version = 4; \
+const LEGACY_SCHEMA: &str = "DROP TABLE lineage_files; DROP TABLE lineage_blooms; DELETE FROM schema_migrations WHERE version = 4; \
     CREATE TABLE op_chains (id {pk}, run_id BIGINT NOT NULL REFERENCES runs(id), step TEXT NOT NULL, ops TEXT NOT NULL); \
     CREATE INDEX op_chains_run_step ON op_chains (run_id, step); \
     CREATE TABLE source_files (id {pk}, path TEXT NOT NULL UNIQUE); \

@@ -202,7 +202,7 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
     }
     let in_latest: HashSet<&str> = latest_versions.values().flat_map(|v| v.files.iter().map(|f| f.path.as_str())).collect();
     let needed: Vec<&Doomed> = doomed.iter().filter(|d| purge || d.file.data.as_deref().is_some_and(|p| in_latest.contains(p))).collect();
-    let results = crate::lineage::parallel(&needed, |d| rewrite_object(&store, d))?;
+    let results = crate::lineage::parallel(&needed, crate::lineage::cores(), |d| rewrite_object(&store, d))?;
     let mut rewritten: HashMap<String, (Option<FileEntry>, Option<LineageFile>)> = HashMap::new();
     for (d, r) in needed.iter().zip(results) {
         if let Some(l) = &r.1 {

@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use arrow_array::BooleanArray;
-use curate_io::VersionStore;
-use curate_lineage::{IdIndex, LineageRow, OperatorInfo};
-use curate_registry::{LineageFile, Registry, RunId};
+use curate_io::{ObjectReader, VersionStore};
+use curate_lineage::{bloom_block_has, bloom_probe, IdIndex, LineageRow, OperatorInfo, ReadAt, BLOOM_BLOCK_BYTES};
+use curate_registry::{BloomRef, LineageFile, Registry, RunId};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
@@ -19,10 +19,13 @@ use crate::{file_err, Error, Result};
 /// content-addressed file is shared by runs that produced the same bytes).
 pub(crate) struct LineageSet {
     pub(crate) files: Vec<(LineageFile, Vec<RunId>)>,
+    /// Where the files' bloom filters sit in bloom packs, by sidecar.
+    blooms: BTreeMap<String, BloomRef>,
 }
 
 impl LineageSet {
     pub(crate) fn load(reg: &Registry) -> Result<Self> {
+        let blooms = reg.blooms()?;
         let mut by_sidecar: BTreeMap<String, (LineageFile, Vec<RunId>)> = BTreeMap::new();
         let mut order = Vec::new();
         for r in reg.lineage_files()? {
@@ -34,7 +37,7 @@ impl LineageSet {
                 e.1.push(r.run);
             }
         }
-        Ok(LineageSet { files: order.into_iter().filter_map(|k| by_sidecar.remove(&k)).collect() })
+        Ok(LineageSet { files: order.into_iter().filter_map(|k| by_sidecar.remove(&k)).collect(), blooms })
     }
 }
 
@@ -54,15 +57,59 @@ fn lineage_err(rel: &str, e: impl std::fmt::Display) -> Error {
 /// is asked first (one 32-byte read per key when few keys are asked, the whole bloom
 /// filter when many), and only files that hold a key have their sidecar read.
 pub(crate) fn find(store: &VersionStore, set: &LineageSet, keys: &HashSet<String>) -> Result<Vec<Hit>> {
-    let found = parallel(&set.files, |(f, _)| {
-        let reader = store.reader(&f.index).map_err(|e| lineage_err(&f.index, e))?;
-        let index = IdIndex::open(reader).map_err(|e| lineage_err(&f.index, e))?;
-        if keys.len() > 16 {
-            index.load_bloom().map_err(|e| lineage_err(&f.index, e))?;
+    // Files whose filter sits in a bloom pack are asked there: one open per pack (a run's
+    // files share one) instead of one per file.
+    let mut packs: BTreeMap<&str, ObjectReader> = BTreeMap::new();
+    for b in set.blooms.values() {
+        if !packs.contains_key(b.pack.as_str()) && set.files.iter().any(|(f, _)| f.lineage == b.lineage) {
+            packs.insert(&b.pack, store.reader(&b.pack).map_err(|e| lineage_err(&b.pack, e))?);
         }
+    }
+    let found = parallel(&set.files, IO_THREADS, |(f, _)| {
+        let mut candidates: Vec<&String> = Vec::new();
+        let packed = set.blooms.get(&f.lineage).and_then(|b| packs.get(b.pack.as_str()).map(|r| (b, r)));
+        let index_reader = || -> Result<IdIndex<ObjectReader>> {
+            let reader = store.reader(&f.index).map_err(|e| lineage_err(&f.index, e))?;
+            IdIndex::open(reader).map_err(|e| lineage_err(&f.index, e))
+        };
+        let mut index = None;
+        match packed {
+            Some((b, pack)) => {
+                let whole = (keys.len() > 16).then(|| pack.read_at(b.offset, (b.blocks * BLOOM_BLOCK_BYTES) as usize)).transpose().map_err(|e| lineage_err(&b.pack, e))?;
+                for k in keys {
+                    let (at, mask) = bloom_probe(k, b.blocks);
+                    let block = match &whole {
+                        Some(all) => all.get(at as usize..(at + BLOOM_BLOCK_BYTES) as usize).map(<[u8]>::to_vec).unwrap_or_default(),
+                        None => pack.read_at(b.offset + at, BLOOM_BLOCK_BYTES as usize).map_err(|e| lineage_err(&b.pack, e))?,
+                    };
+                    if bloom_block_has(&block, &mask) {
+                        candidates.push(k);
+                    }
+                }
+            }
+            None => {
+                let i = index_reader()?;
+                if keys.len() > 16 {
+                    i.load_bloom().map_err(|e| lineage_err(&f.index, e))?;
+                }
+                for k in keys {
+                    if i.may_contain(k).map_err(|e| lineage_err(&f.index, e))? {
+                        candidates.push(k);
+                    }
+                }
+                index = Some(i);
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let index = match index {
+            Some(i) => i,
+            None => index_reader()?,
+        };
         let mut rows = Vec::new();
-        for k in keys {
-            rows.extend(index.rows(k).map_err(|e| lineage_err(&f.index, e))?);
+        for k in candidates {
+            rows.extend(index.rows_unfiltered(k).map_err(|e| lineage_err(&f.index, e))?);
         }
         if rows.is_empty() {
             return Ok(None);
@@ -74,10 +121,44 @@ pub(crate) fn find(store: &VersionStore, set: &LineageSet, keys: &HashSet<String
     Ok(found.into_iter().enumerate().filter_map(|(file, hit)| hit.map(|(rows, operators)| Hit { file, rows, operators })).collect())
 }
 
-/// `f` over every item on the machine's cores; results in item order, the first error
+/// Copies the bloom filters of `files`' id indexes into one bloom pack in the store and
+/// returns where each sits, so explain opens one object per run instead of one per file.
+pub(crate) fn write_bloom_pack(store: &VersionStore, files: &[LineageFile]) -> Result<Vec<BloomRef>> {
+    let scratch = store.local_root().map_or_else(std::env::temp_dir, |r| r.join("tmp"));
+    std::fs::create_dir_all(&scratch).map_err(|e| file_err(&scratch, e))?;
+    let tmp = scratch.join(format!(".blooms-{}-{}", std::process::id(), files.first().map_or("empty", |f| f.index.rsplit('/').next().unwrap_or_default())));
+    let mut out = hashed_file(&tmp)?;
+    let mut at = 0u64;
+    let mut placed: Vec<(String, u64, u64)> = Vec::new();
+    for f in files {
+        if placed.iter().any(|(l, _, _)| *l == f.lineage) {
+            continue;
+        }
+        let reader = store.reader(&f.index).map_err(|e| lineage_err(&f.index, e))?;
+        let index = IdIndex::open(reader).map_err(|e| lineage_err(&f.index, e))?;
+        let bloom = index.bloom().map_err(|e| lineage_err(&f.index, e))?;
+        out.write_all(&bloom).map_err(|e| file_err(&tmp, e))?;
+        placed.push((f.lineage.clone(), at, index.bloom_blocks()));
+        at += bloom.len() as u64;
+    }
+    let hash = close_hashed(out, &tmp)?;
+    let pack = store.adopt(&tmp, &hash, ".blooms").map_err(|e| file_err(&tmp, e))?;
+    Ok(placed.into_iter().map(|(lineage, offset, blocks)| BloomRef { lineage, pack: pack.clone(), offset, blocks }).collect())
+}
+
+/// Threads for work that mostly waits on storage (index probes of files that may not be
+/// in the page cache): more than the cores, so reads overlap.
+pub(crate) const IO_THREADS: usize = 16;
+
+/// The machine's cores, for work that computes.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `f` over every item on up to `threads` threads; results in item order, the first error
 /// (in item order) returned.
-pub(crate) fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
+pub(crate) fn parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    let threads = threads.min(items.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: std::sync::Mutex<Vec<Option<Result<R>>>> = std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|scope| {

@@ -202,6 +202,9 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         }
     }
     reg.record_lineage_files(r.run, &lineage)?;
+    if !lineage.is_empty() {
+        reg.record_blooms(&crate::lineage::write_bloom_pack(&home.store()?, &lineage)?)?;
+    }
     if let Some(same) = unchanged(reg, r, &files)? {
         return Ok(Some(Committed { version: same, new: false }));
     }

@@ -94,7 +94,7 @@ impl Home {
     /// Checks every file of `version` against its manifest (size, then blake3 hash) and
     /// returns the ones that do not match, in manifest order.
     pub fn verify(&self, version: &Version) -> Vec<BadFile> {
-        let checked = crate::lineage::parallel(&version.files, |f| Ok(self.check(f)))
+        let checked = crate::lineage::parallel(&version.files, crate::lineage::cores(), |f| Ok(self.check(f)))
             .unwrap_or_else(|e| version.files.iter().map(|_| Some(format!("not checked: {e}"))).collect());
         version.files.iter().zip(checked).filter_map(|(f, bad)| bad.map(|found| BadFile { file: f.clone(), found })).collect()
     }
@@ -105,7 +105,7 @@ impl Home {
     pub fn verified_files(&self, version: &Version) -> Result<Vec<String>> {
         let store = self.store()?;
         // Files are hashed on every core: this check reads the whole version.
-        let checked = crate::lineage::parallel(&version.files, |f| Ok(self.check(f)))?;
+        let checked = crate::lineage::parallel(&version.files, crate::lineage::cores(), |f| Ok(self.check(f)))?;
         let mut out = Vec::with_capacity(version.files.len());
         for (f, bad) in version.files.iter().zip(checked) {
             if let Some(found) = bad {
@@ -121,8 +121,9 @@ impl Home {
         Ok(out)
     }
 
-    /// What is wrong with the stored object of `f`, or `None` when it matches. A remote
-    /// object's size is checked here; its bytes are checked as they are read.
+    /// What is wrong with the stored object of `f`, or `None` when it matches. Only a
+    /// remote object's size is checked: hashing it would download the version once more
+    /// before every run, and object stores keep their own checksums.
     fn check(&self, f: &FileEntry) -> Option<String> {
         let store = match self.store() {
             Ok(s) => s,

@@ -68,6 +68,26 @@ fn bloom_mask(hash: u64) -> [u32; 8] {
     SALT.map(|s| 1u32 << (key.wrapping_mul(s) >> 27))
 }
 
+/// Bytes of one bloom filter block.
+pub const BLOOM_BLOCK_BYTES: u64 = BLOOM_BLOCK as u64;
+
+/// Where `key` falls in a bloom filter of `blocks` blocks: the byte offset of its block
+/// within the filter, and the bits it needs there. Lets a caller holding many files'
+/// filters in one place (a bloom pack) probe them without opening each index.
+pub fn bloom_probe(key: &str, blocks: u64) -> (u64, [u32; 8]) {
+    let h = key_hash(key.as_bytes());
+    (bloom_block(h, blocks) * BLOOM_BLOCK_BYTES, bloom_mask(h))
+}
+
+/// Whether a 32-byte bloom block has every bit of `mask` (the key may be present).
+pub fn bloom_block_has(block: &[u8], mask: &[u32; 8]) -> bool {
+    block.len() >= BLOOM_BLOCK
+        && mask.iter().enumerate().all(|(i, m)| {
+            let w = u32::from_le_bytes([block[i * 4], block[i * 4 + 1], block[i * 4 + 2], block[i * 4 + 3]]);
+            w & m == *m
+        })
+}
+
 /// Collects (key, row) pairs of one file and writes its index.
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
@@ -278,18 +298,26 @@ impl<R: ReadAt> IdIndex<R> {
         Ok(())
     }
 
+    /// Blocks of the bloom filter.
+    pub fn bloom_blocks(&self) -> u64 {
+        self.bloom_blocks
+    }
+
+    /// The whole bloom filter, to copy into a bloom pack.
+    pub fn bloom(&self) -> Result<Vec<u8>, IndexError> {
+        self.load_bloom()?;
+        Ok(self.bloom.get().cloned().unwrap_or_default())
+    }
+
     /// False when `key` is certainly absent; true when it may be present.
     pub fn may_contain(&self, key: &str) -> Result<bool, IndexError> {
-        let h = key_hash(key.as_bytes());
-        let b = bloom_block(h, self.bloom_blocks) as usize * BLOOM_BLOCK;
+        let (at, mask) = bloom_probe(key, self.bloom_blocks);
+        let at = at as usize;
         let block = match self.bloom.get() {
-            Some(all) => all[b..b + BLOOM_BLOCK].to_vec(),
-            None => self.reader.read_at((HEADER + b) as u64, BLOOM_BLOCK)?,
+            Some(all) => all[at..at + BLOOM_BLOCK].to_vec(),
+            None => self.reader.read_at((HEADER + at) as u64, BLOOM_BLOCK)?,
         };
-        Ok(bloom_mask(h).iter().enumerate().all(|(i, m)| {
-            let w = u32::from_le_bytes([block[i * 4], block[i * 4 + 1], block[i * 4 + 2], block[i * 4 + 3]]);
-            w & m == *m
-        }))
+        Ok(bloom_block_has(&block, &mask))
     }
 
     fn directory(&self) -> Result<&[BlockRef], IndexError> {
@@ -335,6 +363,12 @@ impl<R: ReadAt> IdIndex<R> {
         if !self.may_contain(key)? {
             return Ok(Vec::new());
         }
+        self.rows_unfiltered(key)
+    }
+
+    /// Rows carrying `key`, without asking the bloom filter first (for callers that asked
+    /// a copy of it in a bloom pack).
+    pub fn rows_unfiltered(&self, key: &str) -> Result<Vec<u64>, IndexError> {
         let key = key.as_bytes();
         let dir = self.directory()?;
         // Equal keys may straddle a block boundary: start at the last block beginning below

@@ -9,5 +9,5 @@
 pub mod index;
 pub mod sidecar;
 
-pub use index::{IdIndex, IndexBuilder, IndexError, ReadAt};
+pub use index::{bloom_block_has, bloom_probe, IdIndex, IndexBuilder, IndexError, ReadAt, BLOOM_BLOCK_BYTES};
 pub use sidecar::{LineageError, LineageRow, OperatorInfo, SidecarWriter};

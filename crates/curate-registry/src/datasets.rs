@@ -320,6 +320,7 @@ pub(crate) fn referenced_files_in(db: &mut dyn Db) -> Result<BTreeSet<String>> {
         "SELECT DISTINCT path FROM version_files",
         "SELECT DISTINCT lineage_path FROM lineage_files",
         "SELECT DISTINCT index_path FROM lineage_files",
+        "SELECT DISTINCT pack_path FROM lineage_blooms",
     ] {
         for r in db.query(sql, &[])? {
             out.insert(Cols::new(r).text()?);

@@ -9,7 +9,7 @@ use crate::cache::IN_CHUNK;
 use crate::db::{first, placeholders, Cols, Db, Value};
 use crate::error::{Error, Result};
 use crate::runs::ensure_run;
-use crate::types::{AuditEntry, AuditId, DatasetForget, ForgetNote, LineageFile, LineageKind, RecordedLineage, RunId, VersionRef};
+use crate::types::{AuditEntry, AuditId, BloomRef, DatasetForget, ForgetNote, LineageFile, LineageKind, RecordedLineage, RunId, VersionRef};
 use crate::{now_ms, Registry};
 
 impl Registry {
@@ -43,6 +43,8 @@ impl Registry {
     pub fn replace_lineage_files(&self, replacements: &[(String, LineageFile)]) -> Result<()> {
         self.write(|db| {
             for (old, new) in replacements {
+                // The old sidecar's filter does not describe the rewritten file.
+                db.execute("DELETE FROM lineage_blooms WHERE lineage_path = ?", &[old.as_str().into()])?;
                 db.execute(
                     "UPDATE lineage_files SET data_path = ?, lineage_path = ?, index_path = ?, row_count = ? WHERE lineage_path = ?",
                     &[
@@ -58,11 +60,46 @@ impl Registry {
         })
     }
 
+    /// Records where sidecars' bloom filters sit in a bloom pack.
+    pub fn record_blooms(&self, blooms: &[BloomRef]) -> Result<()> {
+        self.write(|db| {
+            for b in blooms {
+                db.execute(
+                    "INSERT INTO lineage_blooms (lineage_path, pack_path, pack_offset, bloom_blocks) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (lineage_path) DO UPDATE SET pack_path = excluded.pack_path, pack_offset = excluded.pack_offset, \
+                     bloom_blocks = excluded.bloom_blocks",
+                    &[
+                        b.lineage.as_str().into(),
+                        b.pack.as_str().into(),
+                        i64::try_from(b.offset).map_err(|_| Error::InvalidManifest("offset exceeds 2^63".into()))?.into(),
+                        i64::try_from(b.blocks).map_err(|_| Error::InvalidManifest("bloom blocks exceed 2^63".into()))?.into(),
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every recorded bloom filter location, by sidecar.
+    pub fn blooms(&self) -> Result<BTreeMap<String, BloomRef>> {
+        self.read(|db| {
+            db.query("SELECT lineage_path, pack_path, pack_offset, bloom_blocks FROM lineage_blooms", &[])?
+                .into_iter()
+                .map(|row| {
+                    let mut c = Cols::new(row);
+                    let b = BloomRef { lineage: c.text()?, pack: c.text()?, offset: c.int()? as u64, blocks: c.int()? as u64 };
+                    Ok((b.lineage.clone(), b))
+                })
+                .collect()
+        })
+    }
+
     /// Forgets the lineage rows naming these sidecars (their records were all purged).
     pub fn drop_lineage_files(&self, lineage_paths: &[String]) -> Result<()> {
         self.write(|db| {
             for p in lineage_paths {
                 db.execute("DELETE FROM lineage_files WHERE lineage_path = ?", &[p.as_str().into()])?;
+                db.execute("DELETE FROM lineage_blooms WHERE lineage_path = ?", &[p.as_str().into()])?;
             }
             Ok(())
         })

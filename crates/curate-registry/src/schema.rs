@@ -182,6 +182,14 @@ CREATE TABLE lineage_files (
 CREATE INDEX lineage_files_run ON lineage_files (run_id);
 CREATE INDEX lineage_files_data ON lineage_files (data_path);
 CREATE INDEX lineage_files_lineage ON lineage_files (lineage_path);
+-- Where each sidecar's bloom filter sits in its run's bloom pack (all of a run's filters in
+-- one object), so explain probes one file per run instead of one per output file.
+CREATE TABLE lineage_blooms (
+    lineage_path TEXT PRIMARY KEY,
+    pack_path TEXT NOT NULL,
+    pack_offset BIGINT NOT NULL,
+    bloom_blocks BIGINT NOT NULL
+);
 "#,
 ];
 

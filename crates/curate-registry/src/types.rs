@@ -455,3 +455,16 @@ pub struct RecordedLineage {
     /// The file.
     pub file: LineageFile,
 }
+
+/// Where a lineage sidecar's bloom filter sits in a bloom pack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BloomRef {
+    /// The sidecar (store path) whose id index the filter belongs to.
+    pub lineage: String,
+    /// The pack (store path).
+    pub pack: String,
+    /// Byte offset of the filter in the pack.
+    pub offset: u64,
+    /// 32-byte blocks of the filter.
+    pub blocks: u64,
+}

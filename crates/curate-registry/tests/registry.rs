@@ -407,7 +407,7 @@ fn legacy_lineage_is_refused_until_converted(b: &mut Backend) {
     drop(b.open());
     // Put the store back as migration 3 left it: per-record lineage tables, one row.
     b.raw(
-        "DROP TABLE lineage_files; \
+        "DROP TABLE lineage_files; DROP TABLE lineage_blooms; \
          CREATE TABLE op_chains (id BIGINT PRIMARY KEY, run_id BIGINT NOT NULL, step TEXT NOT NULL, ops TEXT NOT NULL); \
          CREATE TABLE source_files (id BIGINT PRIMARY KEY, path TEXT NOT NULL UNIQUE); \
          CREATE TABLE records (record_id TEXT NOT NULL, chain_id BIGINT NOT NULL, source_id TEXT NOT NULL, \
