@@ -8,7 +8,7 @@ use std::path::Path;
 
 use arrow_array::BooleanArray;
 use curate_io::{ObjectReader, VersionStore};
-use curate_lineage::{bloom_block_has, bloom_probe, IdIndex, LineageRow, OperatorInfo, ReadAt, BLOOM_BLOCK_BYTES};
+use curate_lineage::{BloomPack, IdIndex, LineageRow, OperatorInfo};
 use curate_registry::{BloomRef, LineageFile, Registry, RunId};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -57,58 +57,60 @@ fn lineage_err(rel: &str, e: impl std::fmt::Display) -> Error {
 /// is asked first (one 32-byte read per key when few keys are asked, the whole bloom
 /// filter when many), and only files that hold a key have their sidecar read.
 pub(crate) fn find(store: &VersionStore, set: &LineageSet, keys: &HashSet<String>) -> Result<Vec<Hit>> {
-    // Files whose filter sits in a bloom pack are asked there: one open per pack (a run's
-    // files share one) instead of one per file.
-    let mut packs: BTreeMap<&str, ObjectReader> = BTreeMap::new();
-    for b in set.blooms.values() {
-        if !packs.contains_key(b.pack.as_str()) && set.files.iter().any(|(f, _)| f.lineage == b.lineage) {
-            packs.insert(&b.pack, store.reader(&b.pack).map_err(|e| lineage_err(&b.pack, e))?);
+    // Files whose filter sits in a bloom pack (a run's files share one) are asked there:
+    // one read of one row per key and pack. The others are asked through their own index.
+    let mut packs: BTreeMap<&str, Vec<(usize, u64)>> = BTreeMap::new();
+    let mut unpacked = Vec::new();
+    for (i, (f, _)) in set.files.iter().enumerate() {
+        match set.blooms.get(&f.lineage) {
+            Some(b) => packs.entry(b.pack.as_str()).or_default().push((i, b.slot)),
+            None => unpacked.push(i),
         }
     }
-    let found = parallel(&set.files, IO_THREADS, |(f, _)| {
-        let mut candidates: Vec<&String> = Vec::new();
-        let packed = set.blooms.get(&f.lineage).and_then(|b| packs.get(b.pack.as_str()).map(|r| (b, r)));
-        let index_reader = || -> Result<IdIndex<ObjectReader>> {
-            let reader = store.reader(&f.index).map_err(|e| lineage_err(&f.index, e))?;
-            IdIndex::open(reader).map_err(|e| lineage_err(&f.index, e))
-        };
-        let mut index = None;
-        match packed {
-            Some((b, pack)) => {
-                let whole = (keys.len() > 16).then(|| pack.read_at(b.offset, (b.blocks * BLOOM_BLOCK_BYTES) as usize)).transpose().map_err(|e| lineage_err(&b.pack, e))?;
-                for k in keys {
-                    let (at, mask) = bloom_probe(k, b.blocks);
-                    let block = match &whole {
-                        Some(all) => all.get(at as usize..(at + BLOOM_BLOCK_BYTES) as usize).map(<[u8]>::to_vec).unwrap_or_default(),
-                        None => pack.read_at(b.offset + at, BLOOM_BLOCK_BYTES as usize).map_err(|e| lineage_err(&b.pack, e))?,
-                    };
-                    if bloom_block_has(&block, &mask) {
-                        candidates.push(k);
-                    }
+    let mut candidates: BTreeMap<usize, Vec<&String>> = BTreeMap::new();
+    let packs: Vec<(&str, Vec<(usize, u64)>)> = packs.into_iter().collect();
+    let answers = parallel(&packs, IO_THREADS, |(pack, members)| {
+        let reader = store.reader(pack).map_err(|e| lineage_err(pack, e))?;
+        let pack_file = BloomPack::open(reader).map_err(|e| lineage_err(pack, e))?;
+        let mut maybe = Vec::new();
+        for k in keys {
+            let answers = pack_file.may_contain(k).map_err(|e| lineage_err(pack, e))?;
+            for &(i, slot) in members {
+                if answers.get(slot as usize).copied().unwrap_or(true) {
+                    maybe.push((i, k));
                 }
             }
-            None => {
-                let i = index_reader()?;
-                if keys.len() > 16 {
-                    i.load_bloom().map_err(|e| lineage_err(&f.index, e))?;
-                }
-                for k in keys {
-                    if i.may_contain(k).map_err(|e| lineage_err(&f.index, e))? {
-                        candidates.push(k);
-                    }
-                }
-                index = Some(i);
+        }
+        Ok(maybe)
+    })?;
+    for (i, k) in answers.into_iter().flatten() {
+        candidates.entry(i).or_default().push(k);
+    }
+    let asked = parallel(&unpacked, IO_THREADS, |&i| {
+        let f = &set.files[i].0;
+        let index = open_index(store, f)?;
+        if keys.len() > 16 {
+            index.load_bloom().map_err(|e| lineage_err(&f.index, e))?;
+        }
+        let mut maybe = Vec::new();
+        for k in keys {
+            if index.may_contain(k).map_err(|e| lineage_err(&f.index, e))? {
+                maybe.push(k);
             }
         }
-        if candidates.is_empty() {
-            return Ok(None);
+        Ok(maybe)
+    })?;
+    for (&i, maybe) in unpacked.iter().zip(asked) {
+        if !maybe.is_empty() {
+            candidates.entry(i).or_default().extend(maybe);
         }
-        let index = match index {
-            Some(i) => i,
-            None => index_reader()?,
-        };
+    }
+    let candidates: Vec<(usize, Vec<&String>)> = candidates.into_iter().collect();
+    let found = parallel(&candidates, IO_THREADS, |(i, maybe)| {
+        let f = &set.files[*i].0;
+        let index = open_index(store, f)?;
         let mut rows = Vec::new();
-        for k in candidates {
+        for k in maybe {
             rows.extend(index.rows_unfiltered(k).map_err(|e| lineage_err(&f.index, e))?);
         }
         if rows.is_empty() {
@@ -116,39 +118,45 @@ pub(crate) fn find(store: &VersionStore, set: &LineageSet, keys: &HashSet<String
         }
         let (found, operators) = read_sidecar(store, &f.lineage, Some(&rows))?;
         let found: Vec<LineageRow> = found.into_iter().filter(|r| keys.contains(&r.id) || keys.contains(&r.source_id)).collect();
-        Ok((!found.is_empty()).then_some((found, operators)))
+        Ok((!found.is_empty()).then_some(Hit { file: *i, rows: found, operators }))
     })?;
-    Ok(found.into_iter().enumerate().filter_map(|(file, hit)| hit.map(|(rows, operators)| Hit { file, rows, operators })).collect())
+    Ok(found.into_iter().flatten().collect())
 }
 
-/// Copies the bloom filters of `files`' id indexes into one bloom pack in the store and
-/// returns where each sits, so explain opens one object per run instead of one per file.
+fn open_index(store: &VersionStore, f: &LineageFile) -> Result<IdIndex<ObjectReader>> {
+    let reader = store.reader(&f.index).map_err(|e| lineage_err(&f.index, e))?;
+    IdIndex::open(reader).map_err(|e| lineage_err(&f.index, e))
+}
+
+/// Lays the bloom filters of `files`' id indexes side by side in one bloom pack in the
+/// store and returns each file's slot, so explain reads one row of one object per run
+/// instead of one block of every file's index.
 pub(crate) fn write_bloom_pack(store: &VersionStore, files: &[LineageFile]) -> Result<Vec<BloomRef>> {
+    let mut distinct: Vec<&LineageFile> = Vec::new();
+    for f in files {
+        if !distinct.iter().any(|d| d.lineage == f.lineage) {
+            distinct.push(f);
+        }
+    }
+    let indexes = distinct.iter().map(|f| open_index(store, f)).collect::<Result<Vec<_>>>()?;
     let scratch = store.local_root().map_or_else(std::env::temp_dir, |r| r.join("tmp"));
     std::fs::create_dir_all(&scratch).map_err(|e| file_err(&scratch, e))?;
-    let tmp = scratch.join(format!(".blooms-{}-{}", std::process::id(), files.first().map_or("empty", |f| f.index.rsplit('/').next().unwrap_or_default())));
+    let name = distinct.first().map_or("empty", |f| f.index.rsplit('/').next().unwrap_or_default());
+    let tmp = scratch.join(format!(".blooms-{}-{name}", std::process::id()));
     let mut out = hashed_file(&tmp)?;
-    let mut at = 0u64;
-    let mut placed: Vec<(String, u64, u64)> = Vec::new();
-    for f in files {
-        if placed.iter().any(|(l, _, _)| *l == f.lineage) {
-            continue;
-        }
-        let reader = store.reader(&f.index).map_err(|e| lineage_err(&f.index, e))?;
-        let index = IdIndex::open(reader).map_err(|e| lineage_err(&f.index, e))?;
-        let bloom = index.bloom().map_err(|e| lineage_err(&f.index, e))?;
-        out.write_all(&bloom).map_err(|e| file_err(&tmp, e))?;
-        placed.push((f.lineage.clone(), at, index.bloom_blocks()));
-        at += bloom.len() as u64;
-    }
+    let slots = curate_lineage::write_pack(&indexes, &mut out).map_err(|e| file_err(&tmp, e))?;
     let hash = close_hashed(out, &tmp)?;
     let pack = store.adopt(&tmp, &hash, ".blooms").map_err(|e| file_err(&tmp, e))?;
-    Ok(placed.into_iter().map(|(lineage, offset, blocks)| BloomRef { lineage, pack: pack.clone(), offset, blocks }).collect())
+    Ok(distinct
+        .iter()
+        .zip(slots)
+        .filter_map(|(f, slot)| slot.map(|slot| BloomRef { lineage: f.lineage.clone(), pack: pack.clone(), slot }))
+        .collect())
 }
 
 /// Threads for work that mostly waits on storage (index probes of files that may not be
 /// in the page cache): more than the cores, so reads overlap.
-pub(crate) const IO_THREADS: usize = 16;
+pub(crate) const IO_THREADS: usize = 4;
 
 /// The machine's cores, for work that computes.
 pub(crate) fn cores() -> usize {

@@ -202,8 +202,14 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         }
     }
     reg.record_lineage_files(r.run, &lineage)?;
-    if !lineage.is_empty() {
-        reg.record_blooms(&crate::lineage::write_bloom_pack(&home.store()?, &lineage)?)?;
+    // One bloom pack per kind: rejects files are much smaller than data files, and a
+    // pack repeats a small filter up to the largest one's size.
+    let store = home.store()?;
+    for kind in [LineageKind::Kept, LineageKind::Rejected] {
+        let files: Vec<LineageFile> = lineage.iter().filter(|f| f.kind == kind).cloned().collect();
+        if !files.is_empty() {
+            reg.record_blooms(&crate::lineage::write_bloom_pack(&store, &files)?)?;
+        }
     }
     if let Some(same) = unchanged(reg, r, &files)? {
         return Ok(Some(Committed { version: same, new: false }));

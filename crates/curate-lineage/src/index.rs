@@ -71,12 +71,11 @@ fn bloom_mask(hash: u64) -> [u32; 8] {
 /// Bytes of one bloom filter block.
 pub const BLOOM_BLOCK_BYTES: u64 = BLOOM_BLOCK as u64;
 
-/// Where `key` falls in a bloom filter of `blocks` blocks: the byte offset of its block
-/// within the filter, and the bits it needs there. Lets a caller holding many files'
-/// filters in one place (a bloom pack) probe them without opening each index.
+/// Where `key` falls in a bloom filter of `blocks` blocks: its block, and the bits it
+/// needs there.
 pub fn bloom_probe(key: &str, blocks: u64) -> (u64, [u32; 8]) {
     let h = key_hash(key.as_bytes());
-    (bloom_block(h, blocks) * BLOOM_BLOCK_BYTES, bloom_mask(h))
+    (bloom_block(h, blocks), bloom_mask(h))
 }
 
 /// Whether a 32-byte bloom block has every bit of `mask` (the key may be present).
@@ -127,7 +126,9 @@ impl IndexBuilder {
         entries.sort_unstable_by(|a, b| self.key(a).cmp(self.key(b)).then(a.2.cmp(&b.2)));
         entries.dedup_by(|a, b| a.2 == b.2 && self.key(a) == self.key(b));
         let distinct = entries.windows(2).filter(|w| self.key(&w[0]) != self.key(&w[1])).count() as u64 + u64::from(!entries.is_empty());
-        let blocks = distinct.div_ceil(KEYS_PER_BLOOM_BLOCK).max(1);
+        // A power of two, so a key's block in a smaller filter is its block in a larger one
+        // shifted right: a run's filters can be laid side by side in one bloom pack.
+        let blocks = distinct.div_ceil(KEYS_PER_BLOOM_BLOCK).max(1).next_power_of_two();
         let mut bloom = vec![0u32; blocks as usize * 8];
         for e in &entries {
             let h = key_hash(self.key(e));
@@ -303,16 +304,18 @@ impl<R: ReadAt> IdIndex<R> {
         self.bloom_blocks
     }
 
-    /// The whole bloom filter, to copy into a bloom pack.
-    pub fn bloom(&self) -> Result<Vec<u8>, IndexError> {
-        self.load_bloom()?;
-        Ok(self.bloom.get().cloned().unwrap_or_default())
+    /// Bloom blocks `[first, first + n)`, to copy into a bloom pack.
+    pub fn bloom_range(&self, first: u64, n: u64) -> Result<Vec<u8>, IndexError> {
+        if first + n > self.bloom_blocks {
+            return Err(IndexError::Corrupt(format!("bloom blocks {first}..{} of {}", first + n, self.bloom_blocks)));
+        }
+        Ok(self.reader.read_at(HEADER as u64 + first * BLOOM_BLOCK_BYTES, (n * BLOOM_BLOCK_BYTES) as usize)?)
     }
 
     /// False when `key` is certainly absent; true when it may be present.
     pub fn may_contain(&self, key: &str) -> Result<bool, IndexError> {
-        let (at, mask) = bloom_probe(key, self.bloom_blocks);
-        let at = at as usize;
+        let (block, mask) = bloom_probe(key, self.bloom_blocks);
+        let at = block as usize * BLOOM_BLOCK;
         let block = match self.bloom.get() {
             Some(all) => all[at..at + BLOOM_BLOCK].to_vec(),
             None => self.reader.read_at((HEADER + at) as u64, BLOOM_BLOCK)?,

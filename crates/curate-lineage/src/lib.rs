@@ -7,7 +7,9 @@
 #![warn(missing_docs)]
 
 pub mod index;
+pub mod pack;
 pub mod sidecar;
 
-pub use index::{bloom_block_has, bloom_probe, IdIndex, IndexBuilder, IndexError, ReadAt, BLOOM_BLOCK_BYTES};
+pub use index::{IdIndex, IndexBuilder, IndexError, ReadAt};
+pub use pack::{write_pack, BloomPack};
 pub use sidecar::{LineageError, LineageRow, OperatorInfo, SidecarWriter};

@@ -65,14 +65,12 @@ impl Registry {
         self.write(|db| {
             for b in blooms {
                 db.execute(
-                    "INSERT INTO lineage_blooms (lineage_path, pack_path, pack_offset, bloom_blocks) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (lineage_path) DO UPDATE SET pack_path = excluded.pack_path, pack_offset = excluded.pack_offset, \
-                     bloom_blocks = excluded.bloom_blocks",
+                    "INSERT INTO lineage_blooms (lineage_path, pack_path, pack_slot) VALUES (?, ?, ?) \
+                     ON CONFLICT (lineage_path) DO UPDATE SET pack_path = excluded.pack_path, pack_slot = excluded.pack_slot",
                     &[
                         b.lineage.as_str().into(),
                         b.pack.as_str().into(),
-                        i64::try_from(b.offset).map_err(|_| Error::InvalidManifest("offset exceeds 2^63".into()))?.into(),
-                        i64::try_from(b.blocks).map_err(|_| Error::InvalidManifest("bloom blocks exceed 2^63".into()))?.into(),
+                        i64::try_from(b.slot).map_err(|_| Error::InvalidManifest("slot exceeds 2^63".into()))?.into(),
                     ],
                 )?;
             }
@@ -83,11 +81,11 @@ impl Registry {
     /// Every recorded bloom filter location, by sidecar.
     pub fn blooms(&self) -> Result<BTreeMap<String, BloomRef>> {
         self.read(|db| {
-            db.query("SELECT lineage_path, pack_path, pack_offset, bloom_blocks FROM lineage_blooms", &[])?
+            db.query("SELECT lineage_path, pack_path, pack_slot FROM lineage_blooms", &[])?
                 .into_iter()
                 .map(|row| {
                     let mut c = Cols::new(row);
-                    let b = BloomRef { lineage: c.text()?, pack: c.text()?, offset: c.int()? as u64, blocks: c.int()? as u64 };
+                    let b = BloomRef { lineage: c.text()?, pack: c.text()?, slot: c.int()? as u64 };
                     Ok((b.lineage.clone(), b))
                 })
                 .collect()

@@ -182,13 +182,12 @@ CREATE TABLE lineage_files (
 CREATE INDEX lineage_files_run ON lineage_files (run_id);
 CREATE INDEX lineage_files_data ON lineage_files (data_path);
 CREATE INDEX lineage_files_lineage ON lineage_files (lineage_path);
--- Where each sidecar's bloom filter sits in its run's bloom pack (all of a run's filters in
--- one object), so explain probes one file per run instead of one per output file.
+-- Which slot of a bloom pack (a run's filters side by side in one object) holds each
+-- sidecar's filter, so explain reads one row of a pack instead of every file's index.
 CREATE TABLE lineage_blooms (
     lineage_path TEXT PRIMARY KEY,
     pack_path TEXT NOT NULL,
-    pack_offset BIGINT NOT NULL,
-    bloom_blocks BIGINT NOT NULL
+    pack_slot BIGINT NOT NULL
 );
 "#,
 ];

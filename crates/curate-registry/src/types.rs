@@ -463,8 +463,6 @@ pub struct BloomRef {
     pub lineage: String,
     /// The pack (store path).
     pub pack: String,
-    /// Byte offset of the filter in the pack.
-    pub offset: u64,
-    /// 32-byte blocks of the filter.
-    pub blocks: u64,
+    /// The filter's slot in the pack.
+    pub slot: u64,
 }
