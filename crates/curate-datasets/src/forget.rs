@@ -204,15 +204,15 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
     let needed: Vec<&Doomed> = doomed.iter().filter(|d| purge || d.file.data.as_deref().is_some_and(|p| in_latest.contains(p))).collect();
     let results = crate::lineage::parallel(&needed, crate::lineage::cores(), |d| rewrite_object(&store, d))?;
     let mut rewritten: HashMap<String, (Option<FileEntry>, Option<LineageFile>)> = HashMap::new();
+    let mut recorded = Vec::new();
     for (d, r) in needed.iter().zip(results) {
         if let Some(l) = &r.1 {
             // The rewritten file's records came from the same runs.
-            for &run in &d.runs {
-                reg.record_lineage_files(run, std::slice::from_ref(l))?;
-            }
+            recorded.extend(d.runs.iter().map(|&run| (run, l.clone())));
         }
         rewritten.insert(d.file.lineage.clone(), r);
     }
+    reg.record_lineage_of_runs(&recorded)?;
     let rewrite = |d: &Doomed| -> Result<(Option<FileEntry>, Option<LineageFile>)> {
         rewritten.get(&d.file.lineage).cloned().ok_or_else(|| Error::Invalid(format!("{} was not rewritten", d.file.lineage)))
     };

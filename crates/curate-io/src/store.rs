@@ -97,15 +97,13 @@ impl VersionStore {
     /// or an upload, after which the file is removed); returns the object path.
     pub fn adopt(&self, file: &Path, hash: &str, ext: &str) -> Result<String, IoError> {
         let rel = object_name(hash, ext);
-        if let Some(dest) = self.local_path(&rel) {
+        // A file inside the store (its `tmp/`) is on the store's file system: renamed in.
+        if self.local_root().is_some_and(|root| file.starts_with(root)) {
             let mut perms = std::fs::metadata(file).map_err(|e| self.err(&rel, e))?.permissions();
             perms.set_readonly(true);
             std::fs::set_permissions(file, perms).map_err(|e| self.err(&rel, e))?;
-            // A file inside the store (its `tmp/`) is on the store's file system.
-            if self.local_root().is_some_and(|root| file.starts_with(root)) && dest.is_absolute() == file.is_absolute() {
-                self.install(file, &rel)?;
-                return Ok(rel);
-            }
+            self.install(file, &rel)?;
+            return Ok(rel);
         }
         let rel = self.put(file, hash, ext)?;
         std::fs::remove_file(file).map_err(|e| self.err(&rel, e))?;

@@ -18,6 +18,16 @@ impl Registry {
         self.write(|db| insert_lineage_files(db, "lineage_files", run, files))
     }
 
+    /// Records lineage files of several runs in one transaction.
+    pub fn record_lineage_of_runs(&self, files: &[(RunId, LineageFile)]) -> Result<()> {
+        self.write(|db| {
+            for (run, f) in files {
+                insert_lineage_files(db, "lineage_files", *run, std::slice::from_ref(f))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Every recorded lineage file, oldest run first.
     pub fn lineage_files(&self) -> Result<Vec<RecordedLineage>> {
         self.read(|db| {
