@@ -13,7 +13,7 @@ use arrow_schema::SchemaRef;
 use arrow_select::filter::filter_record_batch;
 
 use crate::cache::{StepCache, StepOutcome, Tap};
-use crate::global::{self, GlobalStep};
+use crate::global::GlobalStep;
 use crate::io::{BoxError, Shard, Sink, Source};
 use crate::key::KeyHasher;
 use crate::record::{self, conform};
@@ -215,16 +215,7 @@ pub(crate) fn task_state_name(task: usize) -> String {
     format!("tasks/{task:06}.json")
 }
 
-/// Runs `plan` over every shard of `source` into `sink`.
-pub fn execute(
-    plan: &Plan,
-    source: &dyn Source,
-    sink: &dyn Sink,
-    opts: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<RunReport, ExecError> {
-    global::execute_stages(plan, source, sink, opts, progress)
-}
+pub use crate::global::execute;
 
 /// The run's error when tasks failed: a cancellation, or the failures.
 pub(crate) fn check_outcome(opts: &RunOptions, failures: Vec<String>, reports: &[Option<TaskReport>], total: usize) -> Result<(), ExecError> {

@@ -302,9 +302,9 @@ impl<'a> TaskContext<'a> {
     }
 }
 
-/// Runs a plan: every stage's tasks on the thread pool, a reduce between stages. A
-/// streamed pipeline is the one-stage case. Called by [`crate::exec::execute`].
-pub(crate) fn execute_stages(
+/// Runs `plan` over every shard of `source` into `sink`: every stage's tasks on the thread
+/// pool, a reduce between stages; a streamed pipeline is the one-stage case.
+pub fn execute(
     plan: &Plan,
     source: &dyn Source,
     sink: &dyn Sink,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::db::{first, Cols};
 use crate::error::{Error, Result};
 use crate::schema;
-use crate::types::{LineageFile, LineageKind, RecordedLineage, RunId};
+use crate::types::{LineageFile, RecordedLineage, RunId};
 use crate::{retry_busy, Registry};
 
 /// Where converted lineage files wait for migration 4; same columns as `lineage_files`.
@@ -205,18 +205,7 @@ impl Registry {
 
     /// Lineage files converted so far by an upgrade of this store, oldest run first.
     pub fn staged_lineage_files(&self) -> Result<Vec<RecordedLineage>> {
-        self.read(|db| {
-            db.query(&format!("SELECT run_id, kind, data_path, lineage_path, index_path, row_count FROM {STAGED} ORDER BY run_id, id"), &[])?
-                .into_iter()
-                .map(|row| {
-                    let mut c = Cols::new(row);
-                    let run = c.int()?;
-                    let kind = LineageKind::parse(&c.text()?)?;
-                    let file = LineageFile { kind, data: c.opt_text()?, lineage: c.text()?, index: c.text()?, rows: c.int()? as u64 };
-                    Ok(RecordedLineage { run, file })
-                })
-                .collect()
-        })
+        self.read(|db| crate::lineage::select_lineage_files(db, STAGED))
     }
 
     /// Stages converted lineage files of `run` (their objects already in the store) in

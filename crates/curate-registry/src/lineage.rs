@@ -30,21 +30,7 @@ impl Registry {
 
     /// Every recorded lineage file, oldest run first.
     pub fn lineage_files(&self) -> Result<Vec<RecordedLineage>> {
-        self.read(|db| {
-            db.query(
-                "SELECT run_id, kind, data_path, lineage_path, index_path, row_count FROM lineage_files ORDER BY run_id, id",
-                &[],
-            )?
-            .into_iter()
-            .map(|row| {
-                let mut c = Cols::new(row);
-                let run = c.int()?;
-                let kind = LineageKind::parse(&c.text()?)?;
-                let file = LineageFile { kind, data: c.opt_text()?, lineage: c.text()?, index: c.text()?, rows: c.int()? as u64 };
-                Ok(RecordedLineage { run, file })
-            })
-            .collect()
-        })
+        self.read(|db| select_lineage_files(db, "lineage_files"))
     }
 
     /// Points lineage rows at rewritten files: each `(old lineage path, new file)` pair
@@ -200,6 +186,21 @@ impl Registry {
             Ok(AuditEntry { id, actor, at_ms, reason, sources, plan, resulting_versions })
         })
     }
+}
+
+/// Every lineage row of `table` (`lineage_files`, or the upgrade's staging table of the
+/// same shape), oldest run first.
+pub(crate) fn select_lineage_files(db: &mut dyn Db, table: &str) -> Result<Vec<RecordedLineage>> {
+    db.query(&format!("SELECT run_id, kind, data_path, lineage_path, index_path, row_count FROM {table} ORDER BY run_id, id"), &[])?
+        .into_iter()
+        .map(|row| {
+            let mut c = Cols::new(row);
+            let run = c.int()?;
+            let kind = LineageKind::parse(&c.text()?)?;
+            let file = LineageFile { kind, data: c.opt_text()?, lineage: c.text()?, index: c.text()?, rows: c.int()? as u64 };
+            Ok(RecordedLineage { run, file })
+        })
+        .collect()
 }
 
 /// Inserts lineage rows of `run` into `table` (`lineage_files`, or the upgrade's staging
