@@ -219,6 +219,19 @@ impl Cursor<'_> {
     }
 }
 
+/// The `N` little-endian words after an 8-byte magic at the start of a file.
+pub(crate) fn read_header<const N: usize>(reader: &impl ReadAt, magic: &[u8; 8], what: &str) -> Result<[u64; N], IndexError> {
+    let h = reader.read_at(0, 8 + 8 * N)?;
+    if &h[..8] != magic {
+        return Err(IndexError::Corrupt(format!("not {what}")));
+    }
+    Ok(std::array::from_fn(|i| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&h[8 + i * 8..16 + i * 8]);
+        u64::from_le_bytes(w)
+    }))
+}
+
 /// Random access to an index's bytes: a local file, or a range reader over an object store.
 pub trait ReadAt {
     /// Exactly `len` bytes from `offset`.
@@ -271,16 +284,7 @@ pub struct IdIndex<R> {
 impl<R: ReadAt> IdIndex<R> {
     /// Reads the header.
     pub fn open(reader: R) -> Result<Self, IndexError> {
-        let h = reader.read_at(0, HEADER)?;
-        if &h[..8] != MAGIC {
-            return Err(IndexError::Corrupt("bad magic".into()));
-        }
-        let word = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&h[8 + i * 8..16 + i * 8]);
-            u64::from_le_bytes(w)
-        };
-        let (entries, bloom_blocks, dir_offset, dir_len) = (word(0), word(1), word(2), word(3));
+        let [entries, bloom_blocks, dir_offset, dir_len] = read_header(&reader, MAGIC, "an id index")?;
         if bloom_blocks == 0 || bloom_blocks > (1 << 32) {
             return Err(IndexError::Corrupt(format!("{bloom_blocks} bloom blocks")));
         }

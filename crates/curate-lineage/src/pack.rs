@@ -12,7 +12,7 @@
 
 use std::io::Write;
 
-use crate::index::{bloom_block_has, bloom_probe, IdIndex, IndexError, ReadAt, BLOOM_BLOCK_BYTES};
+use crate::index::{bloom_block_has, bloom_probe, read_header, IdIndex, IndexError, ReadAt, BLOOM_BLOCK_BYTES};
 
 const MAGIC: &[u8; 8] = b"CURBLM01";
 const HEADER: u64 = 24;
@@ -65,16 +65,7 @@ pub struct BloomPack<R> {
 impl<R: ReadAt> BloomPack<R> {
     /// Reads the header.
     pub fn open(reader: R) -> Result<Self, IndexError> {
-        let h = reader.read_at(0, HEADER as usize)?;
-        if &h[..8] != MAGIC {
-            return Err(IndexError::Corrupt("not a bloom pack".into()));
-        }
-        let word = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&h[8 + i * 8..16 + i * 8]);
-            u64::from_le_bytes(w)
-        };
-        let (files, blocks) = (word(0), word(1));
+        let [files, blocks] = read_header(&reader, MAGIC, "a bloom pack")?;
         if !blocks.is_power_of_two() || files > (1 << 32) {
             return Err(IndexError::Corrupt(format!("bloom pack of {files} files and {blocks} blocks")));
         }
