@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use arrow_array::BooleanArray;
-use curate_io::{ObjectReader, VersionStore};
+use curate_io::{ObjectReader, Tally, VersionStore};
 use curate_lineage::{BloomPack, IdIndex, LineageRow, OperatorInfo};
 use curate_registry::{BloomRef, LineageFile, Registry, RunId};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -206,42 +206,14 @@ pub(crate) fn read_sidecar(store: &VersionStore, rel: &str, rows: Option<&[u64]>
     result.map_err(|e| lineage_err(rel, e))
 }
 
-/// Hashes what passes through to the file, so a rewritten file's content hash is known
-/// without reading it back.
-pub(crate) struct Hashing<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-}
-
-impl<W: Write> Hashing<W> {
-    pub(crate) fn new(inner: W) -> Self {
-        Hashing { inner, hasher: blake3::Hasher::new() }
-    }
-    /// The hash of everything written, and the writer.
-    pub(crate) fn finish(self) -> (String, W) {
-        (self.hasher.finalize().to_hex().to_string(), self.inner)
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// A new file at `path` that hashes what is written to it.
-fn hashed_file(path: &Path) -> Result<Hashing<BufWriter<File>>> {
-    Ok(Hashing::new(BufWriter::with_capacity(1 << 20, File::create(path).map_err(|e| file_err(path, e))?)))
+fn hashed_file(path: &Path) -> Result<Tally<BufWriter<File>>> {
+    Ok(Tally::new(BufWriter::with_capacity(1 << 20, File::create(path).map_err(|e| file_err(path, e))?)).0)
 }
 
 /// Flushes and syncs a hashed file; returns its hash.
-fn close_hashed(w: Hashing<BufWriter<File>>, path: &Path) -> Result<String> {
-    let (hash, w) = w.finish();
+fn close_hashed(w: Tally<BufWriter<File>>, path: &Path) -> Result<String> {
+    let (_, hash, w) = w.finish();
     w.into_inner().map_err(|e| file_err(path, e.error()))?.sync_all().map_err(|e| file_err(path, e))?;
     Ok(hash)
 }

@@ -9,12 +9,14 @@ mod parquet_in;
 mod sink;
 mod source;
 pub mod store;
+mod tally;
 mod verify;
 
 pub use lock::{host_name, OutputLock, LOCK_FILE};
 pub use sink::{parquet_properties, DirSink, LINEAGE_DIR};
 pub use source::FileSource;
 pub use store::{ObjectReader, VersionStore};
+pub use tally::Tally;
 
 /// A storage or format error, naming the file or location involved.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -23,6 +23,7 @@ use curate_core::record;
 use curate_core::json_rows;
 use crate::location::{block_on, upload, Location};
 use crate::store::VersionStore;
+use crate::tally::{tallied, tallied_bytes, Seen, Tally};
 use curate_lineage::SidecarWriter;
 use crate::lock::{OutputLock, LOCK_FILE};
 use crate::IoError;
@@ -399,41 +400,6 @@ impl Sink for DirSink {
     }
 }
 
-/// Counts and hashes the bytes that reach the file, beneath any compressor, so a file's
-/// content hash is known when it closes without reading it back.
-struct Tally<W> {
-    inner: W,
-    seen: Arc<Mutex<(u64, blake3::Hasher)>>,
-}
-
-impl<W> Tally<W> {
-    fn new(inner: W) -> (Self, Arc<Mutex<(u64, blake3::Hasher)>>) {
-        let seen = Arc::new(Mutex::new((0, blake3::Hasher::new())));
-        (Tally { inner, seen: seen.clone() }, seen)
-    }
-}
-
-/// Bytes written and the blake3 hash of them.
-fn tallied(seen: &Mutex<(u64, blake3::Hasher)>) -> (u64, String) {
-    let s = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    (s.0, s.1.finalize().to_hex().to_string())
-}
-
-impl<W: Write> Write for Tally<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        let mut s = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        s.0 += n as u64;
-        s.1.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-type Seen = Arc<Mutex<(u64, blake3::Hasher)>>;
-
 enum OpenFile {
     Parquet(Box<ArrowWriter<Tally<File>>>),
     Jsonl { w: Box<dyn Write + Send>, line_buf: Vec<u8> },
@@ -580,9 +546,6 @@ impl Table {
     }
 }
 
-fn tallied_bytes(seen: &Mutex<(u64, blake3::Hasher)>) -> u64 {
-    seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0
-}
 
 struct DirTaskWriter<'a> {
     sink: &'a DirSink,
