@@ -11,6 +11,7 @@ then succeeded; their /events stream sends state/progress/task events and closes
 so that the UI's reconnect with Last-Event-ID gets exercised. Listens on 127.0.0.1 only.
 """
 import json
+import os
 import re
 import sys
 import threading
@@ -25,6 +26,10 @@ ARGS = [a for a in sys.argv[1:] if a != "-q"]
 QUIET = "-q" in sys.argv[1:]
 TOKEN = ARGS[1] if len(ARGS) > 1 else "secret"
 LOCK = threading.Lock()
+# "server": diff, explain, ops and pipelines answer in the shapes crates/curate-server produces
+# ({old,new,added:[ids],added_count,...}, {record, occurrences:[...]}, summary, no trigger);
+# "brief": in the shapes of the first API sketch ({from,to,added:N,added_ids}, {id, source, ...}).
+SHAPE = os.environ.get("MOCK_SHAPE", "server")
 T0 = time.time()
 
 
@@ -325,6 +330,8 @@ class H(BaseHTTPRequestHandler):
                 LIVE[rid]["attempt"] = att
                 return 200, live_run(rid)
         if p == ["pipelines"]:
+            if SHAPE == "server":
+                return 200, {"pipelines": [{k: v for k, v in x.items() if k != "trigger"} | {"created_at": iso(now - 9 * 86400)} for x in PIPELINES]}
             return 200, {"pipelines": PIPELINES}
         if len(p) == 2 and p[0] == "pipelines":
             for x in PIPELINES:
@@ -352,6 +359,10 @@ class H(BaseHTTPRequestHandler):
             lim = int(q.get("limit") or 50)
             name = b.split("@")[0]
             add, rem = sorted(ib - ia), sorted(ia - ib)
+            if SHAPE == "server":
+                return 200, {"old": a, "new": b, "added": [f"{name}-{i:06d}" for i in add[:lim]], "removed": [f"{name}-{i:06d}" for i in rem[:lim]],
+                             "added_count": len(add), "removed_count": len(rem), "files_added": 2, "files_removed": 2,
+                             "why": ["input file changed: s3://corpus/web/shard-1.jsonl.zst", "spec changed (steps, parameters, operator versions or input settings)"]}
             return 200, {"from": a, "to": b, "added": len(add), "removed": len(rem),
                          "added_ids": [f"{name}-{i:06d}" for i in add[:lim]], "removed_ids": [f"{name}-{i:06d}" for i in rem[:lim]]}
         if len(p) == 2 and p[0] == "records":
@@ -361,6 +372,14 @@ class H(BaseHTTPRequestHandler):
             name, i = mt.group(1), int(mt.group(2))
             dropped = {"step": "00-clean_text", "reason": "too_short"} if i % 97 == 0 else None
             vers = [v["version"] for v in DATASETS[name] if i in ids_of(v["version"])] if not dropped else []
+            ops = [{"name": o["name"], "version": o["version"], "params": {"min_chars": 200} if o["name"] == "clean_text" else {}} for o in OPS]
+            if SHAPE == "server":
+                return 200, {"record": p[1],
+                             "occurrences": [{"run": 12, "source_id": f"src-{i}", "source_file": f"s3://corpus/{name}/shard-{i % 3}.jsonl.zst", "source_offset": i * 1711,
+                                              "operators": ops, "dropped": dropped, "file": None if dropped else f"{name}/v3/part-00000.parquet"}],
+                             "versions": [{"version": v, "file": f"{name}/v{v.split('@')[1]}/part-00000.parquet"} for v in vers],
+                             "derived": [{"record": f"web-dedup-{i:06d}", "from": f"src-{i}", "versions": [{"version": "web-dedup@1", "file": "web-dedup/v1/part-00000.parquet"}]}] if name == "web" else [],
+                             "forgotten": []}
             return 200, {"id": p[1], "found": True,
                          "source": {"id": f"src-{i}", "file": f"s3://corpus/{name}/shard-{i % 3}.jsonl.zst", "offset": i * 1711, "row": None},
                          "operators": [{"name": o["name"], "version": o["version"], "params": {"min_chars": 200} if o["name"] == "clean_text" else {}} for o in OPS],
@@ -385,6 +404,8 @@ class H(BaseHTTPRequestHandler):
             w["state"] = "paused" if p[2] == "pause" else "active"
             return 200, w
         if p == ["ops"]:
+            if SHAPE == "server":
+                return 200, {"ops": [{"name": o["name"], "version": o["version"], "kind": o["kind"], "summary": o["description"], "params": o["params"]} for o in OPS]}
             return 200, {"ops": OPS}
         return problem(404, "Not Found", "no route /v1/" + "/".join(p))
 
