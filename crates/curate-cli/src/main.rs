@@ -3,6 +3,7 @@
 mod cache_cmds;
 mod progress;
 mod registry_cmds;
+mod service_cmds;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,6 +21,9 @@ use registry_cmds::{DatasetsCommand, RegistryCommand, RunsCommand};
 #[derive(Parser)]
 #[command(name = "curate", version, about)]
 struct Cli {
+    /// Talk to this `curate serve` (with $CURATE_TOKEN) instead of the local registry: for run, runs, datasets and explain.
+    #[arg(long, global = true, env = "CURATE_SERVER")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +57,9 @@ enum Command {
         /// Neither record the run nor commit a dataset version (implies --no-cache).
         #[arg(long)]
         no_registry: bool,
+        /// With --server: repeating a submission with this key returns the run it created.
+        #[arg(long)]
+        idempotency_key: Option<String>,
     },
     /// Datasets and their versions.
     Datasets {
@@ -105,6 +112,25 @@ enum Command {
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
+    },
+    /// Serve the REST control plane (API under /v1, OpenAPI at /openapi.json, web UI at /) with local workers.
+    Serve(service_cmds::ServeArgs),
+    /// Run tasks for a `curate serve` (needs --server and a token with scope run in $CURATE_TOKEN).
+    Worker {
+        /// Tasks run at once.
+        #[arg(long, default_value_t = 1)]
+        slots: usize,
+        /// Name shown in the server's worker list.
+        #[arg(long)]
+        name: Option<String>,
+        /// Threads each task uses.
+        #[arg(long, default_value_t = 1)]
+        task_threads: usize,
+    },
+    /// API tokens of `curate serve`: create (shown once), revoke, list.
+    Tokens {
+        #[command(subcommand)]
+        command: service_cmds::TokensCommand,
     },
     /// List operators with their parameters and defaults.
     Ops {
@@ -181,7 +207,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 p.spec().output.path
             );
         }
-        Command::Run { spec, threads, resume, memory_limit, progress_interval, no_cache, no_registry } => {
+        Command::Run { spec, idempotency_key, .. } if cli.server.is_some() => {
+            service_cmds::run(cli.server.as_deref().unwrap_or_default(), &spec, idempotency_key.as_deref())?
+        }
+        Command::Run { spec, threads, resume, memory_limit, progress_interval, no_cache, no_registry, .. } => {
             let engine = Engine::from_env();
             let p = prepare(&engine, &spec)?;
             let progress = progress::RunProgress::new(Duration::from_secs_f64(progress_interval.max(0.1)));
@@ -208,10 +237,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, _) => {}
             }
         }
-        Command::Datasets { command } => registry_cmds::datasets(&Home::from_env(), command)?,
-        Command::Runs { command } => registry_cmds::runs(&Home::from_env(), command)?,
+        Command::Datasets { command } => match &cli.server {
+            Some(server) => service_cmds::datasets(server, command)?,
+            None => registry_cmds::datasets(&Home::from_env(), command)?,
+        },
+        Command::Runs { command } => match &cli.server {
+            Some(server) => service_cmds::runs(server, command)?,
+            None => registry_cmds::runs(&Home::from_env(), command)?,
+        },
+        Command::Serve(args) => service_cmds::serve(args)?,
+        Command::Worker { slots, name, task_threads } => {
+            let Some(server) = &cli.server else { anyhow::bail!("curate worker needs --server URL (or $CURATE_SERVER): the control plane to take tasks from") };
+            service_cmds::worker(server, slots, name, task_threads)?
+        }
+        Command::Tokens { command } => service_cmds::tokens(&Home::from_env(), command)?,
         Command::Registry { command } => registry_cmds::registry(&Home::from_env(), command)?,
         Command::Cache { command } => cache_cmds::cache(&Home::from_env(), command)?,
+        Command::Explain { id, .. } if cli.server.is_some() => service_cmds::explain(cli.server.as_deref().unwrap_or_default(), &id)?,
         Command::Explain { id, json } => registry_cmds::explain(&Home::from_env(), &id, json)?,
         Command::Forget { sources, reason, purge, actor } => {
             let home = Home::from_env();

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use clap::Subcommand;
-use curate_datasets::Home;
+use curate_datasets::{views, Home};
 use curate_registry::{Registry, RunStatus, Version};
 use serde_json::{json, Value};
 
@@ -127,26 +127,8 @@ fn print(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A timestamp (ms since the epoch) as UTC.
-pub(crate) fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| format!("{ms} ms"), |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
-}
+pub(crate) use curate_datasets::views::time;
 
-fn version_json(v: &Version) -> Value {
-    json!({
-        "version": v.reference.to_string(),
-        "created": time(v.created_at_ms),
-        "rows": v.files.iter().map(|f| f.rows).sum::<u64>(),
-        "bytes": v.files.iter().map(|f| f.bytes).sum::<u64>(),
-        "files": v.files.iter().map(|f| json!({"path": f.path, "content_hash": f.content_hash, "rows": f.rows, "bytes": f.bytes})).collect::<Vec<_>>(),
-        "parents": v.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "sources": v.sources.iter().map(|s| json!({"path": s.path, "content_hash": s.content_hash})).collect::<Vec<_>>(),
-        "spec_hash": v.spec_hash,
-        "run": v.run,
-        "tags": v.tags,
-        "forget_audit": v.forget_audit,
-    })
-}
 
 /// Versions named by `dataset`: one (`web@3`, `web@tag`) or all of a dataset (`web`).
 fn named_versions(reg: &Registry, dataset: &str) -> anyhow::Result<Vec<Version>> {
@@ -183,7 +165,7 @@ pub fn datasets(home: &Home, cmd: DatasetsCommand) -> anyhow::Result<()> {
         DatasetsCommand::Show { dataset, json } => {
             let versions = named_versions(&reg, &dataset)?;
             if json {
-                return print(&Value::Array(versions.iter().map(version_json).collect()));
+                return print(&Value::Array(versions.iter().map(views::version_json).collect()));
             }
             for v in versions {
                 let rows: u64 = v.files.iter().map(|f| f.rows).sum();
@@ -202,16 +184,10 @@ pub fn datasets(home: &Home, cmd: DatasetsCommand) -> anyhow::Result<()> {
         DatasetsCommand::Diff { old, new, limit, json } => {
             let (a, b) = (reg.version(&old)?, reg.version(&new)?);
             let records = curate_datasets::diff_records(home, &reg, &old, &new)?;
-            let files = reg.diff(&old, &new)?;
-            let why = diff_reasons(&reg, &a, &b)?;
             if json {
-                return print(&json!({
-                    "old": a.reference.to_string(), "new": b.reference.to_string(),
-                    "added": records.added, "removed": records.removed,
-                    "files_added": files.added.len(), "files_removed": files.removed.len(),
-                    "why": why,
-                }));
+                return print(&views::diff_json(&reg, &a, &b, &records)?);
             }
+            let why = views::diff_reasons(&reg, &a, &b)?;
             println!("{} -> {}: +{} records, -{} records", a.reference, b.reference, records.added.len(), records.removed.len());
             for w in &why {
                 println!("  why: {w}");
@@ -265,39 +241,6 @@ pub fn datasets(home: &Home, cmd: DatasetsCommand) -> anyhow::Result<()> {
 }
 
 /// Why two versions differ, from their derivations.
-fn diff_reasons(reg: &Registry, a: &Version, b: &Version) -> anyhow::Result<Vec<String>> {
-    let mut why = Vec::new();
-    if a.spec_hash != b.spec_hash {
-        why.push("spec changed (steps, parameters, operator versions or input settings)".to_string());
-    }
-    let sa: BTreeSet<_> = a.sources.iter().map(|s| (&s.path, &s.content_hash)).collect();
-    let sb: BTreeSet<_> = b.sources.iter().map(|s| (&s.path, &s.content_hash)).collect();
-    let (pa, pb): (BTreeSet<_>, BTreeSet<_>) = (a.sources.iter().map(|s| &s.path).collect(), b.sources.iter().map(|s| &s.path).collect());
-    for p in pb.difference(&pa) {
-        why.push(format!("input file added: {p}"));
-    }
-    for p in pa.difference(&pb) {
-        why.push(format!("input file removed: {p}"));
-    }
-    for (p, _) in sb.difference(&sa) {
-        if pa.contains(p) {
-            why.push(format!("input file changed: {p}"));
-        }
-    }
-    if a.parents != b.parents {
-        let names = |v: &Version| v.parents.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-        why.push(format!("parent versions changed: [{}] -> [{}]", names(a), names(b)));
-    }
-    if let Some(id) = b.forget_audit {
-        let audit = reg.audit(id)?;
-        why.push(format!("forget #{id} by {}: {} ({} sources)", audit.actor, audit.reason, audit.sources.len()));
-    }
-    if why.is_empty() {
-        why.push("same derivation (a re-run)".into());
-    }
-    Ok(why)
-}
-
 /// Runs whose process is gone, marked abandoned where the registry can be written; a
 /// read-only registry still shows them as abandoned.
 fn abandoned_now(home: &Home, reg: &Registry) -> anyhow::Result<BTreeSet<i64>> {
@@ -375,23 +318,8 @@ pub fn explain(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
     let Some(e) = curate_datasets::explain(home, &reg, id)? else {
         anyhow::bail!("no record `{id}` in any recorded run's lineage; ids are the input's id_field values, or FILE@BYTE_OFFSET (JSONL) / FILE#ROW (Parquet) when it has none");
     };
-    let versions = |vs: &[(curate_registry::VersionRef, String)]| vs.iter().map(|(v, f)| json!({"version": v.to_string(), "file": f})).collect::<Vec<_>>();
     if json {
-        return print(&json!({
-            "record": e.record_id,
-            "occurrences": e.occurrences.iter().map(|o| json!({
-                "run": o.run, "source_id": o.source_id, "source_file": o.source_file, "source_offset": o.source_offset,
-                "operators": o.operators.iter().map(|op| json!({"name": op.name, "version": op.version, "params": op.params})).collect::<Vec<_>>(),
-                "dropped": o.dropped.as_ref().map(|(step, reason)| json!({"step": step, "reason": reason})),
-                "file": o.file,
-            })).collect::<Vec<_>>(),
-            "versions": versions(&e.versions),
-            "derived": e.derived.iter().map(|d| json!({"record": d.record_id, "from": d.source_id, "versions": versions(&d.versions)})).collect::<Vec<_>>(),
-            "forgotten": e.forgets.iter().map(|f| json!({
-                "audit": f.audit, "at": time(f.at_ms), "actor": f.actor, "reason": f.reason, "source_id": f.source_id,
-                "without": f.without.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }));
+        return print(&views::explain_json(&e));
     }
     println!("record {}", e.record_id);
     for o in &e.occurrences {

@@ -318,30 +318,21 @@ pub fn execute(
     let tasks = plan_tasks(plan, shards);
     let keys: Vec<String> = tasks.iter().map(|t| t.key.clone()).collect();
     let ctx = TaskContext::new(plan, source, sink, opts, progress)?;
-    let mut reports = load_state(plan, sink, &keys, opts.resume)?;
-    if !opts.resume {
-        remove_dir(&ctx.work.root).map_err(state_err)?;
-    }
+    let mut reports = begin_run(&ctx, &keys, opts.resume)?;
     let resumed = reports.iter().filter(|r| r.is_some()).count();
     let total_bytes = shards.iter().map(|s| s.bytes).sum();
     let done_bytes = shards.iter().zip(&reports).filter(|(_, r)| r.is_some()).map(|(s, _)| s.bytes).sum();
     progress.start(keys.len(), total_bytes, done_bytes);
-    let memory_limit = opts.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT);
     let threads = opts.threads.max(1);
 
     let mut all = Vec::with_capacity(keys.len());
     for stage in 0..stages {
-        if stage + 1 < stages {
-            std::fs::create_dir_all(ctx.work.stage_dir(stage)).map_err(state_err)?;
-        }
         let base = stage * n;
         let stage_reports = &mut reports[base..base + n];
         let pending: Vec<usize> = (0..n).filter(|&t| stage_reports[t].is_none()).collect();
         let results = run_pool(threads, &pending, |t| {
             opts.cancel.check()?;
-            let report = run_task(&ctx, &tasks[base + t])?;
-            sink.write_state(&task_state_name(base + t), &serde_json::to_vec(&report)?)?;
-            Ok(report)
+            commit_task(&ctx, &tasks[base + t])
         });
         let what = |t: usize| if stages == 1 { format!("task {t} ({})", shards[t].file) } else { format!("stage {stage} task {t} ({})", shards[t].file) };
         let failures = collect_results(&pending, results, stage_reports, what);
@@ -351,12 +342,7 @@ pub fn execute(
         }
         all.extend(stage_reports.iter_mut().filter_map(Option::take));
         if stage + 1 < stages {
-            let reduce_key = KeyHasher::new("curate.reduce.v1")
-                .str("plan", &plan.fingerprint)
-                .str("stage", &stage.to_string())
-                .json("tasks", &serde_json::json!(&keys[base..base + n]))
-                .finish();
-            reduce_stage(plan, sink, &ctx.work, stage, n, &reduce_key, memory_limit)?;
+            reduce(&ctx, &tasks, stage)?;
         }
     }
     progress.finish();
@@ -365,6 +351,54 @@ pub fn execute(
     // The summary counts plan tasks (every stage's), which the task reports alone do not tell.
     report.tasks = keys.len();
     Ok(report)
+}
+
+/// Opens a run of `tasks` (their keys, in [`plan_tasks`] order) on the context's sink:
+/// with `resume`, the reports of tasks an earlier run of the same plan committed (the
+/// others' files are removed); otherwise the output and scratch files are cleared. A
+/// queue calls this once per run before handing its tasks to workers.
+pub fn begin_run(ctx: &TaskContext<'_>, keys: &[String], resume: bool) -> Result<Vec<Option<TaskReport>>, ExecError> {
+    let reports = load_state(ctx.plan, ctx.sink, keys, resume)?;
+    if !resume {
+        remove_dir(&ctx.work.root).map_err(state_err)?;
+    }
+    for stage in 0..ctx.plan.globals.len() {
+        std::fs::create_dir_all(ctx.work.stage_dir(stage)).map_err(state_err)?;
+    }
+    Ok(reports)
+}
+
+/// Runs a task and commits it (its files, then its report in the sink's state), unless
+/// it already committed with the same key: a task handed out twice (a worker presumed
+/// dead, a retried lease) is committed exactly once.
+pub fn commit_task(ctx: &TaskContext<'_>, task: &TaskRef) -> Result<TaskReport, BoxError> {
+    let n = ctx.source.shards().len();
+    let name = task_state_name(task.stage * n + task.shard);
+    if let Some(bytes) = ctx.sink.read_state(&name)? {
+        if let Ok(done) = serde_json::from_slice::<TaskReport>(&bytes) {
+            if done.key == task.key {
+                return Ok(done);
+            }
+        }
+    }
+    let report = run_task(ctx, task)?;
+    ctx.sink.write_state(&name, &serde_json::to_vec(&report)?)?;
+    Ok(report)
+}
+
+/// Runs the reduce of the global step ending `stage` over the map files of that stage's
+/// `tasks` (all of the run's tasks, in [`plan_tasks`] order), reusing a committed reduce
+/// of the same inputs. Every task of `stage` must have committed.
+pub fn reduce(ctx: &TaskContext<'_>, tasks: &[TaskRef], stage: usize) -> Result<(), ExecError> {
+    let n = ctx.source.shards().len();
+    let keys: Vec<&str> = tasks.iter().filter(|t| t.stage == stage).map(|t| t.key.as_str()).collect();
+    let reduce_key = KeyHasher::new("curate.reduce.v1")
+        .str("plan", &ctx.plan.fingerprint)
+        .str("stage", &stage.to_string())
+        .json("tasks", &serde_json::json!(&keys))
+        .finish();
+    let memory_limit = ctx.opts.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT);
+    reduce_stage(ctx.plan, ctx.sink, &ctx.work, stage, n, &reduce_key, memory_limit)
 }
 
 fn remove_dir(p: &Path) -> std::io::Result<()> {

@@ -240,6 +240,7 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
             run: latest.run,
             cache_keys: if purge { Vec::new() } else { latest.cache_keys.clone() },
             forget_audit: Some(audit),
+            job: None,
         };
         report.versions.push((reg.commit_version(&version)?, removed));
     }

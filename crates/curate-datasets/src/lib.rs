@@ -17,13 +17,14 @@ mod process;
 mod record_run;
 mod store;
 mod upgrade;
+pub mod views;
 
 pub use diff::{diff_records, RecordDiff};
 pub use explain::{explain, DerivedRecord, Explanation, Occurrence};
 pub use forget::{forget, ForgetReport};
 pub use process::{current_owner, is_gone};
 pub use record_run::{
-    dead_runs, reap_dead_runs, record_run, resume_or_start_run, source_files, start_run, step_label, Committed,
+    dead_runs, output_location, reap_dead_runs, record_run, resume_or_start_run, source_files, start_run, step_label, Committed,
     RunRecord,
 };
 pub use store::{gc, BadFile, GcSummary, Home, STORE_ENV};

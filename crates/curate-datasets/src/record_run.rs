@@ -82,7 +82,7 @@ pub fn reap_dead_runs(reg: &Registry) -> Result<Vec<RunId>> {
 
 /// How a run's output is recorded: URLs as given, local directories absolute, so the
 /// same directory reached from another working directory matches.
-fn output_location(output: &str) -> String {
+pub fn output_location(output: &str) -> String {
     if output.contains("://") {
         return output.to_owned();
     }
@@ -117,6 +117,8 @@ pub struct RunRecord<'a> {
     pub parents: Vec<String>,
     /// Raw input files with their content hashes.
     pub sources: Vec<SourceFile>,
+    /// The control plane's queued run this is, marked with the version when it commits.
+    pub job: Option<i64>,
 }
 
 /// Records counters, task outcomes, cache entries and lineage, commits the output as the
@@ -225,6 +227,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         run: Some(r.run),
         cache_keys,
         forget_audit: None,
+        job: r.job,
     };
     Ok(Some(Committed { version: reg.commit_version(&version)?, new: true }))
 }

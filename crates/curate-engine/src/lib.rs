@@ -10,16 +10,19 @@
 use std::path::{Path, PathBuf};
 
 use curate_core::exec::{execute, ExecError, Plan, Progress, RunOptions};
+use curate_core::global::{begin_run, commit_task, reduce};
 use curate_core::io::Source;
 use curate_core::operator::Registry as Operators;
 use curate_core::spec::{InputFormat, Paths, PipelineSpec, SpecErrors};
 use curate_core::stats::RunReport;
 use curate_datasets::{Committed, Home, RunRecord};
-use curate_io::{DirSink, FileSource, IoError};
+use curate_io::{FileSource, IoError};
 use curate_registry::{RunId, RunStatus};
 
 pub use curate_core::exec::CancelToken;
 pub use curate_core::global::{plan_tasks, run_task, TaskContext, TaskRef};
+pub use curate_core::stats::TaskReport;
+pub use curate_io::DirSink;
 
 /// Why a pipeline could not be prepared or run.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +139,9 @@ pub struct RunSettings {
     pub no_registry: bool,
     /// Stops the run between chunks when cancelled.
     pub cancel: CancelToken,
+    /// The queued run (of a control plane) this run is, marked with its version in the
+    /// transaction that commits it.
+    pub job: Option<i64>,
 }
 
 /// What a run did.
@@ -180,6 +186,16 @@ impl Engine {
     /// Checks a pipeline fully (dataset input, input files, output location, operators,
     /// parameters, columns) and plans it; nothing is written.
     pub fn prepare(&self, pipeline: Pipeline) -> Result<Prepared, EngineError> {
+        self.prepare_with(pipeline, true)
+    }
+
+    /// [`Engine::prepare`] for a worker joining a run whose output another process holds
+    /// and checked: the output is not checked again (it is busy, by design).
+    pub fn prepare_to_join(&self, pipeline: Pipeline) -> Result<Prepared, EngineError> {
+        self.prepare_with(pipeline, false)
+    }
+
+    fn prepare_with(&self, pipeline: Pipeline, check_output: bool) -> Result<Prepared, EngineError> {
         let Pipeline { mut spec, text, origin } = pipeline;
         let cache_max_size = curate_core::cache::max_size(spec.cache.max_size).map_err(|e| EngineError::Config(e.to_string()))?;
         let mut parent = None;
@@ -202,7 +218,9 @@ impl Engine {
             let at = if matches!(e, IoError::Format { .. }) { "input" } else { "input.path" };
             located(&spec, at, e)
         })?;
-        DirSink::check(&spec.output).map_err(|e| located(&spec, "output.path", e))?;
+        if check_output {
+            DirSink::check(&spec.output).map_err(|e| located(&spec, "output.path", e))?;
+        }
         let steps = spec.build_steps(&self.ops, &source.column_names()).map_err(spec_errors)?;
         let settings = serde_json::json!({ "input": without_path(&spec.input), "output": without_path(&spec.output) });
         let mut plan = Plan::new(&spec.name, source.schema(), steps, &settings);
@@ -213,10 +231,16 @@ impl Engine {
     /// Runs a prepared pipeline: takes its output (refusing one another run holds), records
     /// the run, executes it, and commits the output as the next version of its dataset.
     pub fn run(&self, p: &Prepared, settings: &RunSettings, progress: &dyn Progress) -> Result<RunOutcome, EngineError> {
+        let label = format!("a run of {} (spec {})", p.plan.name, p.origin.display());
+        let sink = self.sink(p, &label, !settings.no_registry)?;
+        self.run_into(p, &sink, settings, progress)
+    }
+
+    /// [`Engine::run`] into a sink that holds the output already: a queued run's last
+    /// step, which (with `resume`) finds every task committed and only records and commits.
+    pub fn run_into(&self, p: &Prepared, sink: &DirSink, settings: &RunSettings, progress: &dyn Progress) -> Result<RunOutcome, EngineError> {
         let spec_name = p.origin.display().to_string();
-        let label = format!("a run of {} (spec {spec_name})", p.plan.name);
         let registry = if settings.no_registry { None } else { Some(self.home.registry()?) };
-        let sink = self.sink(p, &label, registry.is_some())?;
         let run = match &registry {
             Some(reg) => Some(curate_datasets::resume_or_start_run(reg, &p.plan, &p.text, &p.spec.output.path, settings.resume)?),
             None => None,
@@ -225,14 +249,8 @@ impl Engine {
             sink.describe_holder(&format!("run {run} of {} (spec {spec_name})", p.plan.name))
                 .map_err(|e| located(&p.spec, "output.path", e))?;
         }
-        let opts = RunOptions {
-            threads: settings.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            resume: settings.resume,
-            memory_limit: settings.memory_limit.or(p.spec.memory_limit.map(|b| b.0)),
-            cache: (!settings.no_cache && !settings.no_registry).then(|| self.home.step_cache()),
-            cancel: settings.cancel.clone(),
-        };
-        let result = execute(&p.plan, &p.source, &sink, &opts, progress);
+        let opts = self.run_options(p, settings);
+        let result = execute(&p.plan, &p.source, sink, &opts, progress);
         if let Some(cache) = &opts.cache {
             // After every run that may have stored entries, failed ones included; eviction
             // failing costs disk space, not the run.
@@ -259,7 +277,7 @@ impl Engine {
         let (Some(reg), Some(run)) = (&registry, run) else {
             return Ok(RunOutcome { report, run: None, committed: None });
         };
-        let committed = self.record(reg, run, p, &report);
+        let committed = self.record(reg, run, p, &report, settings.job);
         match committed {
             Ok(committed) => Ok(RunOutcome { report, run: Some(run), committed }),
             Err(source) => Err(EngineError::Record { report: Box::new(report), source }),
@@ -276,7 +294,69 @@ impl Engine {
         Ok(if store { sink.with_store(self.home.store()?) } else { sink })
     }
 
-    fn record(&self, reg: &curate_registry::Registry, run: RunId, p: &Prepared, report: &RunReport) -> Result<Option<Committed>, curate_datasets::Error> {
+    /// Every task of a prepared pipeline, stage by stage (see [`plan_tasks`]).
+    pub fn tasks(&self, p: &Prepared) -> Vec<TaskRef> {
+        plan_tasks(&p.plan, p.source.shards())
+    }
+
+    /// A sink for a worker running tasks of a run whose output another process holds
+    /// (see [`DirSink::join`]), adding its files to the store as they commit.
+    pub fn join(&self, p: &Prepared) -> Result<DirSink, EngineError> {
+        let sink = DirSink::join(&p.spec.output).map_err(|e| located(&p.spec, "output.path", e))?.with_operators(operators(&p.plan));
+        Ok(sink.with_store(self.home.store()?))
+    }
+
+    /// Opens a queued run on its output before its tasks are handed out: with `resume`,
+    /// what an earlier attempt committed is kept; otherwise the output is cleared.
+    pub fn begin(&self, p: &Prepared, sink: &DirSink, resume: bool) -> Result<(), EngineError> {
+        let opts = RunOptions { threads: 1, resume: true, memory_limit: None, cache: None, cancel: CancelToken::default() };
+        let ctx = self.context(p, sink, &opts, &curate_core::exec::NoProgress)?;
+        let keys: Vec<String> = self.tasks(p).into_iter().map(|t| t.key).collect();
+        begin_run(&ctx, &keys, resume).map(drop).map_err(|source| EngineError::Run { spec: p.origin.display().to_string(), source })
+    }
+
+    /// Runs one task of a queued run and commits it, unless it committed already (a task
+    /// handed out twice is committed once). `task` must be one of [`Engine::tasks`]: a
+    /// different key means the input changed since the run was planned, which fails it.
+    pub fn run_one(&self, p: &Prepared, sink: &DirSink, task: &TaskRef, settings: &RunSettings, progress: &dyn Progress) -> Result<TaskReport, EngineError> {
+        let spec = p.origin.display().to_string();
+        let failed = |e: String| EngineError::Run { spec: spec.clone(), source: ExecError::Tasks { failures: vec![e], total: 1 } };
+        let n = p.source.shards().len();
+        let planned = self.tasks(p).into_iter().find(|t| t.stage == task.stage && t.shard == task.shard);
+        match planned {
+            Some(t) if t.key == task.key => {}
+            _ => return Err(failed(format!("stage {} task {}: the input changed since the run was planned ({n} shards now); retry the run", task.stage, task.shard))),
+        }
+        let opts = self.run_options(p, settings);
+        let ctx = self.context(p, sink, &opts, progress)?;
+        if settings.cancel.is_cancelled() {
+            return Err(EngineError::Run { spec, source: ExecError::Cancelled { done: 0, total: 1 } });
+        }
+        commit_task(&ctx, task).map_err(|e| failed(format!("stage {} task {} ({}): {e}", task.stage, task.shard, p.source.shards()[task.shard].file)))
+    }
+
+    /// Runs the reduce after `stage` of a queued run once every task of that stage committed.
+    pub fn reduce(&self, p: &Prepared, sink: &DirSink, stage: usize, settings: &RunSettings) -> Result<(), EngineError> {
+        let opts = self.run_options(p, settings);
+        let ctx = self.context(p, sink, &opts, &curate_core::exec::NoProgress)?;
+        reduce(&ctx, &self.tasks(p), stage).map_err(|source| EngineError::Run { spec: p.origin.display().to_string(), source })
+    }
+
+    fn context<'a>(&self, p: &'a Prepared, sink: &'a DirSink, opts: &'a RunOptions, progress: &'a dyn Progress) -> Result<TaskContext<'a>, EngineError> {
+        TaskContext::new(&p.plan, &p.source, sink, opts, progress).map_err(|source| EngineError::Run { spec: p.origin.display().to_string(), source })
+    }
+
+    fn run_options(&self, p: &Prepared, settings: &RunSettings) -> RunOptions {
+        RunOptions {
+            threads: settings.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            resume: settings.resume,
+            memory_limit: settings.memory_limit.or(p.spec.memory_limit.map(|b| b.0)),
+            cache: (!settings.no_cache && !settings.no_registry).then(|| self.home.step_cache()),
+            cancel: settings.cancel.clone(),
+        }
+    }
+
+    fn record(&self, reg: &curate_registry::Registry, run: RunId, p: &Prepared, report: &RunReport, job: Option<i64>) -> Result<Option<Committed>, curate_datasets::Error> {
         let sources = match p.parent {
             Some(_) => Vec::new(),
             None => curate_datasets::source_files(&p.source)?,
@@ -289,6 +369,7 @@ impl Engine {
             output_dir: Path::new(&p.spec.output.path),
             parents: p.parent.iter().cloned().collect(),
             sources,
+            job,
         };
         curate_datasets::record_run(&self.home, reg, &record)
     }

@@ -35,6 +35,9 @@ const OWNED: [&str; 6] = ["data", "rejects", "quarantine", "_lineage", "_state",
 /// Where each data and rejects file's lineage sidecar and id index go.
 pub const LINEAGE_DIR: &str = "_lineage";
 
+/// Tells the staging directories of one process's joined sinks apart.
+static SINK_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Writes a run's outputs below one location.
 pub struct DirSink {
     root: Location,
@@ -42,17 +45,39 @@ pub struct DirSink {
     compression: Compression,
     shard_size: u64,
     staging: PathBuf,
-    lock: OutputLock,
+    /// The output's lock; `None` for a worker's sink joined to a run another process holds.
+    lock: Option<OutputLock>,
     /// The run's operators as JSON, recorded in every lineage sidecar.
     operators: Arc<str>,
     /// Where data files and lineage go as content-addressed objects, when versions are kept.
     store: Option<VersionStore>,
 }
 
+impl Drop for DirSink {
+    fn drop(&mut self) {
+        // A joined sink's staging is its own; the lock holder's is cleared by the next run.
+        if self.lock.is_none() {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
 impl DirSink {
     /// Prepares the output location, failing early if it cannot be written or another run
     /// holds it; `holder` names this run to such another run.
     pub fn create(spec: &OutputSpec, holder: &str) -> Result<Self, IoError> {
+        Self::open(spec, Some(holder))
+    }
+
+    /// A sink on an output whose lock another process holds for the run (a control
+    /// plane, whose workers run the run's tasks): it takes no lock and stages its files
+    /// apart from every other process's, so a task run twice at once (a worker presumed
+    /// dead) cannot disturb the other copy.
+    pub fn join(spec: &OutputSpec) -> Result<Self, IoError> {
+        Self::open(spec, None)
+    }
+
+    fn open(spec: &OutputSpec, holder: Option<&str>) -> Result<Self, IoError> {
         let root = Location::parse(&spec.path)?;
         let compression = spec.compression();
         let ok = match spec.format {
@@ -82,7 +107,14 @@ impl DirSink {
             std::fs::create_dir_all(p).map_err(unwritable)?;
         }
         // Locked before anything below the root is touched, so a refused run changes nothing.
-        let lock = OutputLock::acquire(&lock_path, &spec.path, holder)?;
+        let lock = match holder {
+            Some(holder) => Some(OutputLock::acquire(&lock_path, &spec.path, holder)?),
+            None => None,
+        };
+        let staging = match lock {
+            Some(_) => staging,
+            None => staging.join(format!("worker-{}-{}", std::process::id(), SINK_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed))),
+        };
         std::fs::create_dir_all(&staging).map_err(unwritable)?;
         let probe = staging.join(".probe");
         std::fs::write(&probe, b"").map_err(unwritable)?;
@@ -115,9 +147,10 @@ impl DirSink {
 
     /// Says who holds the output (shown to a run that finds it busy), e.g. the registry's run.
     pub fn describe_holder(&self, holder: &str) -> Result<(), IoError> {
-        self.lock.describe(holder).map_err(|e| IoError::Location {
+        let Some(lock) = &self.lock else { return Ok(()) };
+        lock.describe(holder).map_err(|e| IoError::Location {
             location: self.root.display.clone(),
-            message: format!("cannot write the lock file {}: {e}", self.lock.path().display()),
+            message: format!("cannot write the lock file {}: {e}", lock.path().display()),
         })
     }
 

@@ -168,7 +168,11 @@ impl Registry {
                     &[version_id.into(), key.as_str().into()],
                 )?;
             }
-            Ok(VersionRef { dataset: v.dataset.clone(), version: number })
+            let reference = VersionRef { dataset: v.dataset.clone(), version: number };
+            if let Some(job) = v.job {
+                db.execute("UPDATE jobs SET version = ? WHERE id = ?", &[reference.to_string().into(), job.into()])?;
+            }
+            Ok(reference)
         })
     }
 

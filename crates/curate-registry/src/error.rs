@@ -29,6 +29,12 @@ pub enum Error {
     /// No run has this id.
     #[error("run not found: {0}")]
     RunNotFound(i64),
+    /// No queued run has this id.
+    #[error("run {0} not found in the queue")]
+    JobNotFound(i64),
+    /// The request conflicts with what the registry holds.
+    #[error("{0}")]
+    Conflict(String),
     /// None of the ids handed to `forget` is known to the registry; nothing was recorded.
     #[error("no record or source with id {}: nothing derives from them, so nothing was forgotten (ids are the input's id_field values)", .0.join(", "))]
     UnknownSources(Vec<String>),

@@ -1,6 +1,6 @@
 //! Metadata store for curate: pipeline runs, immutable dataset versions with tags and
-//! derivations, the content-addressed task cache index, per-record lineage, and the
-//! audit trail of `forget` requests. Record-level lineage lives beside the data (see
+//! derivations, the content-addressed task cache index, per-record lineage, the
+//! audit trail of `forget` requests, and the service's run queue, tokens and audit log. Record-level lineage lives beside the data (see
 //! `curate-lineage`); nothing here grows with the number of records.
 //!
 //! One logical schema runs on an embedded SQLite file (the default) or on PostgreSQL
@@ -65,8 +65,10 @@ mod db;
 mod error;
 mod legacy;
 mod lineage;
+mod queue;
 mod runs;
 mod schema;
+mod tokens;
 mod types;
 
 use std::sync::{Mutex, MutexGuard};
@@ -76,6 +78,8 @@ use db::{Db, TxMode};
 
 pub use error::{Error, Result};
 pub use legacy::{LegacyDataFile, LegacyOperator, LegacyReject, RejectCursor};
+pub use queue::*;
+pub use tokens::{ApiCall, Scope, TokenInfo};
 pub use types::*;
 
 /// Environment variable naming the registry location (file path or `postgres://` URL).

@@ -190,6 +190,95 @@ CREATE TABLE lineage_blooms (
     pack_slot BIGINT NOT NULL
 );
 "#,
+    // 5: the service (`curate serve`): registered pipelines, queued runs ("jobs", since
+    // `runs` records executions) split into leased tasks, their events, workers, API
+    // tokens (hashed) and the audit log of mutating calls.
+    r#"
+CREATE TABLE pipelines (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    priority BIGINT NOT NULL DEFAULT 0,
+    max_slots BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE jobs (
+    id {pk},
+    pipeline TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    output TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled')),
+    priority BIGINT NOT NULL DEFAULT 0,
+    attempt BIGINT NOT NULL DEFAULT 1,
+    actor TEXT,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    ended_at BIGINT,
+    deadline BIGINT,
+    run_id BIGINT REFERENCES runs(id),
+    version TEXT,
+    error TEXT,
+    report TEXT
+);
+CREATE INDEX jobs_state ON jobs (state, id);
+CREATE INDEX jobs_pipeline ON jobs (pipeline, id);
+CREATE INDEX jobs_output ON jobs (output, state);
+CREATE TABLE job_tasks (
+    id {pk},
+    job_id BIGINT NOT NULL REFERENCES jobs(id),
+    wave BIGINT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('plan', 'map', 'reduce', 'commit')),
+    stage BIGINT NOT NULL,
+    shard BIGINT NOT NULL,
+    task_key TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'leased', 'done', 'dead', 'cancelled')),
+    attempts BIGINT NOT NULL DEFAULT 0,
+    not_before BIGINT NOT NULL DEFAULT 0,
+    worker TEXT,
+    lease_expires BIGINT,
+    error TEXT,
+    result TEXT
+);
+CREATE INDEX job_tasks_job ON job_tasks (job_id, wave, state);
+CREATE INDEX job_tasks_state ON job_tasks (state, lease_expires);
+CREATE TABLE job_events (
+    id {pk},
+    job_id BIGINT NOT NULL REFERENCES jobs(id),
+    at BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX job_events_job ON job_events (job_id, id);
+CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    host TEXT NOT NULL,
+    slots BIGINT NOT NULL,
+    started_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL
+);
+CREATE TABLE tokens (
+    id {pk},
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('read', 'run', 'admin')),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE TABLE audit_log (
+    id {pk},
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT
+);
+CREATE TABLE service_counters (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+"#,
 ];
 
 /// The migration that drops the per-record lineage tables.

@@ -203,6 +203,9 @@ pub struct NewVersion {
     pub cache_keys: Vec<String>,
     /// The forget request this version executes, if any.
     pub forget_audit: Option<AuditId>,
+    /// The queued run (see [`crate::Job`]) that commits this version: its `version` is
+    /// set in the same transaction, so the commit and the run's record of it agree.
+    pub job: Option<i64>,
 }
 
 /// A resolved `dataset@version`.

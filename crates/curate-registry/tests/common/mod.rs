@@ -53,6 +53,7 @@ impl Backend {
     }
 
     /// Runs raw SQL behind the registry's back (to fake a store from a newer build).
+    #[allow(dead_code)]
     pub fn raw(&mut self, sql: &str) {
         match self {
             Backend::Sqlite { path, .. } => {
