@@ -776,8 +776,10 @@ impl Raw {
 }
 
 /// The tables migrations 1-3 left for per-record lineage, as they were after migration 2;
-/// `lineage_files` and migration 4 gone.
-const LEGACY_SCHEMA: &str = "DROP TABLE lineage_files; DROP TABLE lineage_blooms; DELETE FROM schema_migrations WHERE version = 4; \
+/// `lineage_files` and migrations 4 and later gone.
+const LEGACY_SCHEMA: &str = "DROP TABLE lineage_files; DROP TABLE lineage_blooms; DELETE FROM schema_migrations WHERE version >= 4; \
+    DROP TABLE job_events; DROP TABLE job_tasks; DROP TABLE jobs; DROP TABLE pipelines; DROP TABLE workers; DROP TABLE tokens; \
+    DROP TABLE audit_log; DROP TABLE service_counters; DROP TABLE watches; \
     CREATE TABLE op_chains (id {pk}, run_id BIGINT NOT NULL REFERENCES runs(id), step TEXT NOT NULL, ops TEXT NOT NULL); \
     CREATE INDEX op_chains_run_step ON op_chains (run_id, step); \
     CREATE TABLE source_files (id {pk}, path TEXT NOT NULL UNIQUE); \
@@ -950,7 +952,7 @@ fn legacy_store_is_upgraded_and_explains_as_before(s: Store) {
     let out = s.run(&["registry", "upgrade"]);
     assert!(out.contains(&format!("with {} dropped record(s)", drop_rows.len())), "{out}");
     assert!(out.contains("converted by an earlier, interrupted upgrade"), "{out}");
-    assert!(out.contains(&format!("dropped {} per-record lineage row(s); the registry is at schema 4", rows.len())), "{out}");
+    assert!(out.contains(&format!("dropped {} per-record lineage row(s); the registry is at schema 5", rows.len())), "{out}");
     assert!(s.run(&["registry", "upgrade"]).contains("nothing to upgrade"));
 
     // The schema is a fresh store's: the legacy tables and the upgrade's own are gone.

@@ -174,7 +174,12 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(the_api_contract_works_with_tokens_scopes_and_audit, a_killed_worker_or_server_loses_and_duplicates_nothing, failing_tasks_are_retried_then_dead_lettered);
+on_both_backends!(
+    the_api_contract_works_with_tokens_scopes_and_audit,
+    a_killed_worker_or_server_loses_and_duplicates_nothing,
+    failing_tasks_are_retried_then_dead_lettered,
+    a_watched_pipeline_turns_arriving_and_removed_files_into_versions
+);
 
 fn the_api_contract_works_with_tokens_scopes_and_audit(h: Home) {
     corpus(h.path(), "in/a.jsonl", 0..40);
@@ -407,4 +412,128 @@ fn a_thousand_concurrent_submissions_with_a_hundred_keys_make_a_hundred_runs() {
     });
     let (_, page) = api(&s.addr, &run, "GET", "/v1/runs?limit=500", None);
     assert_eq!(page["runs"].as_array().unwrap().len(), 100);
+}
+
+/// The web UI in Debian's chromium, driven by playwright (`tests/browser/ui.mjs`, set up
+/// by `scripts/browser-env.sh`) against a real server holding two versions.
+#[test]
+fn the_web_ui_works_in_a_real_browser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = root.join("tests/browser/ui.mjs");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core").is_dir() && Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs chromium and playwright-core: run scripts/browser-env.sh"
+    );
+    let h = Home::sqlite();
+    corpus(h.path(), "in/a.jsonl", 0..40);
+    let (run, admin) = (h.token("run", "ui"), h.token("admin", "ops"));
+    let s = h.serve(&["--workers", "2"]);
+    assert_eq!(api(&s.addr, &run, "POST", "/v1/pipelines", Some(&json!({ "spec": WEB }))).0, 201);
+    let (_, first) = api(&s.addr, &run, "POST", "/v1/runs", Some(&json!({ "pipeline": "web" })));
+    let id = first["id"].as_i64().unwrap();
+    assert_eq!(wait_run(&s.addr, &run, id, Duration::from_secs(60))["state"], "succeeded");
+    let (_, second) = api(&s.addr, &run, "POST", "/v1/runs", Some(&json!({ "spec": WEB.replace("min_chars: 30", "min_chars: 66") })));
+    assert_eq!(wait_run(&s.addr, &run, second["id"].as_i64().unwrap(), Duration::from_secs(60))["state"], "succeeded");
+    let url = format!("http://{}", s.addr);
+    let out = Command::new("node")
+        .arg(&script)
+        .args(["--url", &url, "--token", &admin, "--run", &id.to_string(), "--dataset", "web", "--record", "r5", "--start", "web", "--timeout", "120"])
+        .output()
+        .expect("node runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser test failed:\n{text}");
+}
+
+/// Writes a JSONL file atomically (as a producer should: a rename into the watched directory).
+fn drop_file(dir: &Path, name: &str, ids: std::ops::Range<usize>) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    write(&tmp, ids.map(|i| format!("{{\"id\":\"r{i}\",\"text\":\"{}\"}}\n", text(i))).collect::<String>());
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// The record ids of a version, sorted.
+fn version_ids(addr: &str, token: &str, version: &str) -> Vec<String> {
+    let (status, r) = api(addr, token, "GET", &format!("/v1/datasets/{version}/records?limit=1000"), None);
+    assert_eq!(status, 200, "{r}");
+    let mut ids: Vec<String> = r["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    ids
+}
+
+/// Kept ids of records `range` (the length filter drops every fourth).
+fn kept(ranges: &[std::ops::Range<usize>]) -> Vec<String> {
+    let mut ids: Vec<String> = ranges.iter().flat_map(|r| r.clone()).filter(|i| i % 4 != 0).map(|i| format!("r{i}")).collect();
+    ids.sort();
+    ids
+}
+
+/// Waits until the watch of `pipeline` committed `version`.
+fn wait_version(addr: &str, token: &str, pipeline: &str, version: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let (_, w) = api(addr, token, "GET", "/v1/watches", None);
+        let watch = w["watches"].as_array().unwrap().iter().find(|x| x["pipeline"] == pipeline).cloned().unwrap_or(Value::Null);
+        if watch["last_version"] == version && watch["pending"] == 0 {
+            return watch;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{version} never came: {watch}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const FEED: &str = "name: feed\ninput:\n  path: feed/*.jsonl\n  id_field: id\nsteps:\n  - op: length_filter\n    min_chars: 30\noutput:\n  path: out/feed\ntrigger:\n  watch:\n    interval: 200ms\n";
+
+fn a_watched_pipeline_turns_arriving_and_removed_files_into_versions(h: Home) {
+    std::fs::create_dir_all(h.path().join("feed")).unwrap();
+    let run = h.token("run", "ci");
+    let mut s = h.serve(&["--workers", "2"]);
+    let (status, p) = api(&s.addr, &run, "POST", "/v1/pipelines", Some(&json!({ "spec": FEED })));
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["trigger"]["watch"]["interval_ms"], 200);
+    let feed = h.path().join("feed");
+
+    drop_file(&feed, "a.jsonl", 0..20);
+    wait_version(&s.addr, &run, "feed", "feed@1");
+    assert_eq!(version_ids(&s.addr, &run, "feed@1"), kept(&[0..20]));
+    drop_file(&feed, "b.jsonl", 20..40);
+    let w = wait_version(&s.addr, &run, "feed", "feed@2");
+    assert_eq!(w["files"], 2);
+    assert_eq!(version_ids(&s.addr, &run, "feed@2"), kept(&[0..40]));
+
+    // A removed file leaves the next version, audited like forget.
+    std::fs::remove_file(feed.join("a.jsonl")).unwrap();
+    wait_version(&s.addr, &run, "feed", "feed@3");
+    assert_eq!(version_ids(&s.addr, &run, "feed@3"), kept(&[20..40]));
+    let (_, ds) = api(&s.addr, &run, "GET", "/v1/datasets/feed@3", None);
+    assert!(ds["versions"][0]["forget_audit"].is_i64(), "{ds}");
+
+    // A changed file replaces its records; the server killed right after a file arrives
+    // commits it once when it is back.
+    drop_file(&feed, "b.jsonl", 20..30);
+    drop_file(&feed, "c.jsonl", 40..60);
+    std::thread::sleep(Duration::from_millis(250));
+    s.kill();
+    let s = h.serve(&["--workers", "2"]);
+    let start = Instant::now();
+    let last = loop {
+        let (_, w) = api(&s.addr, &run, "GET", "/v1/watches", None);
+        let w = w["watches"][0].clone();
+        if w["pending"] == 0 && w["checked_at"].is_string() && w["last_version"] != "feed@3" {
+            break w["last_version"].as_str().unwrap().to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the arrivals were never committed: {w}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(version_ids(&s.addr, &run, &last), kept(&[20..30, 40..60]), "{last}");
+
+    // Paused, nothing is taken; resumed, it is.
+    assert_eq!(api(&s.addr, &run, "POST", "/v1/watches/feed/pause", None).1["state"], "paused");
+    drop_file(&feed, "d.jsonl", 60..70);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(api(&s.addr, &run, "GET", "/v1/watches", None).1["watches"][0]["last_version"], last.as_str());
+    api(&s.addr, &run, "POST", "/v1/watches/feed/resume", None);
+    let n: i64 = last.rsplit_once('@').unwrap().1.parse().unwrap();
+    let next = format!("feed@{}", n + 1);
+    wait_version(&s.addr, &run, "feed", &next);
+    assert_eq!(version_ids(&s.addr, &run, &next), kept(&[20..30, 40..70]));
 }

@@ -241,6 +241,7 @@ pub fn forget(home: &Home, reg: &Registry, sources: &[String], reason: &str, act
             cache_keys: if purge { Vec::new() } else { latest.cache_keys.clone() },
             forget_audit: Some(audit),
             job: None,
+            watch: None,
         };
         report.versions.push((reg.commit_version(&version)?, removed));
     }

@@ -25,7 +25,7 @@ pub use forget::{forget, ForgetReport};
 pub use process::{current_owner, is_gone};
 pub use record_run::{
     dead_runs, output_location, reap_dead_runs, record_run, resume_or_start_run, source_files, start_run, step_label, Committed,
-    RunRecord,
+    Compose, RunRecord,
 };
 pub use store::{gc, BadFile, GcSummary, Home, STORE_ENV};
 pub use upgrade::{upgrade, UpgradeLimits, UpgradeReport};

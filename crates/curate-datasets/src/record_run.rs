@@ -119,6 +119,37 @@ pub struct RunRecord<'a> {
     pub sources: Vec<SourceFile>,
     /// The control plane's queued run this is, marked with the version when it commits.
     pub job: Option<i64>,
+    /// The input file of each task (stage 0), to tell which input each output came from.
+    pub shard_files: Vec<String>,
+    /// For an incremental run of a watched pipeline: how its version follows the last.
+    pub compose: Option<&'a Compose>,
+}
+
+/// How an incremental run's version is made from the version before it: the files of
+/// input files neither removed nor changed are kept, this run's are added, and the watch's
+/// cursor moves in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Compose {
+    /// The watched pipeline.
+    pub pipeline: String,
+    /// The version this one follows.
+    pub base: Option<String>,
+    /// Data files of the base version kept.
+    pub keep: Vec<curate_registry::FileEntry>,
+    /// Sources of the base version kept.
+    pub keep_sources: Vec<SourceFile>,
+    /// The cursor entries kept (input file -> `{"version", "objects"}`).
+    pub cursor: serde_json::Map<String, serde_json::Value>,
+    /// Identity (size and mtime or ETag) of each input file this run reads.
+    pub stamps: std::collections::BTreeMap<String, String>,
+    /// The audit entry of input files removed since the base, if any.
+    pub forget_audit: Option<curate_registry::AuditId>,
+}
+
+/// The task index in an output file's name (`data/part-000012-000.parquet` -> 12).
+fn task_of(path: &str) -> Option<usize> {
+    let name = path.rsplit('/').next()?;
+    name.strip_prefix("part-")?.split(['-', '.']).next()?.parse().ok()
 }
 
 /// Records counters, task outcomes, cache entries and lineage, commits the output as the
@@ -177,6 +208,8 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
     // Every task wrote its files' lineage and added the data files and lineage to the
     // store as it committed: what is left is a row per file.
     let mut files: Vec<curate_registry::FileEntry> = Vec::new();
+    // Each data file of the output with the store object holding it.
+    let mut made: Vec<(String, String)> = Vec::new();
     let mut lineage = Vec::new();
     let by_path: std::collections::HashMap<&str, &curate_core::io::OutputFile> = r.report.files.iter().map(|f| (f.path.as_str(), f)).collect();
     for f in &r.report.files {
@@ -198,6 +231,7 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
         let (sidecar, index) = (stored(home, r.output_dir, sidecar)?, stored(home, r.output_dir, index)?);
         lineage.push(LineageFile { kind, data: data.as_ref().map(|d| d.path.clone()), lineage: sidecar.path, index: index.path, rows: f.rows });
         if let Some(e) = data {
+            made.push((f.path.clone(), e.path.clone()));
             if !files.iter().any(|x| x.path == e.path) {
                 files.push(e);
             }
@@ -213,23 +247,54 @@ fn record(home: &Home, reg: &Registry, r: &RunRecord<'_>) -> Result<Option<Commi
             reg.record_blooms(&crate::lineage::write_bloom_pack(&store, &files)?)?;
         }
     }
-    if let Some(same) = unchanged(reg, r, &files)? {
-        return Ok(Some(Committed { version: same, new: false }));
-    }
+    let (files, sources, parents, watch) = match r.compose {
+        None => {
+            if let Some(same) = unchanged(reg, r, &files)? {
+                return Ok(Some(Committed { version: same, new: false }));
+            }
+            (files, r.sources.clone(), r.parents.clone(), None)
+        }
+        Some(c) => compose(c, r, files, &made),
+    };
     let schema = serde_json::to_value(plan.kept_schema.as_ref()).unwrap_or_default();
     let version = NewVersion {
         dataset: r.dataset.to_string(),
         files,
         schema,
-        parents: r.parents.clone(),
-        sources: r.sources.clone(),
+        parents,
+        sources,
         spec_hash: Some(plan.fingerprint.clone()),
         run: Some(r.run),
         cache_keys,
-        forget_audit: None,
+        forget_audit: r.compose.and_then(|c| c.forget_audit),
         job: r.job,
+        watch,
     };
     Ok(Some(Committed { version: reg.commit_version(&version)?, new: true }))
+}
+
+type Composed = (Vec<curate_registry::FileEntry>, Vec<SourceFile>, Vec<String>, Option<curate_registry::WatchCommit>);
+
+/// An incremental run's version: the base's kept files and this run's, and the cursor
+/// naming the objects made from each input file.
+fn compose(c: &Compose, r: &RunRecord<'_>, new: Vec<curate_registry::FileEntry>, made: &[(String, String)]) -> Composed {
+    let mut cursor = c.cursor.clone();
+    for (file, stamp) in &c.stamps {
+        cursor.insert(file.clone(), serde_json::json!({ "version": stamp, "objects": [] }));
+    }
+    // Output files are named by task; a task of a streamed pipeline reads one input file.
+    for (output, object) in made {
+        let Some(input) = task_of(output).and_then(|t| r.shard_files.get(t)) else { continue };
+        if let Some(objects) = cursor.get_mut(input).and_then(|e| e.get_mut("objects")).and_then(serde_json::Value::as_array_mut) {
+            objects.push(object.clone().into());
+        }
+    }
+    let mut files = c.keep.clone();
+    files.extend(new);
+    let mut sources = c.keep_sources.clone();
+    sources.extend(r.sources.iter().cloned());
+    let watch = curate_registry::WatchCommit { pipeline: c.pipeline.clone(), cursor: serde_json::json!({ "files": cursor }) };
+    (files, sources, c.base.iter().cloned().collect(), Some(watch))
 }
 
 /// The lineage sidecar and id index the sink wrote for an output file

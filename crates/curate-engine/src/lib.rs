@@ -142,6 +142,8 @@ pub struct RunSettings {
     /// The queued run (of a control plane) this run is, marked with its version in the
     /// transaction that commits it.
     pub job: Option<i64>,
+    /// An incremental run of a watched pipeline: its version follows the last one.
+    pub compose: Option<curate_datasets::Compose>,
 }
 
 /// What a run did.
@@ -277,7 +279,7 @@ impl Engine {
         let (Some(reg), Some(run)) = (&registry, run) else {
             return Ok(RunOutcome { report, run: None, committed: None });
         };
-        let committed = self.record(reg, run, p, &report, settings.job);
+        let committed = self.record(reg, run, p, &report, settings);
         match committed {
             Ok(committed) => Ok(RunOutcome { report, run: Some(run), committed }),
             Err(source) => Err(EngineError::Record { report: Box::new(report), source }),
@@ -356,7 +358,7 @@ impl Engine {
         }
     }
 
-    fn record(&self, reg: &curate_registry::Registry, run: RunId, p: &Prepared, report: &RunReport, job: Option<i64>) -> Result<Option<Committed>, curate_datasets::Error> {
+    fn record(&self, reg: &curate_registry::Registry, run: RunId, p: &Prepared, report: &RunReport, settings: &RunSettings) -> Result<Option<Committed>, curate_datasets::Error> {
         let sources = match p.parent {
             Some(_) => Vec::new(),
             None => curate_datasets::source_files(&p.source)?,
@@ -369,7 +371,9 @@ impl Engine {
             output_dir: Path::new(&p.spec.output.path),
             parents: p.parent.iter().cloned().collect(),
             sources,
-            job,
+            job: settings.job,
+            shard_files: p.source.shards().iter().map(|s| s.file.clone()).collect(),
+            compose: settings.compose.as_ref(),
         };
         curate_datasets::record_run(&self.home, reg, &record)
     }

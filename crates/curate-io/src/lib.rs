@@ -14,7 +14,7 @@ mod verify;
 
 pub use lock::{host_name, OutputLock, LOCK_FILE};
 pub use sink::{parquet_properties, DirSink, LINEAGE_DIR};
-pub use source::FileSource;
+pub use source::{list_files, FileSource, ListedFile};
 pub use store::{ObjectReader, VersionStore};
 pub use tally::Tally;
 

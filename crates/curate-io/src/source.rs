@@ -256,6 +256,37 @@ impl FileSource {
 }
 
 /// Identity of a file's content as listed: size plus ETag, or size plus modification time.
+/// An input file as a listing sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    /// Location as the input names it.
+    pub file: String,
+    /// Identity of its content (size plus modification time or ETag), as shards carry it.
+    pub version: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification (ms since the epoch).
+    pub modified_ms: i64,
+}
+
+/// The files an input's paths and globs match now, without opening any: what a watch
+/// compares with the files it consumed. A pattern that matches nothing adds nothing.
+pub fn list_files(spec: &InputSpec) -> Result<Vec<ListedFile>, IoError> {
+    let mut out: Vec<ListedFile> = Vec::new();
+    for pattern in spec.path.as_vec() {
+        let files = match crate::location::expand(&pattern) {
+            Err(IoError::NotFound { .. }) => continue,
+            other => other?,
+        };
+        for (loc, meta) in files {
+            if !out.iter().any(|f| f.file == loc.display) {
+                out.push(ListedFile { file: loc.display, version: version_of(&meta), size: meta.size, modified_ms: meta.last_modified.timestamp_millis() });
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn version_of(meta: &object_store::ObjectMeta) -> String {
     match &meta.e_tag {
         Some(tag) => format!("{}:{tag}", meta.size),

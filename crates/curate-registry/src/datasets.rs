@@ -172,6 +172,9 @@ impl Registry {
             if let Some(job) = v.job {
                 db.execute("UPDATE jobs SET version = ? WHERE id = ?", &[reference.to_string().into(), job.into()])?;
             }
+            if let Some(w) = &v.watch {
+                crate::watches::commit_cursor(db, w, &reference.to_string())?;
+            }
             Ok(reference)
         })
     }

@@ -70,6 +70,7 @@ mod runs;
 mod schema;
 mod tokens;
 mod types;
+mod watches;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -81,6 +82,7 @@ pub use legacy::{LegacyDataFile, LegacyOperator, LegacyReject, RejectCursor};
 pub use queue::*;
 pub use tokens::{ApiCall, Scope, TokenInfo};
 pub use types::*;
+pub use watches::{WatchCommit, WatchState};
 
 /// Environment variable naming the registry location (file path or `postgres://` URL).
 pub const REGISTRY_ENV: &str = "CURATE_REGISTRY";

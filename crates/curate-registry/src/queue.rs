@@ -135,6 +135,9 @@ pub struct Job {
     pub error: Option<String>,
     /// The run's report (counters), once committed.
     pub report: Option<serde_json::Value>,
+    /// For an incremental run of a watched pipeline: the version it builds on and the
+    /// input files it adds and removes.
+    pub watch: Option<serde_json::Value>,
 }
 
 /// A run to queue.
@@ -154,6 +157,8 @@ pub struct NewJob<'a> {
     pub actor: Option<&'a str>,
     /// A run still queued after this long fails (no worker took it).
     pub queue_timeout_ms: Option<i64>,
+    /// An incremental run of a watched pipeline (see [`Job::watch`]).
+    pub watch: Option<&'a serde_json::Value>,
 }
 
 /// A task of a queued run.
@@ -307,7 +312,7 @@ pub struct Reaped {
 }
 
 const JOB_COLS: &str = "id, pipeline, spec, output, idempotency_key, state, priority, attempt, actor, created_at, \
-                        started_at, ended_at, deadline, run_id, version, error, report";
+                        started_at, ended_at, deadline, run_id, version, error, report, watch";
 const TASK_COLS: &str = "id, job_id, kind, stage, shard, task_key, state, attempts, worker, lease_expires, error, result";
 
 /// Advisory lock key that serialises leasing on PostgreSQL.
@@ -336,6 +341,7 @@ fn job_row(row: Row) -> Result<Job> {
         version: c.opt_text()?,
         error: c.opt_text()?,
         report: c.opt_text()?.map(|t| serde_json::from_str(&t)).transpose()?,
+        watch: c.opt_text()?.map(|t| serde_json::from_str(&t)).transpose()?,
     })
 }
 
@@ -455,8 +461,8 @@ impl Registry {
         self.write(|db| {
             let now = now_ms();
             let rows = db.query(
-                "INSERT INTO jobs (pipeline, spec, output, idempotency_key, state, priority, actor, created_at, deadline) \
-                 VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                "INSERT INTO jobs (pipeline, spec, output, idempotency_key, state, priority, actor, created_at, deadline, watch) \
+                 VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
                 &[
                     j.pipeline.into(),
                     j.spec.into(),
@@ -466,6 +472,7 @@ impl Registry {
                     j.actor.into(),
                     now.into(),
                     j.queue_timeout_ms.map(|t| now + t).into(),
+                    j.watch.map(ToString::to_string).into(),
                 ],
             )?;
             let Some(id) = first(rows) else {

@@ -192,7 +192,7 @@ CREATE TABLE lineage_blooms (
 "#,
     // 5: the service (`curate serve`): registered pipelines, queued runs ("jobs", since
     // `runs` records executions) split into leased tasks, their events, workers, API
-    // tokens (hashed) and the audit log of mutating calls.
+    // tokens (hashed), the audit log of mutating calls, and watched pipelines' cursors.
     r#"
 CREATE TABLE pipelines (
     name TEXT PRIMARY KEY,
@@ -219,7 +219,8 @@ CREATE TABLE jobs (
     run_id BIGINT REFERENCES runs(id),
     version TEXT,
     error TEXT,
-    report TEXT
+    report TEXT,
+    watch TEXT
 );
 CREATE INDEX jobs_state ON jobs (state, id);
 CREATE INDEX jobs_pipeline ON jobs (pipeline, id);
@@ -277,6 +278,18 @@ CREATE TABLE audit_log (
 CREATE TABLE service_counters (
     name TEXT PRIMARY KEY,
     value BIGINT NOT NULL
+);
+-- A watched pipeline's cursor: the input files its latest version consumed (with the
+-- store objects made from each), committed in the transaction that commits the version.
+CREATE TABLE watches (
+    pipeline TEXT PRIMARY KEY,
+    paused BIGINT NOT NULL DEFAULT 0,
+    cursor TEXT NOT NULL,
+    last_version TEXT,
+    checked_at BIGINT,
+    lag_ms BIGINT NOT NULL DEFAULT 0,
+    pending BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT
 );
 "#,
 ];

@@ -206,6 +206,9 @@ pub struct NewVersion {
     /// The queued run (see [`crate::Job`]) that commits this version: its `version` is
     /// set in the same transaction, so the commit and the run's record of it agree.
     pub job: Option<i64>,
+    /// A watched pipeline's cursor, stored in the same transaction: the input files this
+    /// version consumed, so a crash neither loses nor repeats any.
+    pub watch: Option<crate::WatchCommit>,
 }
 
 /// A resolved `dataset@version`.

@@ -21,7 +21,7 @@ backend_tests!(
 );
 
 fn job<'a>(pipeline: &'a str, output: &'a str, key: Option<&'a str>, priority: i64) -> NewJob<'a> {
-    NewJob { pipeline, spec: "name: x", output, idempotency_key: key, priority, actor: Some("t"), queue_timeout_ms: None }
+    NewJob { pipeline, spec: "name: x", output, idempotency_key: key, priority, actor: Some("t"), queue_timeout_ms: None, watch: None }
 }
 
 fn map(stage: i64, shard: i64) -> NewTask {

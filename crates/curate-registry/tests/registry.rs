@@ -408,6 +408,8 @@ fn legacy_lineage_is_refused_until_converted(b: &mut Backend) {
     // Put the store back as migration 3 left it: per-record lineage tables, one row.
     b.raw(
         "DROP TABLE lineage_files; DROP TABLE lineage_blooms; \
+         DROP TABLE job_events; DROP TABLE job_tasks; DROP TABLE jobs; DROP TABLE pipelines; DROP TABLE workers; \
+         DROP TABLE tokens; DROP TABLE audit_log; DROP TABLE service_counters; DROP TABLE watches; \
          CREATE TABLE op_chains (id BIGINT PRIMARY KEY, run_id BIGINT NOT NULL, step TEXT NOT NULL, ops TEXT NOT NULL); \
          CREATE TABLE source_files (id BIGINT PRIMARY KEY, path TEXT NOT NULL UNIQUE); \
          CREATE TABLE records (record_id TEXT NOT NULL, chain_id BIGINT NOT NULL, source_id TEXT NOT NULL, \
@@ -425,7 +427,7 @@ fn legacy_lineage_is_refused_until_converted(b: &mut Backend) {
     // Once converted (the rows gone), the store migrates.
     b.raw("DELETE FROM records");
     let reg = b.open();
-    assert_eq!(reg.schema_version().unwrap(), 4);
+    assert_eq!(reg.schema_version().unwrap(), 5);
     reg.lineage_files().unwrap();
 }
 
@@ -478,7 +480,7 @@ fn legacy_lineage_is_read_in_pages_and_converted(b: &mut Backend) {
     assert!(!reg.needs_upgrade().unwrap());
     assert_eq!(reg.finish_upgrade().unwrap(), 0, "finishing twice changes nothing");
     let reg = b.open();
-    assert_eq!(reg.schema_version().unwrap(), 4);
+    assert_eq!(reg.schema_version().unwrap(), 5);
     assert_eq!(reg.lineage_files().unwrap(), [RecordedLineage { run, file: staged }]);
     // The legacy tables and the staging table are gone: creating them again succeeds.
     b.raw("CREATE TABLE upgrade_lineage_files (id BIGINT); CREATE TABLE records (x BIGINT)");

@@ -100,6 +100,32 @@ struct PipelineView {
     max_slots: Option<i64>,
     created_at: String,
     updated_at: String,
+    /// `{"watch": {"interval_ms": N}}` for a continuous pipeline.
+    trigger: Option<Value>,
+}
+
+/// A watched pipeline.
+#[derive(Debug, Serialize, JsonSchema)]
+struct WatchView {
+    pipeline: String,
+    /// `active` or `paused`.
+    state: String,
+    interval_ms: Option<u64>,
+    /// The latest version the watch committed.
+    last_version: Option<String>,
+    /// Input files the latest version consumed.
+    files: usize,
+    /// Input files changed since (new, changed or removed).
+    pending: i64,
+    /// Age of the oldest change no version holds yet.
+    lag_seconds: f64,
+    checked_at: Option<String>,
+    last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct WatchList {
+    watches: Vec<WatchView>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -201,8 +227,14 @@ async fn metrics(State(s): State<Shared>) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
+fn interval_ms(spec: &str) -> Option<u64> {
+    let p = Pipeline::from_text(spec, "spec").ok()?;
+    p.spec().trigger.watch.as_ref().map(|w| w.interval.0.as_millis() as u64)
+}
+
 fn pipeline_view(p: curate_registry::PipelineEntry) -> PipelineView {
     PipelineView {
+        trigger: interval_ms(&p.spec).map(|ms| json!({ "watch": { "interval_ms": ms } })),
         name: p.name,
         spec: p.spec,
         priority: p.priority,
@@ -215,8 +247,83 @@ fn pipeline_view(p: curate_registry::PipelineEntry) -> PipelineView {
 /// Parses and fully checks a spec as `curate validate` does: 422 with located errors.
 fn validate(s: &Service, spec: &str) -> ApiResult<Pipeline> {
     let pipeline = Pipeline::from_text(spec, "spec").map_err(|e| ApiError::invalid(e.to_string()))?;
+    if pipeline.spec().trigger.watch.is_some() {
+        let at = |m: &str| ApiError::invalid(pipeline.spec().error_at("trigger.watch", format!("trigger.watch: {m}")).to_string());
+        if pipeline.spec().input.dataset.is_some() {
+            return Err(at("a watched pipeline reads files (input.path), not a dataset"));
+        }
+        // Nothing to check yet is fine for a watch: its files arrive later.
+        let listed = curate_io::list_files(&pipeline.spec().input).map_err(|e| ApiError::invalid(e.to_string()))?;
+        if listed.is_empty() {
+            return Ok(pipeline);
+        }
+        let prepared = s.engine.prepare(pipeline.clone()).map_err(|e| ApiError::invalid(e.to_string()))?;
+        if !prepared.plan().globals.is_empty() {
+            return Err(at("incremental runs take streamed steps only; a global step (dedup) needs every record of the dataset, which an increment does not read"));
+        }
+        return Ok(pipeline);
+    }
     s.engine.prepare(pipeline.clone()).map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok(pipeline)
+}
+
+fn watch_view(w: curate_registry::WatchState, interval: Option<u64>) -> WatchView {
+    WatchView {
+        state: if w.paused { "paused" } else { "active" }.into(),
+        interval_ms: interval,
+        last_version: w.last_version,
+        files: w.cursor.get("files").and_then(Value::as_object).map_or(0, |m| m.len()),
+        pending: w.pending,
+        lag_seconds: w.lag_ms as f64 / 1000.0,
+        checked_at: w.checked_at_ms.map(runs::rfc3339),
+        last_error: w.last_error,
+        pipeline: w.pipeline,
+    }
+}
+
+async fn list_watches(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Json<WatchList>> {
+    call(&s, &headers, Scope::Read, |_, reg, _| {
+        let states: HashMap<String, curate_registry::WatchState> = reg.watches()?.into_iter().map(|w| (w.pipeline.clone(), w)).collect();
+        let mut watches = Vec::new();
+        for p in reg.pipelines()? {
+            let Some(interval) = interval_ms(&p.spec) else { continue };
+            let state = states.get(&p.name).cloned().unwrap_or(curate_registry::WatchState {
+                pipeline: p.name.clone(),
+                paused: false,
+                cursor: json!({}),
+                last_version: None,
+                checked_at_ms: None,
+                lag_ms: 0,
+                pending: 0,
+                last_error: None,
+            });
+            watches.push(watch_view(state, Some(interval)));
+        }
+        Ok(Json(WatchList { watches }))
+    })
+    .await
+}
+
+async fn set_watch(s: Shared, headers: HeaderMap, name: String, paused: bool) -> ApiResult<Json<WatchView>> {
+    call(&s, &headers, Scope::Run, move |_, reg, who| {
+        let p = reg.pipeline(&name)?.ok_or_else(|| ApiError::not_found(format!("no pipeline {name:?}")))?;
+        let Some(interval) = interval_ms(&p.spec) else {
+            return Err(ApiError::new(StatusCode::CONFLICT, format!("pipeline {name} has no `trigger: {{watch: ...}}`")));
+        };
+        reg.set_watch_paused(&name, paused)?;
+        audit(reg, &who, if paused { "watches.pause" } else { "watches.resume" }, &format!("pipeline {name}"), None)?;
+        let w = reg.watch(&name)?.ok_or_else(|| ApiError::not_found(format!("no watch of {name:?}")))?;
+        Ok(Json(watch_view(w, Some(interval))))
+    })
+    .await
+}
+
+async fn pause_watch(State(s): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<Json<WatchView>> {
+    set_watch(s, headers, name, true).await
+}
+
+async fn resume_watch(State(s): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<Json<WatchView>> {
+    set_watch(s, headers, name, false).await
 }
 
 async fn put_pipeline(State(s): State<Shared>, headers: HeaderMap, bytes: Bytes) -> ApiResult<(StatusCode, Json<PipelineView>)> {
@@ -277,6 +384,7 @@ async fn submit_run(State(s): State<Shared>, headers: HeaderMap, bytes: Bytes) -
             priority: req.priority.unwrap_or(priority),
             actor: Some(&who.name),
             queue_timeout_ms: s.config.queue_timeout.map(|d| d.as_millis() as i64),
+            watch: None,
         })?;
         if created {
             audit(reg, &who, "runs.create", &format!("run {}", job.id), Some(&json!({ "pipeline": job.pipeline, "idempotency_key": key })))?;
@@ -677,6 +785,9 @@ pub(crate) fn operations() -> Vec<Operation<Shared>> {
             .errors(&[400, 404]),
         Operation::new("post", "/v1/tasks/{task}/complete", "completeTask", "Reports a task done with its result.", Some(Scope::Run), post(complete)).param(Param::path_int("task", "Task id.")).body(b::<TaskReportBody>).no_content().errors(&[400, 404]),
         Operation::new("post", "/v1/tasks/{task}/fail", "failTask", "Reports a failed attempt of a task.", Some(Scope::Run), post(fail)).param(Param::path_int("task", "Task id.")).body(b::<TaskReportBody>).no_content().errors(&[400, 404]),
+        Operation::new("get", "/v1/watches", "listWatches", "Watched (continuous) pipelines: cursor, lag, pending files, state.", Some(Scope::Read), get(list_watches)).ok(200, r::<WatchList>),
+        Operation::new("post", "/v1/watches/{name}/pause", "pauseWatch", "Stops starting incremental runs of a watched pipeline.", Some(Scope::Run), post(pause_watch)).param(NAME).ok(200, r::<WatchView>).errors(&[404, 409]),
+        Operation::new("post", "/v1/watches/{name}/resume", "resumeWatch", "Starts watching again.", Some(Scope::Run), post(resume_watch)).param(NAME).ok(200, r::<WatchView>).errors(&[404, 409]),
         Operation::new("get", "/v1/queue", "queue", "Who holds which slot, and the runs waiting with what they wait for.", Some(Scope::Read), get(queue)).ok(200, r::<Object>),
         Operation::new("get", "/v1/audit", "auditLog", "Mutating calls: token name, action, target, time; newest first.", Some(Scope::Admin), get(audit_log))
             .param(Param::query("cursor", "The next_cursor of the previous page."))

@@ -4,7 +4,7 @@
 //! an orchestrator that plans and commits runs, a reaper, and the web UI.
 //!
 //! The control plane holds each running run's output lock and runs its plan and commit
-//! steps; workers (threads of the server, or `curate worker` processes anywhere the
+//! steps, and watches the inputs of continuous pipelines; workers (threads of the server, or `curate worker` processes anywhere the
 //! registry, the store and the output are reachable) run its map and reduce tasks.
 
 #![warn(missing_docs)]
@@ -17,6 +17,7 @@ mod openapi;
 mod orchestrator;
 mod problem;
 mod runs;
+mod watch;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -115,6 +116,7 @@ pub fn serve(engine: Engine, config: ServerConfig) -> Result<(), ServerError> {
     let id = format!("server-{}-{}", curate_io::host_name(), std::process::id());
     let service = Arc::new(Service { engine, pool, config: config.clone(), id });
     orchestrator::start(service.clone())?;
+    watch::start(service.clone())?;
     for n in 0..config.local_workers {
         let service = service.clone();
         std::thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker::run_local(&service, n))?;

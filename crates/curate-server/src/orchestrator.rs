@@ -161,7 +161,11 @@ fn commit(s: &Service, reg: &Registry, lease: &Lease, held: &mut HashMap<JobId, 
         // Committed before a crash: the version and this run's mark were one transaction.
         json!({ "version": version })
     } else {
-        let settings = RunSettings { resume: true, threads: Some(s.config.task_threads.max(1)), job: Some(job.id), ..Default::default() };
+        let compose = match &job.watch {
+            Some(increment) => Some(crate::watch::compose(reg, &job.pipeline, increment).map_err(|e| (e, false))?),
+            None => None,
+        };
+        let settings = RunSettings { resume: true, threads: Some(s.config.task_threads.max(1)), job: Some(job.id), compose, ..Default::default() };
         let outcome = s.engine.run_into(&h.prepared, &h.sink, &settings, &curate_core::exec::NoProgress).map_err(engine_failure)?;
         let mut report = serde_json::to_value(&outcome.report).unwrap_or(Value::Null);
         if let Some(m) = report.as_object_mut() {

@@ -93,6 +93,59 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A duration written as `5s`, `500ms`, `2m`, `1h` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(with = "String")]
+pub struct Interval(pub std::time::Duration);
+
+impl Interval {
+    /// Parses a number with an optional unit (ms, s, m, h; seconds without one).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (num, unit) = (&t[..split], t[split..].trim());
+        let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as `5s`"))?;
+        let secs = match unit {
+            "ms" => n / 1000.0,
+            "" | "s" => n,
+            "m" | "min" => n * 60.0,
+            "h" => n * 3600.0,
+            other => return Err(format!("unknown duration unit `{other}` in `{s}`; use ms, s, m or h")),
+        };
+        if !(secs >= 0.1 && secs.is_finite()) {
+            return Err(format!("duration `{s}` must be at least 100ms"));
+        }
+        Ok(Interval(std::time::Duration::from_secs_f64(secs)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Number(n) => Interval::parse(&n.to_string()).map_err(serde::de::Error::custom),
+            Value::String(s) => Interval::parse(&s).map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!("expected a duration such as `5s`, found {other}"))),
+        }
+    }
+}
+
+/// What starts runs of a pipeline besides a user (`trigger:` in a spec).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSpec {
+    /// Watch the input while `curate serve` runs: new or changed files start an incremental
+    /// run over them, committing the next version; removed files leave it.
+    pub watch: Option<WatchSpec>,
+}
+
+/// A watched input (`trigger: {watch: {interval: 5s}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSpec {
+    /// How often the input is listed.
+    pub interval: Interval,
+}
+
 /// One path or a list of paths/globs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -276,6 +329,8 @@ pub struct PipelineSpec {
     pub memory_limit: Option<ByteSize>,
     /// Step cache settings.
     pub cache: CacheSpec,
+    /// What starts runs besides a user (a watched input).
+    pub trigger: TriggerSpec,
     /// The spec file.
     pub file: PathBuf,
     /// The spec as JSON, with positions.
@@ -306,6 +361,8 @@ struct RawSpec {
     memory_limit: Option<ByteSize>,
     #[serde(default)]
     cache: CacheSpec,
+    #[serde(default)]
+    trigger: TriggerSpec,
 }
 
 impl PipelineSpec {
@@ -375,6 +432,7 @@ impl PipelineSpec {
             output: raw.output,
             memory_limit: raw.memory_limit,
             cache: raw.cache,
+            trigger: raw.trigger,
             file: file.into(),
             doc,
         })
