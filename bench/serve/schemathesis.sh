@@ -205,7 +205,7 @@ for path in glob.glob(f"{report_dir}/ndjson-*.ndjson"):
             if resp.get("status_code", 0) >= 500:
                 body = text(resp.get("content"))
                 uri = req.get("uri", "")
-                key = (req.get("method"), re.sub(r"/\d+(?=/|$)", "/N", "/" + uri.split("?")[0].split("/", 3)[-1]), resp["status_code"], re.sub(r"-?\d+", "N", body))
+                key = (req.get("method"), re.sub(r"/-?\d+(?=/|$)", "/N", "/" + uri.split("?")[0].split("/", 3)[-1]), resp["status_code"], re.sub(r"-?\d+", "N", body))
                 g = groups.setdefault(key, {"n": 0, "example": (req.get("method"), uri, text(req.get("body")), body)})
                 g["n"] += 1
 if groups:
