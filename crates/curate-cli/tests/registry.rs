@@ -22,15 +22,7 @@ impl Store {
     }
 
     fn postgres() -> Self {
-        let base = std::env::var("CURATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
-        let mut admin = ::postgres::Client::connect(&base, ::postgres::NoTls)
-            .unwrap_or_else(|e| panic!("PostgreSQL unreachable at {base} (scripts/postgres.sh starts it): {e}"));
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let schema = format!("cli_test_{}_{nanos}", std::process::id());
-        admin.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-        Store { dir: tempfile::tempdir().unwrap(), env: vec![("CURATE_REGISTRY".into(), url)] }
+        Store { dir: tempfile::tempdir().unwrap(), env: vec![("CURATE_REGISTRY".into(), common::fresh_postgres("cli_test"))] }
     }
 
     fn path(&self) -> &Path {

@@ -25,14 +25,7 @@ impl Home {
     }
 
     fn postgres() -> Self {
-        let base = std::env::var("CURATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
-        let mut admin = ::postgres::Client::connect(&base, ::postgres::NoTls)
-            .unwrap_or_else(|e| panic!("PostgreSQL unreachable at {base} (scripts/postgres.sh starts it): {e}"));
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let schema = format!("serve_test_{}_{nanos}", std::process::id());
-        admin.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        Home { dir: tempfile::tempdir().unwrap(), env: vec![("CURATE_REGISTRY".into(), format!("{base}{sep}options=-csearch_path%3D{schema}"))] }
+        Home { dir: tempfile::tempdir().unwrap(), env: vec![("CURATE_REGISTRY".into(), common::fresh_postgres("serve_test"))] }
     }
 
     fn path(&self) -> &Path {
@@ -187,6 +180,10 @@ fn the_api_contract_works_with_tokens_scopes_and_audit(h: Home) {
     let (read, run, admin) = (h.token("read", "reader"), h.token("run", "ci"), h.token("admin", "ops"));
     let s = h.serve(&["--workers", "2"]);
     let a = s.addr.as_str();
+
+    // One control plane per registry: a second server refuses to start.
+    let second = h.command(&["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert!(!second.status.success() && String::from_utf8_lossy(&second.stderr).contains("another `curate serve`"), "{second:?}");
 
     // Health, the OpenAPI document and metrics need no token.
     assert_eq!(http(a, "GET", "/healthz", &[], None).0, 200);
@@ -381,6 +378,9 @@ fn failing_tasks_are_retried_then_dead_lettered(h: Home) {
     w.wait().unwrap();
     assert_eq!(done["state"], "failed", "{done}");
     assert!(done["error"].as_str().unwrap().contains("failed 3 times"), "{done}");
+    let (_, queue) = api(&s.addr, &run, "GET", "/v1/queue", None);
+    assert_eq!(queue["dead"][0]["run"], id, "{queue}");
+    assert_eq!(queue["dead"][0]["attempts"], 3, "{queue}");
     let (_, metrics) = (0, http(&s.addr, "GET", "/metrics", &[], None).2);
     assert!(metrics.contains("curate_tasks{state=\"dead\"} 1"), "{metrics}");
 }

@@ -287,14 +287,18 @@ fn task_of(name: &str) -> Option<usize> {
 }
 
 /// Whether a local output directory holds anything but curate's staging and lock, and
-/// no earlier run's state (which makes the rest curate's own).
+/// no earlier run's state (which makes the rest curate's own). A run stopped between
+/// taking the lock and writing its plan leaves only names curate writes beside its lock
+/// file: those are curate's too (without the lock file, a `data/` may be the user's).
 fn foreign_entries(root: &Path) -> std::io::Result<bool> {
     if root.join("_state/plan.json").is_file() {
         return Ok(false);
     }
+    let locked = root.join(LOCK_FILE).is_file();
     for e in std::fs::read_dir(root)? {
         let name = e?.file_name();
-        if name != "_tmp" && name != LOCK_FILE {
+        let ours = name == "_tmp" || name == LOCK_FILE || (locked && (OWNED.iter().any(|o| name == *o) || name == "run.json"));
+        if !ours {
             return Ok(true);
         }
     }
@@ -659,4 +663,26 @@ pub fn parquet_properties(compression: PqCompression) -> WriterProperties {
         .set_column_dictionary_enabled(text.clone(), false)
         .set_column_statistics_enabled(text, EnabledStatistics::None)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_stopped_before_its_plan_leaves_a_directory_curate_owns() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("_state/work")).unwrap();
+        std::fs::create_dir_all(root.join("_tmp")).unwrap();
+        // Without the lock file, `_state/` might be anybody's.
+        assert!(foreign_entries(root).unwrap());
+        std::fs::write(root.join(LOCK_FILE), b"run 3 of feed").unwrap();
+        assert!(!foreign_entries(root).unwrap());
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        assert!(!foreign_entries(root).unwrap());
+        // Anything curate never writes there is the user's, lock or not.
+        std::fs::write(root.join("notes.txt"), b"mine").unwrap();
+        assert!(foreign_entries(root).unwrap());
+    }
 }

@@ -135,11 +135,18 @@ pub(crate) trait Db: Send {
     fn begin(&mut self, mode: TxMode) -> Result<()>;
     fn commit(&mut self) -> Result<()>;
     fn rollback(&mut self) -> Result<()>;
+    /// Takes, without waiting, the lock only one control plane of the store holds: a
+    /// file lock beside a SQLite store (returned), a session advisory lock on PostgreSQL
+    /// (held by this connection). `None` when another process holds it.
+    fn lock_control_plane(&mut self) -> Result<Option<Option<std::fs::File>>>;
     /// Runs several `;`-separated statements without parameters.
     fn batch(&mut self, sql: &str) -> Result<()>;
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
 }
+
+/// Session advisory lock key held by the one control plane (`curate serve`) of a store.
+const CONTROL_PLANE_LOCK: i32 = 741_820_261;
 
 /// Advisory lock key that orders run starts against gc's sweep of files on PostgreSQL.
 const STORE_LOCK: i64 = 7_418_202_612;
@@ -271,6 +278,15 @@ impl Db for Sqlite {
     fn rollback(&mut self) -> Result<()> {
         Ok(self.conn.execute_batch("ROLLBACK")?)
     }
+    fn lock_control_plane(&mut self) -> Result<Option<Option<std::fs::File>>> {
+        let Some(path) = self.conn.path().filter(|p| !p.is_empty()).map(|p| format!("{p}-serve.lock")) else { return Ok(Some(None)) };
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Some(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
     fn batch(&mut self, sql: &str) -> Result<()> {
         Ok(self.conn.execute_batch(sql)?)
     }
@@ -391,6 +407,11 @@ impl Db for Postgres {
     }
     fn rollback(&mut self) -> Result<()> {
         Ok(self.client.batch_execute("ROLLBACK")?)
+    }
+    fn lock_control_plane(&mut self) -> Result<Option<Option<std::fs::File>>> {
+        // Keyed by schema too: registries in other schemas of the database have their own.
+        let held = first(self.query(&format!("SELECT CASE WHEN pg_try_advisory_lock({CONTROL_PLANE_LOCK}, hashtext(current_schema())) THEN 1 ELSE 0 END"), &[])?);
+        Ok(matches!(held, Some(Value::Int(1))).then_some(None))
     }
     fn batch(&mut self, sql: &str) -> Result<()> {
         Ok(self.client.batch_execute(sql)?)

@@ -203,6 +203,21 @@ impl Registry {
     }
 }
 
+/// The role of control plane of a store, held by one `curate serve` at a time; released
+/// when dropped with the [`Registry`] that took it, or when the process ends.
+#[derive(Debug)]
+pub struct ControlPlaneLock {
+    _file: Option<std::fs::File>,
+}
+
+impl Registry {
+    /// Takes the control plane role, or `None` when another process holds it. On
+    /// PostgreSQL the lock belongs to this handle's connection: keep the handle open.
+    pub fn lock_control_plane(&self) -> Result<Option<ControlPlaneLock>> {
+        Ok(self.conn().lock_control_plane()?.map(|file| ControlPlaneLock { _file: file }))
+    }
+}
+
 /// A read-write connection to the store at `location`, creating a SQLite file's directory.
 fn connect(location: &str) -> Result<Box<dyn Db>> {
     Ok(match sqlite_path(location) {

@@ -7,7 +7,10 @@
 //! every task of the job's earlier waves is done, and only to one holder at a time: the
 //! lease is a deadline the holder extends with heartbeats; the reaper gives expired
 //! leases to the next worker. Leasing runs under one lock (PostgreSQL's advisory lock,
-//! SQLite's write lock), so slot limits hold exactly.
+//! SQLite's write lock): the global and per-pipeline slot limits and fair sharing are
+//! decided on counts of held tasks, which concurrent leasers would each see stale. On
+//! PostgreSQL the candidate rows are also taken `FOR UPDATE SKIP LOCKED`, so a lease
+//! never waits on a row another transaction is changing.
 
 use std::collections::BTreeMap;
 
@@ -600,6 +603,8 @@ impl Registry {
             }
             let now = now_ms();
             let kinds = req.kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
+            // Rows another transaction is changing (a cancel) are passed over, not waited for.
+            let skip_locked = if db.dialect() == Dialect::Postgres { " FOR UPDATE OF t SKIP LOCKED" } else { "" };
             let candidates = db.query(
                 &format!(
                     "SELECT t.id, j.pipeline, t.kind, \
@@ -609,7 +614,7 @@ impl Registry {
                        AND NOT EXISTS (SELECT 1 FROM job_tasks p WHERE p.job_id = t.job_id AND p.wave < t.wave AND p.state <> 'done') \
                        AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.output = j.output AND o.id < j.id \
                                        AND o.state IN ('queued', 'running', 'cancelling')) \
-                     ORDER BY j.priority DESC, held ASC, t.job_id ASC, t.id ASC LIMIT 64"
+                     ORDER BY j.priority DESC, held ASC, t.job_id ASC, t.id ASC LIMIT 64{skip_locked}"
                 ),
                 &[now.into()],
             )?;
@@ -871,11 +876,19 @@ impl Registry {
 
     /// Tasks held now, with their runs' pipelines: who holds which slot.
     pub fn held_tasks(&self) -> Result<Vec<(JobTask, String)>> {
+        self.tasks_with_pipelines("t.state = 'leased' ORDER BY t.lease_expires", i64::MAX)
+    }
+
+    /// Dead-lettered tasks (failed too often), newest first, with their runs' pipelines.
+    pub fn dead_tasks(&self, limit: i64) -> Result<Vec<(JobTask, String)>> {
+        self.tasks_with_pipelines("t.state = 'dead' ORDER BY t.id DESC", limit)
+    }
+
+    /// Tasks matching `condition` (on `t`, with its ORDER BY), with their runs' pipelines.
+    fn tasks_with_pipelines(&self, condition: &str, limit: i64) -> Result<Vec<(JobTask, String)>> {
+        let cols = TASK_COLS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
         self.read(|db| {
-            db.query(
-                &format!("SELECT {}, j.pipeline FROM job_tasks t JOIN jobs j ON j.id = t.job_id WHERE t.state = 'leased' ORDER BY t.lease_expires", TASK_COLS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ")),
-                &[],
-            )?
+            db.query(&format!("SELECT {cols}, j.pipeline FROM job_tasks t JOIN jobs j ON j.id = t.job_id WHERE {condition} LIMIT ?"), &[limit.into()])?
             .into_iter()
             .map(|mut row| {
                 let pipeline = row.pop().ok_or_else(|| Error::Corrupt("short row".into()))?.text()?;

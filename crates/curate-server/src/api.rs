@@ -634,6 +634,10 @@ async fn queue(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Ob
                 "worker": t.worker, "lease_expires": t.lease_expires_ms.map(runs::rfc3339),
             })).collect::<Vec<_>>(),
             "queued": waiting,
+            "dead": reg.dead_tasks(50)?.iter().map(|(t, pipeline)| json!({
+                "task": t.id, "run": t.job, "pipeline": pipeline, "kind": t.kind.as_str(), "stage": t.stage, "shard": t.shard,
+                "attempts": t.attempts, "error": t.error,
+            })).collect::<Vec<_>>(),
         })))
     })
     .await
@@ -788,7 +792,7 @@ pub(crate) fn operations() -> Vec<Operation<Shared>> {
         Operation::new("get", "/v1/watches", "listWatches", "Watched (continuous) pipelines: cursor, lag, pending files, state.", Some(Scope::Read), get(list_watches)).ok(200, r::<WatchList>),
         Operation::new("post", "/v1/watches/{name}/pause", "pauseWatch", "Stops starting incremental runs of a watched pipeline.", Some(Scope::Run), post(pause_watch)).param(NAME).ok(200, r::<WatchView>).errors(&[404, 409]),
         Operation::new("post", "/v1/watches/{name}/resume", "resumeWatch", "Starts watching again.", Some(Scope::Run), post(resume_watch)).param(NAME).ok(200, r::<WatchView>).errors(&[404, 409]),
-        Operation::new("get", "/v1/queue", "queue", "Who holds which slot, and the runs waiting with what they wait for.", Some(Scope::Read), get(queue)).ok(200, r::<Object>),
+        Operation::new("get", "/v1/queue", "queue", "Who holds which slot, the runs waiting with what they wait for, and dead-lettered tasks with their errors.", Some(Scope::Read), get(queue)).ok(200, r::<Object>),
         Operation::new("get", "/v1/audit", "auditLog", "Mutating calls: token name, action, target, time; newest first.", Some(Scope::Admin), get(audit_log))
             .param(Param::query("cursor", "The next_cursor of the previous page."))
             .param(Param::query_int("limit", "Entries (1-1000, default 100)."))

@@ -45,6 +45,9 @@ pub enum ServerError {
     /// Talking to the control plane failed (workers, `--server`).
     #[error("{0}")]
     Client(String),
+    /// Another `curate serve` is the control plane of this registry.
+    #[error("another `curate serve` is the control plane of this registry; stop it, or point CURATE_HOME / CURATE_REGISTRY elsewhere")]
+    AlreadyServed,
 }
 
 /// How the service runs.

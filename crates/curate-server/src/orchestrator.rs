@@ -25,6 +25,10 @@ struct Held {
 /// Starts the orchestrator and the reaper threads.
 pub(crate) fn start(service: Arc<Service>) -> Result<(), ServerError> {
     let reg = service.engine.home().registry()?;
+    // Two control planes of one registry would plan and commit the same runs.
+    let Some(role) = reg.lock_control_plane()? else {
+        return Err(ServerError::AlreadyServed);
+    };
     // What an earlier instance of the server held (its plans, commits and local
     // workers' tasks) died with it: back to the queue at once, not after the lease.
     let back = reg.requeue_held(&[TaskKind::Plan, TaskKind::Commit], &format!("server-{}-", curate_io::host_name()))?;
@@ -43,7 +47,10 @@ pub(crate) fn start(service: Arc<Service>) -> Result<(), ServerError> {
         }
         std::thread::sleep(Duration::from_millis(500));
     })?;
-    std::thread::Builder::new().name("orchestrator".into()).spawn(move || orchestrate(&service, &reg))?;
+    std::thread::Builder::new().name("orchestrator".into()).spawn(move || {
+        let _role = role;
+        orchestrate(&service, &reg)
+    })?;
     Ok(())
 }
 

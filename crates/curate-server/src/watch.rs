@@ -46,7 +46,7 @@ fn tend(s: &Service, reg: &Registry, p: &PipelineEntry, next: &mut HashMap<Strin
         return;
     }
     next.insert(p.name.clone(), now + watch.interval.0);
-    if let Err(e) = look(s, reg, p, &pipeline) {
+    if let Err(e) = look(s, reg, p, &pipeline, watch.interval.0) {
         tracing::warn!(pipeline = %p.name, error = %e, "watch failed");
         let _ = reg.note_watch(&p.name, 0, 0, Some(&e));
     }
@@ -57,7 +57,7 @@ fn now_ms() -> i64 {
 }
 
 /// Lists the input, compares it with the cursor, and starts what the difference needs.
-fn look(s: &Service, reg: &Registry, p: &PipelineEntry, pipeline: &Pipeline) -> Result<(), String> {
+fn look(s: &Service, reg: &Registry, p: &PipelineEntry, pipeline: &Pipeline, interval: Duration) -> Result<(), String> {
     let state = reg.watch(&p.name).map_err(|e| e.to_string())?;
     if state.as_ref().is_some_and(|w| w.paused) {
         return Ok(());
@@ -75,6 +75,16 @@ fn look(s: &Service, reg: &Registry, p: &PipelineEntry, pipeline: &Pipeline) -> 
     // One incremental run at a time per pipeline: the next one starts from its version.
     if reg.unfinished_job(&p.name).map_err(|e| e.to_string())?.is_some() {
         return Ok(());
+    }
+    // After a failed increment, wait before the next try rather than failing every interval.
+    if let Some(last) = reg.jobs(None, Some(&p.name), None, 1).map_err(|e| e.to_string())?.into_iter().next() {
+        let pause = (interval * 10).clamp(Duration::from_secs(5), Duration::from_secs(300)).as_millis() as i64;
+        let since = now_ms() - last.ended_at_ms.unwrap_or(0);
+        if last.state == curate_registry::JobState::Failed && since < pause {
+            let error = format!("run {} failed ({}); retrying in {} s", last.id, last.error.unwrap_or_default(), (pause - since) / 1000 + 1);
+            reg.note_watch(&p.name, lag, (changed.len() + removed.len()) as i64, Some(&error)).map_err(|e| e.to_string())?;
+            return Ok(());
+        }
     }
     let base = state.and_then(|w| w.last_version);
     let add: BTreeMap<String, String> = changed.iter().map(|f| (f.file.clone(), f.version.clone())).collect();

@@ -144,3 +144,16 @@ fn link_for_anyone() -> PathBuf {
     }
     dest
 }
+
+/// A registry URL on a fresh schema of the local PostgreSQL (`CURATE_TEST_POSTGRES`, else
+/// the server `scripts/postgres.sh` starts), named after `prefix`.
+pub fn fresh_postgres(prefix: &str) -> String {
+    let base = std::env::var("CURATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
+    let mut admin = ::postgres::Client::connect(&base, ::postgres::NoTls)
+        .unwrap_or_else(|e| panic!("PostgreSQL unreachable at {base} (scripts/postgres.sh starts it): {e}"));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let schema = format!("{prefix}_{}_{nanos}", std::process::id());
+    admin.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}
