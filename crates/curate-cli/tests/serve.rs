@@ -537,3 +537,30 @@ fn a_watched_pipeline_turns_arriving_and_removed_files_into_versions(h: Home) {
     wait_version(&s.addr, &run, "feed", &next);
     assert_eq!(version_ids(&s.addr, &run, &next), kept(&[20..30, 40..70]));
 }
+
+#[test]
+fn cancelling_a_running_run_stops_its_tasks_and_a_retry_finishes_it() {
+    let h = Home::sqlite();
+    big_corpus(h.path());
+    let run = h.token("run", "ci");
+    let s = h.serve(&["--workers", "1"]);
+    let (_, created) = api(&s.addr, &run, "POST", "/v1/runs", Some(&json!({ "spec": WEB })));
+    let id = created["id"].as_i64().unwrap();
+    let start = Instant::now();
+    while api(&s.addr, &run, "GET", &format!("/v1/runs/{id}"), None).1["progress"]["tasks_done"].as_i64().unwrap_or(0) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, cancelling) = api(&s.addr, &run, "POST", &format!("/v1/runs/{id}/cancel"), None);
+    assert_eq!(status, 200);
+    assert!(["cancelling", "cancelled"].contains(&cancelling["state"].as_str().unwrap()), "{cancelling}");
+    let done = wait_run(&s.addr, &run, id, Duration::from_secs(60));
+    assert_eq!(done["state"], "cancelled", "{done}");
+    assert!(done["version"].is_null());
+    // Retried, it keeps what it committed and finishes.
+    let (status, again) = api(&s.addr, &run, "POST", &format!("/v1/runs/{id}/retry"), None);
+    assert_eq!((status, again["attempt"].as_i64()), (200, Some(2)), "{again}");
+    let done = wait_run(&s.addr, &run, id, Duration::from_secs(120));
+    assert_eq!((done["state"].as_str(), done["version"].as_str()), (Some("succeeded"), Some("web@1")), "{done}");
+    assert_eq!(done["records_out"], 120_000);
+}
