@@ -250,6 +250,8 @@ impl DirSink {
 
     fn write_small(&self, rel: &str, bytes: &[u8]) -> Result<(), BoxError> {
         if self.local().is_some() {
+            // A joined sink's staging may have been cleared by the holder's resume.
+            std::fs::create_dir_all(&self.staging)?;
             let tmp = self.staging.join(format!(".{}.tmp", rel.replace('/', "_")));
             std::fs::write(&tmp, bytes)?;
             self.publish(&tmp, rel)?;
