@@ -255,25 +255,25 @@ class Trial:
         submitted = self.submitted = time.monotonic()
         Events(self.addr, self.token, self.run_id, 0, self.events).start()
 
-        # The kills: the first alternates worker/server by trial, a second (half the trials) is random.
+        # The kills: the first alternates worker/server by trial, a second (half the trials) is
+        # random. A worker is killed while it holds a map task; the server while the run is
+        # being planned, mapped or committed (chosen at random).
         kinds = ["worker" if self.n % 2 == 1 else "server"]
         if rng.random() < a.second_kill:
             kinds.append(rng.choice(["worker", "server"]))
-        window = max(1.0, self.ref_secs * a.window)
         self.retakes = []
         for i, kind in enumerate(kinds):
-            if i == 0:
-                time.sleep(max(0.0, rng.uniform(0.2, window) - (time.monotonic() - submitted)))
-            else:
-                time.sleep(rng.uniform(0.5, window / 2))
-            if self.run_state()["state"] in ("succeeded", "failed", "cancelled"):
-                self.notes.append(f"{kind} kill skipped: run had ended at {time.monotonic() - submitted:.1f}s")
+            if i > 0:
+                time.sleep(rng.uniform(0.1, 0.5))
+            phase = "map" if kind == "worker" else rng.choice(["plan", "map", "commit"])
+            if not self.wait_phase(phase):
+                self.notes.append(f"{kind} kill ({phase}) skipped: the run ended first")
                 continue
             at = time.monotonic() - submitted
             if kind == "worker":
                 self.kill_worker(at)
             else:
-                self.kill_server(at)
+                self.kill_server(at, phase)
 
         # Wait for the end.
         deadline = time.monotonic() + a.run_timeout
@@ -288,6 +288,24 @@ class Trial:
         self.run = run
         self.check(run)
         self.wall = time.monotonic() - t0
+
+    def wait_phase(self, phase):
+        """Waits for a random moment of `phase`: planning (right after submission), a random map
+        task held, or the commit held. False when the run ends first."""
+        if phase == "plan":
+            time.sleep(max(0.0, self.rng.uniform(0.0, 0.3) - (time.monotonic() - self.submitted)))
+            return self.run_state()["state"] not in ("succeeded", "failed", "cancelled")
+        target = self.rng.randrange(max(1, self.args.files - 1))
+        while True:
+            held = self.held()
+            if phase == "map" and any(t["kind"] == "map" and t["shard"] >= target for t in held):
+                time.sleep(self.rng.uniform(0.0, 0.2))
+                return True
+            if phase == "commit" and any(t["kind"] == "commit" for t in held):
+                return True
+            if self.run_state()["state"] in ("succeeded", "failed", "cancelled"):
+                return False
+            time.sleep(0.01)
 
     def kill_worker(self, at):
         """SIGKILL a worker that holds a map or reduce task, start a replacement, time the retake."""
@@ -339,7 +357,7 @@ class Trial:
         detail = ", ".join(f"task {t} {how[t][1]} after {how[t][0]:.2f}s" for t in sorted(how))
         self.notes.append(f"killed worker {name} at {at:.2f}s holding {sorted(tasks)}: {detail}")
 
-    def kill_server(self, at):
+    def kill_server(self, at, phase):
         self.kill(self.server)
         pause = self.rng.uniform(0.0, 1.0)
         time.sleep(pause)
@@ -349,7 +367,7 @@ class Trial:
             self.kill(p)
         for _ in old:
             self.start_worker()
-        self.notes.append(f"killed server at {at:.2f}s, back after {pause:.2f}s on {self.addr} (incarnation {self.incarnation}), workers restarted")
+        self.notes.append(f"killed server ({phase}) at {at:.2f}s, back after {pause:.2f}s on {self.addr} (incarnation {self.incarnation}), workers restarted")
 
     def check(self, run):
         problems = []
@@ -421,8 +439,6 @@ def main():
     ap.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl",
                     help="output format (jsonl: the version's ids are also read and checked one by one)")
     ap.add_argument("--second-kill", type=float, default=0.5, help="chance of a second kill in a trial")
-    ap.add_argument("--window", type=float, default=0.5,
-                    help="the first kill falls in [0.2 s, reference run time x WINDOW] after submission")
     ap.add_argument("--run-timeout", type=float, default=300)
     ap.add_argument("--bin", default="/tmp/curate-soak-bin")
     ap.add_argument("--verbose", action="store_true", help="print each trial's run events")
