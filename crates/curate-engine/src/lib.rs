@@ -100,6 +100,8 @@ pub struct Prepared {
     parent: Option<String>,
     /// The step cache's size budget.
     cache_max_size: u64,
+    /// Every task, computed once: a worker checks each task it runs against them.
+    tasks: std::sync::OnceLock<Vec<TaskRef>>,
 }
 
 impl Prepared {
@@ -227,7 +229,7 @@ impl Engine {
         let settings = serde_json::json!({ "input": without_path(&spec.input), "output": without_path(&spec.output) });
         let mut plan = Plan::new(&spec.name, source.schema(), steps, &settings);
         plan.duplicate_ids = spec.input.id_field.is_some().then_some(spec.input.on_duplicate_id);
-        Ok(Prepared { text, origin, spec, source, plan, parent, cache_max_size })
+        Ok(Prepared { text, origin, spec, source, plan, parent, cache_max_size, tasks: std::sync::OnceLock::new() })
     }
 
     /// Runs a prepared pipeline: takes its output (refusing one another run holds), records
@@ -297,8 +299,8 @@ impl Engine {
     }
 
     /// Every task of a prepared pipeline, stage by stage (see [`plan_tasks`]).
-    pub fn tasks(&self, p: &Prepared) -> Vec<TaskRef> {
-        plan_tasks(&p.plan, p.source.shards())
+    pub fn tasks<'p>(&self, p: &'p Prepared) -> &'p [TaskRef] {
+        p.tasks.get_or_init(|| plan_tasks(&p.plan, p.source.shards()))
     }
 
     /// A sink for a worker running tasks of a run whose output another process holds
@@ -313,7 +315,7 @@ impl Engine {
     pub fn begin(&self, p: &Prepared, sink: &DirSink, resume: bool) -> Result<(), EngineError> {
         let opts = RunOptions { threads: 1, resume: true, memory_limit: None, cache: None, cancel: CancelToken::default() };
         let ctx = self.context(p, sink, &opts, &curate_core::exec::NoProgress)?;
-        let keys: Vec<String> = self.tasks(p).into_iter().map(|t| t.key).collect();
+        let keys: Vec<String> = self.tasks(p).iter().map(|t| t.key.clone()).collect();
         begin_run(&ctx, &keys, resume).map(drop).map_err(|source| EngineError::Run { spec: p.origin.display().to_string(), source })
     }
 
@@ -324,7 +326,7 @@ impl Engine {
         let spec = p.origin.display().to_string();
         let failed = |e: String| EngineError::Run { spec: spec.clone(), source: ExecError::Tasks { failures: vec![e], total: 1 } };
         let n = p.source.shards().len();
-        let planned = self.tasks(p).into_iter().find(|t| t.stage == task.stage && t.shard == task.shard);
+        let planned = self.tasks(p).iter().find(|t| t.stage == task.stage && t.shard == task.shard);
         match planned {
             Some(t) if t.key == task.key => {}
             _ => return Err(failed(format!("stage {} task {}: the input changed since the run was planned ({n} shards now); retry the run", task.stage, task.shard))),
@@ -341,7 +343,7 @@ impl Engine {
     pub fn reduce(&self, p: &Prepared, sink: &DirSink, stage: usize, settings: &RunSettings) -> Result<(), EngineError> {
         let opts = self.run_options(p, settings);
         let ctx = self.context(p, sink, &opts, &curate_core::exec::NoProgress)?;
-        reduce(&ctx, &self.tasks(p), stage).map_err(|source| EngineError::Run { spec: p.origin.display().to_string(), source })
+        reduce(&ctx, self.tasks(p), stage).map_err(|source| EngineError::Run { spec: p.origin.display().to_string(), source })
     }
 
     fn context<'a>(&self, p: &'a Prepared, sink: &'a DirSink, opts: &'a RunOptions, progress: &'a dyn Progress) -> Result<TaskContext<'a>, EngineError> {
