@@ -129,6 +129,8 @@ class Soak:
         self.stop = threading.Event()
         self.samples = []  # (t, max lag, pending, queued)
         self.producer_error = None
+        self.object_cache = {}
+        self.self_test = []
 
     # --- the server ----------------------------------------------------------------
 
@@ -415,7 +417,7 @@ class Soak:
             run = next((r for k in self.runs for r in self.runs[k] if r["id"] == i), {})
             problems.append(f"run {i} ({j['pipeline']}) ended {j['state']}: {run.get('error')}")
 
-        cache = {}
+        cache = self.object_cache
         self.latency = {}
         self.grace_versions = 0
         self.grace_used = 0
@@ -501,6 +503,40 @@ class Soak:
                 problems.append(f"feed-{k}: the watch's last_version {watch.get('last_version')} is not the latest version {last['version']}")
         self.problems = problems
 
+    def check_the_checker(self):
+        """Makes sure the checks can fail: each tampering with what the producer recorded (or
+        with a version's file list) must make verify() report a problem."""
+        real = (self.problems, self.latency, self.grace_versions, self.grace_used)
+        rng = random.Random(self.seed)
+        final = {k: vs[-1] for k, vs in self.versions.items() if vs}
+        k = rng.choice(sorted(final))
+        held = [f for f in self.files.values() if f.pipeline == k and f.removed is None]
+        f = rng.choice(held)
+        v = rng.choice([v for v in self.versions[k] if v["files"]])
+
+        def tamper(name, do, undo, expect):
+            do()
+            try:
+                self.verify()
+                found = [p for p in self.problems if expect in p]
+            finally:
+                undo()
+            self.self_test.append((name, len(found), found[0] if found else None))
+
+        arrived, removed = f.arrived, f.removed
+        tamper("file removed right after it arrived (b, c)", lambda: setattr(f, "removed", arrived + 0.001),
+               lambda: setattr(f, "removed", removed), "still holds")
+        tamper("file arrived 1000 s earlier (a)", lambda: setattr(f, "arrived", arrived - 1000),
+               lambda: setattr(f, "arrived", arrived), "lacks")
+        tamper("file arrived 1000 s later (future records)", lambda: setattr(f, "arrived", arrived + 1000),
+               lambda: setattr(f, "arrived", arrived), "arrived later")
+        i = f.kept.index(1)
+        tamper("one kept record marked as dropped", lambda: f.kept.__setitem__(i, 0), lambda: f.kept.__setitem__(i, 1), "the filter drops")
+        files = v["files"]
+        tamper("a version lists one of its objects twice", lambda: v.__setitem__("files", files + files[:1]),
+               lambda: v.__setitem__("files", files), "repeated")
+        self.problems, self.latency, self.grace_versions, self.grace_used = real
+
     def report(self):
         a = self.a
         lat = list(self.latency.values())
@@ -513,6 +549,8 @@ class Soak:
         removal_only = sum(1 for vs in self.versions.values() for v in vs if not any(
             j["version"] == v["version"] for j in self.jobs.values()))
         p50, p99, mx = pct(lat, 50), pct(lat, 99), max(lat) if lat else float("nan")
+        # Runs the kills interrupted: submitted before a kill, ended after it.
+        spans = [sum(1 for j in self.jobs.values() if j["created"] and j["ended"] and j["created"] <= t * 1000 <= j["ended"]) for t, _ in self.kills]
         lines = [
             f"seed {self.seed}, backend {a.backend}, {a.pipelines} pipelines, interval {a.interval}s, rate {a.rate} B/s for {a.minutes} min, "
             f"{a.workers} local workers, binary {a.bin}",
@@ -520,7 +558,7 @@ class Soak:
             f"{sum(f.kept_count for f in files)} kept), removed {sum(1 for f in files if f.removed)} "
             f"({len(removed_before)} before any version held them)",
             f"versions {versions} ({removal_only} removal-only), runs {runs} ({dict(states)}), kills {len(self.kills)} "
-            f"(back after {', '.join(f'{d:.1f}' for _, d in self.kills)} s)",
+            f"(back after {', '.join(f'{d:.1f}' for _, d in self.kills)} s; runs in flight at each kill: {spans})",
             f"longest run {self.max_run:.1f}s (created to ended), grace G = 2 x {a.interval}s + {self.max_run:.1f}s = {self.grace:.1f}s; "
             f"versions created within G of an arrival or removal {self.grace_versions}; versions where the grace was used "
             f"(a file arrived within G before it and missing, or removed within G before it and still held) {self.grace_used}",
@@ -529,6 +567,8 @@ class Soak:
             f"watch lag (sampled every 5 s): max {max((s[1] for s in self.samples), default=0):.1f}s",
             f"checks: {'all passed' if not self.problems else f'{len(self.problems)} FAILED'}",
         ]
+        for name, n, example in self.self_test:
+            lines.append(f"check of the checker, {name}: {'caught' if n else 'NOT CAUGHT'} ({n} problems, e.g. {example})")
         for line in lines:
             log(line)
         for p in self.problems[:50]:
@@ -585,6 +625,8 @@ def main():
     ap.add_argument("--max-file", type=int, default=500_000)
     ap.add_argument("--remove-min-age", type=float, default=10, help="only files older than this (s) are removed")
     ap.add_argument("--drain-minutes", type=float, default=15)
+    ap.add_argument("--check-the-checker", action="store_true",
+                    help="after the checks, tamper with the record of the files (and one version) and make sure the checks catch each change")
     ap.add_argument("--bin", default="/tmp/curate-soak-bin")
     ap.add_argument("--dir", default=None, help="working directory (default: a new temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the directory and schema (kept anyway on failure)")
@@ -600,8 +642,10 @@ def main():
         soak.drain()
         soak.fetch()
         soak.verify()
+        if a.check_the_checker:
+            soak.check_the_checker()
         soak.report()
-        ok = not soak.problems
+        ok = not soak.problems and all(n for _, n, _ in soak.self_test)
     except Exception as e:  # noqa: BLE001
         log(f"FAIL: {type(e).__name__}: {e}")
     finally:
