@@ -23,7 +23,9 @@
 #   PGURL=postgres://...  the server (default: $CURATE_TEST_POSTGRES or
 #                         postgres://root@127.0.0.1:5432/test); schema bench_serve_latency
 #                         is dropped and created
-#   SIZES="10000 100000"  DURATION=20s  CONNECTIONS=8  THREADS=2
+#   SIZES="10000 100000"  DURATION=20s  CONNECTIONS=8  THREADS=2 (wrk's; requests time out
+#                         after 10 s and count as socket errors)
+# The machine should be otherwise idle: the server, PostgreSQL and wrk share its cores.
 #   KEEP=1                keep the schema afterwards
 # Installs wrk (Debian's package) if it is missing.
 set -euo pipefail
@@ -102,6 +104,15 @@ pg_ticks() {
 }
 TICK=$(getconf CLK_TCK)
 
+# Percent of all CPUs busy over 2 s.
+busy_percent() {
+  local a b
+  a=$(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
+  sleep 2
+  b=$(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
+  echo "$a $b" | awk '{busy = $3 - $1; idle = $4 - $2; print int(100 * busy / (busy + idle + 0.001))}'
+}
+
 RESULTS=$W/results.tsv
 printf 'size\tendpoint\tpath\trequests\tduration_us\tnon2xx\tsocket_errors\tmean_us\tp50_us\tp90_us\tp99_us\tmax_us\tserver_cpu_s\tpostgres_cpu_s\tpage_runs\tpage_bytes\n' >"$RESULTS"
 
@@ -112,7 +123,7 @@ measure() {
   sample=${path//%d/$(( (max_id + 1) / 2 ))}
   curl -sf -H "Authorization: Bearer $TOKEN" "http://$ADDR$sample" >"$W/sample.json"
   before=$(cpu_ticks "$SERVER_PID"); pg_before=$(pg_ticks)
-  line=$(WRK_PATH=$path WRK_MAX_ID=$max_id wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$ROOT/bench/serve/wrk.lua" "http://$ADDR" | sed -n 's/^RESULT //p')
+  line=$(WRK_PATH=$path WRK_MAX_ID=$max_id wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s -s "$ROOT/bench/serve/wrk.lua" "http://$ADDR" | sed -n 's/^RESULT //p')
   after=$(cpu_ticks "$SERVER_PID"); pg_after=$(pg_ticks)
   python3 - "$size" "$name" "$path" "$line" "$((after - before))" "$((pg_after - pg_before))" "$TICK" "$W/sample.json" >>"$RESULTS" <<'PY'
 import json, os, sys
@@ -127,8 +138,8 @@ print("\t".join(map(str, [size, name, path, r["requests"], r["duration_us"], r["
                           r["mean_us"], r["p50_us"], r["p90_us"], r["p99_us"], r["max_us"], int(ticks) / int(tick),
                           int(pg_ticks) / int(tick), runs, os.path.getsize(sample)])))
 PY
-  tail -n1 "$RESULTS" | awk -F'\t' '{n = ($4 > 0 ? $4 : 1); printf "  %-9s %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  non-2xx %d  CPU/req: server %.2f ms, postgres %.2f ms\n",
-    $2, $4 / ($5 / 1e6), $9 / 1000, $11 / 1000, $12 / 1000, $6, 1000 * $13 / n, 1000 * $14 / n}'
+  tail -n1 "$RESULTS" | awk -F'\t' '{n = ($4 > 0 ? $4 : 1); printf "  %-9s %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  non-2xx %d  socket errors %d  CPU/req: server %.2f ms, postgres %.2f ms\n",
+    $2, $4 / ($5 / 1e6), $9 / 1000, $11 / 1000, $12 / 1000, $6, $7, 1000 * $13 / n, 1000 * $14 / n}'
 }
 
 FILLED=0
@@ -141,8 +152,14 @@ for SIZE in $SIZES; do
     echo "   $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)") s; jobs $(psql -tA "$CURATE_REGISTRY" -c "SELECT pg_size_pretty(pg_total_relation_size('jobs'))"), job_tasks $(psql -tA "$CURATE_REGISTRY" -c "SELECT pg_size_pretty(pg_total_relation_size('job_tasks'))")"
     FILLED=$SIZE
   fi
+  # What the machine does while this script is idle (2 s of /proc/stat): others' load skews
+  # every figure.
+  busy=$(busy_percent)
+  if [ "$busy" -gt 15 ]; then
+    echo "warning: the CPUs were ${busy}% busy before measuring (this script idle): the figures below are skewed" >&2
+  fi
   start_server
-  echo "== $SIZE runs: server on http://$ADDR (pid $SERVER_PID), wrk -t$THREADS -c$CONNECTIONS -d$DURATION; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== $SIZE runs: server on http://$ADDR (pid $SERVER_PID), wrk -t$THREADS -c$CONNECTIONS -d$DURATION; CPUs ${busy}% busy before"
   # Warm-up (connections, plans, caches); not recorded.
   WRK_PATH=/v1/runs WRK_MAX_ID=0 wrk -t1 -c2 -d2s -s "$ROOT/bench/serve/wrk.lua" "http://$ADDR" >/dev/null
   measure "$SIZE" list /v1/runs
@@ -151,21 +168,20 @@ for SIZE in $SIZES; do
   measure "$SIZE" get "/v1/runs/%d" "$SIZE"
   measure "$SIZE" metrics /metrics
   measure "$SIZE" queue /v1/queue
-  echo "   load average $(cut -d' ' -f1-3 /proc/loadavg)"
   stop_server
 done
 
 python3 - "$RESULTS" >"$W/results.md" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-print("| runs | endpoint | request | runs in page / bytes | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | CPU ms/req: server | postgres |")
+print("| runs | endpoint | request | runs in page / bytes | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx / socket errors | CPU ms/req: server | postgres |")
 print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
     n, us = int(r["requests"]), int(r["duration_us"])
     path = r["path"].replace("%d", "{random id}")
     page = f"{r['page_runs']} / {int(r['page_bytes']):,}" if r["page_runs"] else f"{int(r['page_bytes']):,} bytes"
     print(f"| {int(r['size']):,} | {r['endpoint']} | `GET {path}` | {page} | {n / (us / 1e6):,.0f} | {int(r['p50_us']) / 1000:.2f} | "
-          f"{int(r['p90_us']) / 1000:.2f} | {int(r['p99_us']) / 1000:.2f} | {int(r['max_us']) / 1000:.2f} | {r['non2xx']} | "
+          f"{int(r['p90_us']) / 1000:.2f} | {int(r['p99_us']) / 1000:.2f} | {int(r['max_us']) / 1000:.2f} | {r['non2xx']} / {r['socket_errors']} | "
           f"{1000 * float(r['server_cpu_s']) / max(n, 1):.2f} | {1000 * float(r['postgres_cpu_s']) / max(n, 1):.2f} |")
 PY
 echo "== results ($W/results.md)"
