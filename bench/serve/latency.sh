@@ -23,16 +23,18 @@
 #   PGURL=postgres://...  the server (default: $CURATE_TEST_POSTGRES or
 #                         postgres://root@127.0.0.1:5432/test); schema bench_serve_latency
 #                         is dropped and created
+#   ENDPOINTS="list filtered cursor get metrics queue"  (a subset measures only those)
 #   SIZES="10000 100000"  DURATION=20s  CONNECTIONS=8  THREADS=2 (wrk's; requests time out
 #                         after 10 s and count as socket errors)
-# The machine should be otherwise idle: the server, PostgreSQL and wrk share its cores.
 #   KEEP=1                keep the schema afterwards
-# Installs wrk (Debian's package) if it is missing.
+# Installs wrk (Debian's package) if it is missing. The machine should be otherwise idle:
+# the server, PostgreSQL and wrk share its cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 SIZES=${SIZES:-10000 100000}
 DURATION=${DURATION:-20s}
+ENDPOINTS=${ENDPOINTS:-list filtered cursor get metrics queue}
 CONNECTIONS=${CONNECTIONS:-8}
 THREADS=${THREADS:-2}
 PGURL=${PGURL:-${CURATE_TEST_POSTGRES:-postgres://root@127.0.0.1:5432/test}}
@@ -162,12 +164,17 @@ for SIZE in $SIZES; do
   echo "== $SIZE runs: server on http://$ADDR (pid $SERVER_PID), wrk -t$THREADS -c$CONNECTIONS -d$DURATION; CPUs ${busy}% busy before"
   # Warm-up (connections, plans, caches); not recorded.
   WRK_PATH=/v1/runs WRK_MAX_ID=0 wrk -t1 -c2 -d2s -s "$ROOT/bench/serve/wrk.lua" "http://$ADDR" >/dev/null
-  measure "$SIZE" list /v1/runs
-  measure "$SIZE" filtered "/v1/runs?state=failed&pipeline=web-07"
-  measure "$SIZE" cursor "/v1/runs?cursor=$((SIZE / 2))"
-  measure "$SIZE" get "/v1/runs/%d" "$SIZE"
-  measure "$SIZE" metrics /metrics
-  measure "$SIZE" queue /v1/queue
+  for e in $ENDPOINTS; do
+    case $e in
+      list) measure "$SIZE" list /v1/runs ;;
+      filtered) measure "$SIZE" filtered "/v1/runs?state=failed&pipeline=web-07" ;;
+      cursor) measure "$SIZE" cursor "/v1/runs?cursor=$((SIZE / 2))" ;;
+      get) measure "$SIZE" get "/v1/runs/%d" "$SIZE" ;;
+      metrics) measure "$SIZE" metrics /metrics ;;
+      queue) measure "$SIZE" queue /v1/queue ;;
+      *) echo "unknown endpoint $e (list filtered cursor get metrics queue)" >&2; exit 1 ;;
+    esac
+  done
   stop_server
 done
 
