@@ -58,6 +58,10 @@ fn now_ms() -> i64 {
 
 /// Lists the input, compares it with the cursor, and starts what the difference needs.
 fn look(s: &Service, reg: &Registry, p: &PipelineEntry, pipeline: &Pipeline, interval: Duration) -> Result<(), String> {
+    // One incremental run at a time per pipeline: the next one starts from its version.
+    // Asked before the cursor is read: a run that ends after this check has committed its
+    // version and cursor before it ended, so the cursor read below already has them.
+    let busy = reg.unfinished_job(&p.name).map_err(|e| e.to_string())?.is_some();
     let state = reg.watch(&p.name).map_err(|e| e.to_string())?;
     if state.as_ref().is_some_and(|w| w.paused) {
         return Ok(());
@@ -72,8 +76,7 @@ fn look(s: &Service, reg: &Registry, p: &PipelineEntry, pipeline: &Pipeline, int
     if changed.is_empty() && removed.is_empty() {
         return Ok(());
     }
-    // One incremental run at a time per pipeline: the next one starts from its version.
-    if reg.unfinished_job(&p.name).map_err(|e| e.to_string())?.is_some() {
+    if busy {
         return Ok(());
     }
     // After a failed increment, wait before the next try rather than failing every interval.
@@ -92,7 +95,7 @@ fn look(s: &Service, reg: &Registry, p: &PipelineEntry, pipeline: &Pipeline, int
     if add.is_empty() {
         // Only removals: no run is needed; the next version is the last one without them.
         let c = compose(reg, &p.name, &increment)?;
-        let base = base.ok_or("a watch without a version has nothing to remove")?;
+        let base = c.base.clone().ok_or("a watch without a version has nothing to remove")?;
         let last = reg.version(&base).map_err(|e| e.to_string())?;
         let v = reg
             .commit_version(&NewVersion {
@@ -145,11 +148,15 @@ fn look(s: &Service, reg: &Registry, p: &PipelineEntry, pipeline: &Pipeline, int
 /// files neither removed nor changed, the cursor entries kept, this increment's input
 /// stamps, and (when files were removed) the audit entry recording their removal.
 pub(crate) fn compose(reg: &Registry, pipeline: &str, increment: &Value) -> Result<Compose, String> {
-    let base = increment.get("base").and_then(Value::as_str).map(str::to_owned);
     let add: BTreeMap<String, String> = serde_json::from_value(increment.get("add").cloned().unwrap_or(Value::Null)).unwrap_or_default();
     let remove: Vec<String> = serde_json::from_value(increment.get("remove").cloned().unwrap_or(Value::Null)).unwrap_or_default();
-    let cursor: Map<String, Value> =
-        reg.watch(pipeline).map_err(|e| e.to_string())?.and_then(|w| w.cursor.get("files").and_then(Value::as_object).cloned()).unwrap_or_default();
+    // Composed on the watch's version and cursor as they are now, not as they were when the
+    // increment was made: should another commit have come between, its files stay and its
+    // removals stay removed (an increment re-adding a file it holds replaces it with itself).
+    let watch = reg.watch(pipeline).map_err(|e| e.to_string())?;
+    let base = watch.as_ref().and_then(|w| w.last_version.clone());
+    let cursor: Map<String, Value> = watch.and_then(|w| w.cursor.get("files").and_then(Value::as_object).cloned()).unwrap_or_default();
+    let remove: Vec<String> = remove.into_iter().filter(|f| cursor.contains_key(f)).collect();
     let (kept, dropped): (Map<String, Value>, Map<String, Value>) = cursor.into_iter().partition(|(file, _)| !add.contains_key(file) && !remove.contains(file));
     let objects = |m: &Map<String, Value>| -> BTreeSet<String> {
         m.values().flat_map(|e| e.get("objects").and_then(Value::as_array).cloned().unwrap_or_default()).filter_map(|o| o.as_str().map(str::to_owned)).collect()
@@ -171,4 +178,41 @@ pub(crate) fn compose(reg: &Registry, pipeline: &str, increment: &Value) -> Resu
         Some(reg.record_forget(&remove, "input file removed from the watched input", &format!("watch:{pipeline}"), &[]).map_err(|e| e.to_string())?)
     };
     Ok(Compose { pipeline: pipeline.to_string(), base, keep, keep_sources, cursor: kept, stamps: add, forget_audit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use curate_registry::FileEntry;
+
+    fn commit(reg: &Registry, files: &[&str], cursor: Value) -> String {
+        let files = files.iter().map(|f| FileEntry { path: (*f).into(), content_hash: f.replace('/', ""), rows: 1, bytes: 1 }).collect();
+        let v = reg.commit_version(&NewVersion { dataset: "d".into(), files, watch: Some(WatchCommit { pipeline: "d".into(), cursor }), ..Default::default() }).unwrap();
+        v.to_string()
+    }
+
+    fn entry(object: &str) -> Value {
+        json!({ "version": "1:1", "objects": [object] })
+    }
+
+    #[test]
+    fn an_increment_made_before_the_last_commit_composes_on_that_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path().join("r.db").to_str().unwrap()).unwrap();
+        let v1 = commit(&reg, &["objects/a", "objects/b"], json!({ "files": { "a.jsonl": entry("objects/a"), "b.jsonl": entry("objects/b") } }));
+        // Made against v1: adds c.jsonl and removes a.jsonl...
+        let stale = json!({ "base": v1, "add": { "c.jsonl": "2:2" }, "remove": ["a.jsonl"] });
+        // ...but an increment removing a.jsonl committed v2 first.
+        let v2 = commit(&reg, &["objects/b"], json!({ "files": { "b.jsonl": entry("objects/b") } }));
+        let c = compose(&reg, "d", &stale).unwrap();
+        assert_eq!(c.base.as_deref(), Some(v2.as_str()));
+        assert_eq!(c.keep.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["objects/b"]);
+        assert_eq!(c.cursor.keys().collect::<Vec<_>>(), ["b.jsonl"]);
+        assert_eq!(c.stamps.keys().collect::<Vec<_>>(), ["c.jsonl"]);
+        assert!(c.forget_audit.is_none(), "a.jsonl's removal was audited by the commit that removed it");
+        // An increment changing b.jsonl replaces its object.
+        let change = json!({ "base": v2, "add": { "b.jsonl": "3:3" }, "remove": [] });
+        let c = compose(&reg, "d", &change).unwrap();
+        assert!(c.keep.is_empty() && c.cursor.is_empty());
+    }
 }
