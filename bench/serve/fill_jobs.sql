@@ -47,8 +47,10 @@ SELECT i, pipeline,
          'tasks', 1, 'tasks_resumed', 0, 'threads', 1)::text END
 FROM fill;
 
+-- Task ids follow their runs (ORDER BY), as when runs are planned one after another.
 INSERT INTO job_tasks (job_id, wave, kind, stage, shard, task_key, state, attempts, not_before, worker, lease_expires, error, result)
-SELECT i, 0, 'plan', 0, 0, '', 'done', 1, 0, NULL::text, NULL::bigint, NULL::text, '{"stages":1,"tasks":1}'::text
+SELECT * FROM (
+SELECT i, 0::bigint AS wave, 'plan', 0, 0, '', 'done', 1, 0, NULL::text, NULL::bigint, NULL::text, '{"stages":1,"tasks":1}'::text
 FROM fill WHERE state IN ('succeeded', 'failed')
 UNION ALL
 SELECT i, 1, 'map', 0, 0, 'map-0-0', CASE WHEN state = 'succeeded' THEN 'done' ELSE 'dead' END,
@@ -61,7 +63,8 @@ FROM fill WHERE state IN ('succeeded', 'failed')
 UNION ALL
 SELECT i, 2, 'commit', 0, 0, '', 'done', 1, 0, NULL, NULL, NULL,
        json_build_object('version', pipeline || '@' || (i / 20 + 1), 'run', NULL)::text
-FROM fill WHERE state = 'succeeded';
+FROM fill WHERE state = 'succeeded'
+) tasks ORDER BY 1, 2;
 
 SELECT setval('jobs_id_seq', (SELECT max(id) FROM jobs));
 COMMIT;
