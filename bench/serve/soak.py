@@ -6,7 +6,7 @@ step, JSONL output `out/feed-K`, `trigger: {watch: {interval: 1s}}`) on one `cur
 --workers 2`. A producer writes JSONL files of 100-500 KB (unique ids `pK-fN-rI`, about one
 record in five short enough for the filter to drop) into the pipelines' directories at RATE
 bytes/s in all, atomically (written as `.NAME.tmp`, then renamed; the arrival time is the
-rename), and every 30-60 s per pipeline removes an older file. The server is killed with
+rename), and every 30-60 s (--remove-every) per pipeline removes an older file. The server is killed with
 SIGKILL at KILLS random moments and started again (same registry, same directory) 1-3 s
 later. When the producer stops, it waits until every watch has `pending == 0` and no run is
 queued or running, then reads every committed version of every pipeline (its files from
@@ -186,7 +186,7 @@ class Soak:
 
     def spec(self, k):
         return (f"name: feed-{k}\ninput:\n  path: feed-{k}/*.jsonl\n  id_field: id\nsteps:\n  - op: length_filter\n"
-                f"    min_chars: 30\noutput:\n  path: out/feed-{k}\n  format: jsonl\ntrigger:\n  watch:\n    interval: {self.a.interval}s\n")
+                f"    min_chars: 30\noutput:\n  path: out/feed-{k}\n  format: jsonl\ntrigger:\n  watch:\n    interval: {round(self.a.interval * 1000)}ms\n")
 
     def setup(self):
         self.token = self.curate("tokens", "create", "--scope", "run", "--name", "soak").split()[-1]
@@ -218,7 +218,8 @@ class Soak:
     def producer(self, start, end):
         rng = random.Random(self.rng.randrange(1 << 62))
         a = self.a
-        next_removal = {k: start + rng.uniform(30, 60) for k in range(a.pipelines)}
+        lo, hi = a.remove_every
+        next_removal = {k: start + rng.uniform(lo, hi) for k in range(a.pipelines)}
         written, number = 0, 0
         try:
             while True:
@@ -249,7 +250,7 @@ class Soak:
                             f = rng.choice(old)
                             os.remove(self.dir / f"feed-{k2}" / f.name)
                             f.removed = time.time()
-                        next_removal[k2] = now + rng.uniform(30, 60)
+                        next_removal[k2] = now + rng.uniform(lo, hi)
         except Exception as e:  # noqa: BLE001
             self.producer_error = e
             log(f"producer failed: {e}")
@@ -623,6 +624,8 @@ def main():
     ap.add_argument("--workers", type=int, default=2, help="curate serve --workers")
     ap.add_argument("--min-file", type=int, default=100_000)
     ap.add_argument("--max-file", type=int, default=500_000)
+    ap.add_argument("--remove-every", type=lambda v: tuple(float(x) for x in v.split(",")), default=(30.0, 60.0),
+                    help="seconds between removals in one pipeline, MIN,MAX (default 30,60)")
     ap.add_argument("--remove-min-age", type=float, default=10, help="only files older than this (s) are removed")
     ap.add_argument("--drain-minutes", type=float, default=15)
     ap.add_argument("--check-the-checker", action="store_true",
