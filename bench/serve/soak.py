@@ -345,7 +345,7 @@ class Soak:
     def registry_rows(self):
         """Versions' and runs' times in ms, read from the registry itself (the API gives seconds)."""
         vq = "SELECT d.name, v.version, v.created_at FROM versions v JOIN datasets d ON d.id = v.dataset_id"
-        jq = "SELECT id, pipeline, state, created_at, started_at, ended_at, version FROM jobs"
+        jq = "SELECT id, pipeline, state, created_at, started_at, ended_at, version, COALESCE(watch, '') FROM jobs"
         if self.schema:
             vrows = [r.split("|") for r in psql(self.registry_url, vq).splitlines() if r]
             jrows = [r.split("|") for r in psql(self.registry_url, jq).splitlines() if r]
@@ -356,7 +356,10 @@ class Soak:
             db.close()
         created = {(n, int(v)): int(c) for n, v, c in vrows}
         num = lambda x: int(x) if x not in (None, "") else None  # noqa: E731
-        jobs = {int(r[0]): {"pipeline": r[1], "state": r[2], "created": num(r[3]), "started": num(r[4]), "ended": num(r[5]), "version": r[6] or None}
+        if self.schema:  # the watch column is JSON and may hold "|": split only the first seven
+            jrows = [r[:7] + ["|".join(r[7:])] for r in jrows]
+        jobs = {int(r[0]): {"pipeline": r[1], "state": r[2], "created": num(r[3]), "started": num(r[4]), "ended": num(r[5]),
+                            "version": r[6] or None, "watch": json.loads(r[7]) if r[7] else None}
                 for r in jrows}
         return created, jobs
 
@@ -511,31 +514,33 @@ class Soak:
         rng = random.Random(self.seed)
         final = {k: vs[-1] for k, vs in self.versions.items() if vs}
         k = rng.choice(sorted(final))
-        held = [f for f in self.files.values() if f.pipeline == k and f.removed is None]
-        f = rng.choice(held)
+        # A file present at the end that arrived long before it, so that versions created
+        # after its (pretended) removal + G exist.
+        held = [f for f in self.files.values() if f.pipeline == k and f.removed is None and f.arrived < self.produced_until - 4 * self.grace - 10]
+        f = rng.choice(held or [f for f in self.files.values() if f.pipeline == k and f.removed is None])
         v = rng.choice([v for v in self.versions[k] if v["files"]])
 
         def tamper(name, do, undo, expect):
             do()
             try:
                 self.verify()
-                found = [p for p in self.problems if expect in p]
+                found = [p for p in self.problems if any(e in p for e in expect)]
             finally:
                 undo()
             self.self_test.append((name, len(found), found[0] if found else None))
 
         arrived, removed = f.arrived, f.removed
         tamper("file removed right after it arrived (b, c)", lambda: setattr(f, "removed", arrived + 0.001),
-               lambda: setattr(f, "removed", removed), "still holds")
+               lambda: setattr(f, "removed", removed), ("still holds", "removed files"))
         tamper("file arrived 1000 s earlier (a)", lambda: setattr(f, "arrived", arrived - 1000),
-               lambda: setattr(f, "arrived", arrived), "lacks")
+               lambda: setattr(f, "arrived", arrived), ("lacks",))
         tamper("file arrived 1000 s later (future records)", lambda: setattr(f, "arrived", arrived + 1000),
-               lambda: setattr(f, "arrived", arrived), "arrived later")
+               lambda: setattr(f, "arrived", arrived), ("arrived later",))
         i = f.kept.index(1)
-        tamper("one kept record marked as dropped", lambda: f.kept.__setitem__(i, 0), lambda: f.kept.__setitem__(i, 1), "the filter drops")
+        tamper("one kept record marked as dropped", lambda: f.kept.__setitem__(i, 0), lambda: f.kept.__setitem__(i, 1), ("the filter drops",))
         files = v["files"]
         tamper("a version lists one of its objects twice", lambda: v.__setitem__("files", files + files[:1]),
-               lambda: v.__setitem__("files", files), "repeated")
+               lambda: v.__setitem__("files", files), ("repeated",))
         self.problems, self.latency, self.grace_versions, self.grace_used = real
 
     def report(self):
@@ -550,6 +555,16 @@ class Soak:
         removal_only = sum(1 for vs in self.versions.values() for v in vs if not any(
             j["version"] == v["version"] for j in self.jobs.values()))
         p50, p99, mx = pct(lat, 50), pct(lat, 99), max(lat) if lat else float("nan")
+        # Increments built from a stale base: their version does not follow their base directly
+        # (one increment runs at a time per pipeline, so the previous version is the base).
+        stale = []
+        for i, j in sorted(self.jobs.items()):
+            w, ver = j.get("watch"), j.get("version")
+            if w and ver:
+                n = int(ver.rsplit("@", 1)[1])
+                b = int(w["base"].rsplit("@", 1)[1]) if w.get("base") else 0
+                if b != n - 1:
+                    stale.append(f"job {i} -> {ver} from base {w.get('base')} (removes {w.get('remove')})")
         # Runs the kills interrupted: submitted before a kill, ended after it.
         spans = [sum(1 for j in self.jobs.values() if j["created"] and j["ended"] and j["created"] <= t * 1000 <= j["ended"]) for t, _ in self.kills]
         lines = [
@@ -565,6 +580,7 @@ class Soak:
             f"(a file arrived within G before it and missing, or removed within G before it and still held) {self.grace_used}",
             f"latency rename -> first version holding the file, {len(lat)} files: p50 {p50:.2f}s, p99 {p99:.2f}s, max {mx:.2f}s "
             f"(goals p50 <= 5 s: {'met' if p50 <= 5 else 'MISSED'}, p99 <= 30 s: {'met' if p99 <= 30 else 'MISSED'})",
+            f"increments built from a stale base (a diagnostic; harmful only with a removal): {len(stale)} {stale[:5]}",
             f"watch lag (sampled every 5 s): max {max((s[1] for s in self.samples), default=0):.1f}s",
             f"checks: {'all passed' if not self.problems else f'{len(self.problems)} FAILED'}",
         ]
