@@ -232,6 +232,8 @@ fn the_api_contract_works_with_tokens_scopes_and_audit(h: Home) {
     assert_eq!(done["records_in"], 80);
     assert_eq!(done["records_out"], 60);
     assert_eq!(done["steps"][0]["dropped"]["length_filter:min_chars"], 20, "{done}");
+    assert_eq!((done["steps"][0]["input"].as_u64(), done["steps"][0]["kept"].as_u64()), (Some(80), Some(60)), "{done}");
+    assert_eq!((done["steps"][1]["input"].as_u64(), done["steps"][1]["kept"].as_u64()), (Some(60), Some(60)), "{done}");
     assert_eq!(done["progress"]["tasks_done"], done["progress"]["tasks_total"]);
 
     // The same spec run by the CLI into another output gives the same records.
@@ -262,6 +264,11 @@ fn the_api_contract_works_with_tokens_scopes_and_audit(h: Home) {
     let (_, _, later) = http(a, "GET", &format!("/v1/runs/{id}/events"), &[("Authorization", &auth), ("Last-Event-ID", &mid.to_string())], None);
     let later_ids: Vec<i64> = later.lines().filter_map(|l| l.strip_prefix("id: ")).map(|v| v.parse().unwrap()).collect();
     assert_eq!(later_ids, ids.iter().copied().filter(|i| *i > mid).collect::<Vec<_>>());
+
+    // The worker protocol answers 404 for tasks and workers it does not know.
+    assert_eq!(api(a, &run, "POST", "/v1/tasks/0/complete", Some(&json!({ "worker": "w" }))).0, 404);
+    assert_eq!(api(a, &run, "POST", "/v1/tasks/999999/heartbeat", Some(&json!({ "worker": "w" }))).0, 404);
+    assert_eq!(api(a, &run, "POST", "/v1/workers/nobody/lease", None).0, 404);
 
     // Lists, retry of a succeeded run refused, queue, workers, ops, metrics, audit.
     let (_, page) = api(a, &read, "GET", "/v1/runs?state=succeeded&pipeline=web", None);

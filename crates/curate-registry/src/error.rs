@@ -32,6 +32,9 @@ pub enum Error {
     /// No queued run has this id.
     #[error("run {0} not found in the queue")]
     JobNotFound(i64),
+    /// No task of the queue has this id.
+    #[error("task {0} not found in the queue")]
+    TaskNotFound(i64),
     /// The request conflicts with what the registry holds.
     #[error("{0}")]
     Conflict(String),

@@ -373,7 +373,7 @@ fn load_job(db: &mut dyn Db, id: JobId) -> Result<Job> {
 
 fn load_task(db: &mut dyn Db, id: i64) -> Result<JobTask> {
     let rows = db.query(&format!("SELECT {TASK_COLS} FROM job_tasks WHERE id = ?"), &[id.into()])?;
-    rows.into_iter().next().map(task_row).transpose()?.ok_or_else(|| Error::Corrupt(format!("no task {id}")))
+    rows.into_iter().next().map(task_row).transpose()?.ok_or(Error::TaskNotFound(id))
 }
 
 fn event(db: &mut dyn Db, job: JobId, kind: &str, data: &serde_json::Value) -> Result<()> {
@@ -907,6 +907,20 @@ impl Registry {
                 &[w.id.as_str().into(), w.name.as_str().into(), w.host.as_str().into(), w.slots.into(), w.started_at_ms.into(), now_ms().into()],
             )?;
             Ok(())
+        })
+    }
+
+    /// The registered worker with this id.
+    pub fn worker(&self, id: &str) -> Result<Option<WorkerInfo>> {
+        self.read(|db| {
+            db.query("SELECT id, name, host, slots, started_at, last_seen FROM workers WHERE id = ?", &[id.into()])?
+                .into_iter()
+                .next()
+                .map(|row| {
+                    let mut c = Cols::new(row);
+                    Ok(WorkerInfo { id: c.text()?, name: c.text()?, host: c.text()?, slots: c.int()?, started_at_ms: c.int()?, last_seen_ms: c.int()? })
+                })
+                .transpose()
         })
     }
 

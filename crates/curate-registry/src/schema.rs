@@ -224,7 +224,8 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_state ON jobs (state, id);
 CREATE INDEX jobs_pipeline ON jobs (pipeline, id);
-CREATE INDEX jobs_output ON jobs (output, state);
+CREATE INDEX jobs_pipeline_state ON jobs (pipeline, state, id);
+CREATE INDEX jobs_output ON jobs (output, id);
 CREATE TABLE job_tasks (
     id {pk},
     job_id BIGINT NOT NULL REFERENCES jobs(id),

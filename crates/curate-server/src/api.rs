@@ -73,6 +73,14 @@ fn int_param(q: &HashMap<String, String>, name: &str, default: i64, max: i64) ->
     }
 }
 
+/// The `cursor` of a listing: a `next_cursor` this API gave.
+fn cursor(q: &HashMap<String, String>) -> ApiResult<Option<i64>> {
+    match q.get("cursor").filter(|v| !v.is_empty()) {
+        Some(c) => c.parse::<i64>().map(Some).map_err(|_| ApiError::bad_request(format!("cursor {c:?} is not one this API gave"))),
+        None => Ok(None),
+    }
+}
+
 fn run_id(id: &str) -> ApiResult<i64> {
     id.parse::<i64>().map_err(|_| ApiError::not_found(format!("no run {id:?}: run ids are integers")))
 }
@@ -84,10 +92,12 @@ fn run_id(id: &str) -> ApiResult<i64> {
 #[serde(deny_unknown_fields)]
 struct PutPipeline {
     /// The pipeline spec (YAML).
+    #[schemars(length(min = 1))]
     spec: String,
     /// Priority of its runs (higher first).
     priority: Option<i64>,
     /// Tasks of its runs held at once, at most.
+    #[schemars(range(min = 1))]
     max_slots: Option<i64>,
 }
 
@@ -149,6 +159,7 @@ struct SubmitRun {
 #[serde(deny_unknown_fields)]
 struct TagBody {
     /// The tag to set.
+    #[schemars(length(min = 1))]
     tag: String,
 }
 
@@ -156,8 +167,10 @@ struct TagBody {
 #[serde(deny_unknown_fields)]
 struct ForgetBody {
     /// Record or source ids.
+    #[schemars(length(min = 1))]
     ids: Vec<String>,
     /// Why (kept in the audit trail).
+    #[schemars(pattern(r"\S"))]
     reason: String,
     /// Also rewrite older versions and run outputs.
     #[serde(default)]
@@ -168,8 +181,10 @@ struct ForgetBody {
 #[serde(deny_unknown_fields)]
 struct RegisterWorker {
     /// A name shown in `GET /v1/workers`.
+    #[schemars(length(min = 1, max = 200))]
     name: String,
     /// Tasks it runs at once.
+    #[schemars(range(min = 1, max = 1024))]
     slots: i64,
     /// Where it runs.
     host: Option<String>,
@@ -355,14 +370,15 @@ async fn get_pipeline(State(s): State<Shared>, headers: HeaderMap, Path(name): P
 }
 
 async fn submit_run(State(s): State<Shared>, headers: HeaderMap, bytes: Bytes) -> ApiResult<(StatusCode, Json<RunView>)> {
-    let key = match headers.get("idempotency-key") {
-        Some(v) => Some(v.to_str().map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))?.to_string()),
-        None => None,
-    };
-    if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 255) {
-        return Err(ApiError::bad_request("Idempotency-Key must have 1 to 255 characters"));
-    }
+    let key_header = headers.get("idempotency-key").cloned();
     call(&s, &headers, Scope::Run, move |s, reg, who| {
+        let key = match key_header {
+            Some(v) => Some(v.to_str().map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))?.to_string()),
+            None => None,
+        };
+        if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 255) {
+            return Err(ApiError::bad_request("Idempotency-Key must have 1 to 255 characters"));
+        }
         let req: SubmitRun = body(&bytes)?;
         let (spec, priority) = match (&req.pipeline, &req.spec) {
             (Some(name), None) => {
@@ -401,10 +417,7 @@ async fn list_runs(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<
             Some(v) => Some(JobState::parse(v).ok_or_else(|| ApiError::bad_request(format!("state must be one of queued, running, cancelling, succeeded, failed, cancelled, not {v:?}")))?),
             None => None,
         };
-        let before = match q.get("cursor").filter(|v| !v.is_empty()) {
-            Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::bad_request(format!("cursor {c:?} is not one this API gave")))?),
-            None => None,
-        };
+        let before = cursor(&q)?;
         let limit = int_param(&q, "limit", 50, 500)?;
         let jobs = reg.jobs(state, q.get("pipeline").map(String::as_str).filter(|p| !p.is_empty()), before, limit)?;
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
@@ -645,7 +658,7 @@ async fn queue(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Ob
 
 async fn audit_log(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<Object>> {
     call(&s, &headers, Scope::Admin, move |_, reg, _| {
-        let before = q.get("cursor").and_then(|c| c.parse::<i64>().ok());
+        let before = cursor(&q)?;
         let limit = int_param(&q, "limit", 100, 1000)?;
         let calls = reg.api_calls(before, limit)?;
         let next = (calls.len() as i64 == limit).then(|| calls.last().map(|c| c.id.to_string())).flatten();
@@ -664,6 +677,9 @@ async fn register_worker(State(s): State<Shared>, headers: HeaderMap, bytes: Byt
         if !(1..=1024).contains(&req.slots) {
             return Err(ApiError::invalid("slots must be from 1 to 1024"));
         }
+        if req.name.is_empty() || req.name.chars().count() > 200 {
+            return Err(ApiError::invalid("name must have 1 to 200 characters"));
+        }
         let host = req.host.unwrap_or_else(|| "unknown".into());
         let id = format!("{}-{}-{}", req.name, host, now_ms());
         reg.register_worker(&curate_registry::WorkerInfo { id: id.clone(), name: req.name, host, slots: req.slots, started_at_ms: now_ms(), last_seen_ms: now_ms() })?;
@@ -675,6 +691,9 @@ async fn register_worker(State(s): State<Shared>, headers: HeaderMap, bytes: Byt
 
 async fn lease(State(s): State<Shared>, headers: HeaderMap, Path(worker): Path<String>) -> ApiResult<Response> {
     call(&s, &headers, Scope::Run, move |s, reg, _| {
+        if reg.worker(&worker)?.is_none() {
+            return Err(ApiError::not_found(format!("no worker {worker:?}: register with POST /v1/workers first")));
+        }
         Ok(match crate::worker::lease(s, reg, &worker)? {
             Some(task) => Json(task).into_response(),
             None => StatusCode::NO_CONTENT.into_response(),
@@ -736,7 +755,7 @@ pub(crate) fn operations() -> Vec<Operation<Shared>> {
         Operation::new("get", "/v1/pipelines", "listPipelines", "Registered pipelines.", Some(Scope::Read), get(list_pipelines)).ok(200, r::<PipelineList>),
         Operation::new("get", "/v1/pipelines/{name}", "getPipeline", "One registered pipeline.", Some(Scope::Read), get(get_pipeline)).param(NAME).ok(200, r::<PipelineView>).errors(&[404]),
         Operation::new("post", "/v1/runs", "submitRun", "Queues a run of a registered pipeline or of a spec; a repeated Idempotency-Key returns the run it created.", Some(Scope::Run), post(submit_run))
-            .param(Param::header("Idempotency-Key", "Makes retries of this call safe: the same key returns the same run."))
+            .param(Param::header("Idempotency-Key", "Makes retries of this call safe: the same key returns the same run (1-255 characters)."))
             .body(b::<SubmitRun>)
             .ok(201, r::<RunView>)
             .ok(200, r::<RunView>)
@@ -744,8 +763,8 @@ pub(crate) fn operations() -> Vec<Operation<Shared>> {
         Operation::new("get", "/v1/runs", "listRuns", "Runs, newest first.", Some(Scope::Read), get(list_runs))
             .param(Param::query("state", "Only runs in this state."))
             .param(Param::query("pipeline", "Only runs of this pipeline."))
-            .param(Param::query("cursor", "The next_cursor of the previous page."))
-            .param(Param::query_int("limit", "Runs per page (1-500, default 50)."))
+            .param(Param::query_int("cursor", "The next_cursor of the previous page.", i64::MAX))
+            .param(Param::query_int("limit", "Runs per page (1-500, default 50).", 500))
             .ok(200, r::<RunPage>)
             .errors(&[400]),
         Operation::new("get", "/v1/runs/{id}", "getRun", "One run: state, counters, progress, version, and while queued what it waits for.", Some(Scope::Read), get(get_run)).param(ID).ok(200, r::<RunView>).errors(&[404]),
@@ -760,14 +779,14 @@ pub(crate) fn operations() -> Vec<Operation<Shared>> {
         Operation::new("get", "/v1/datasets/{name}", "getDataset", "A dataset's versions (or one, for name@N), as `curate datasets show --json`.", Some(Scope::Read), get(get_dataset)).param(NAME).ok(200, r::<Object>).errors(&[404, 422]),
         Operation::new("get", "/v1/datasets/{reference}/records", "datasetRecords", "The first records of a version.", Some(Scope::Read), get(dataset_records))
             .param(REFERENCE)
-            .param(Param::query_int("limit", "Records (1-1000, default 20)."))
+            .param(Param::query_int("limit", "Records (1-1000, default 20).", 1000))
             .ok(200, r::<Object>)
             .errors(&[400, 404, 422]),
         Operation::new("post", "/v1/datasets/{reference}/tags", "tagVersion", "Tags a version.", Some(Scope::Run), post(tag_version)).param(REFERENCE).body(b::<TagBody>).ok(200, r::<Object>).errors(&[400, 404, 422]),
         Operation::new("get", "/v1/diff", "diffVersions", "Records added and removed between two versions, and why.", Some(Scope::Read), get(diff))
             .param(Param::query_required("from", "The older version (name@N)."))
             .param(Param::query_required("to", "The newer version (name@N)."))
-            .param(Param::query_int("limit", "Ids listed per side (default 100)."))
+            .param(Param::query_int("limit", "Ids listed per side (1-100000, default 100).", 100_000))
             .ok(200, r::<Object>)
             .errors(&[400, 404, 422]),
         Operation::new("get", "/v1/records/{id}", "explainRecord", "Where a record came from, what touched it, which versions hold it (explain).", Some(Scope::Read), get(explain))
@@ -781,7 +800,8 @@ pub(crate) fn operations() -> Vec<Operation<Shared>> {
         Operation::new("post", "/v1/workers/{worker}/lease", "leaseTask", "Hands the worker its next task (204: none now).", Some(Scope::Run), post(lease))
             .param(Param::path("worker", "Worker id."))
             .ok(200, r::<LeasedTask>)
-            .no_content(),
+            .no_content()
+            .errors(&[404]),
         Operation::new("post", "/v1/tasks/{task}/heartbeat", "heartbeatTask", "Extends a task's lease; says whether to go on.", Some(Scope::Run), post(heartbeat))
             .param(Param::path_int("task", "Task id."))
             .body(b::<TaskReportBody>)
@@ -794,8 +814,8 @@ pub(crate) fn operations() -> Vec<Operation<Shared>> {
         Operation::new("post", "/v1/watches/{name}/resume", "resumeWatch", "Starts watching again.", Some(Scope::Run), post(resume_watch)).param(NAME).ok(200, r::<WatchView>).errors(&[404, 409]),
         Operation::new("get", "/v1/queue", "queue", "Who holds which slot, the runs waiting with what they wait for, and dead-lettered tasks with their errors.", Some(Scope::Read), get(queue)).ok(200, r::<Object>),
         Operation::new("get", "/v1/audit", "auditLog", "Mutating calls: token name, action, target, time; newest first.", Some(Scope::Admin), get(audit_log))
-            .param(Param::query("cursor", "The next_cursor of the previous page."))
-            .param(Param::query_int("limit", "Entries (1-1000, default 100)."))
+            .param(Param::query_int("cursor", "The next_cursor of the previous page.", i64::MAX))
+            .param(Param::query_int("limit", "Entries (1-1000, default 100).", 1000))
             .ok(200, r::<Object>)
             .errors(&[400]),
     ]

@@ -26,27 +26,28 @@ pub(crate) struct Param {
     at: &'static str,
     doc: &'static str,
     required: bool,
-    integer: bool,
+    /// For integers: the largest value the server takes (the least is 1).
+    integer: Option<i64>,
 }
 
 impl Param {
     pub(crate) const fn path(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "path", doc, required: true, integer: false }
+        Param { name, at: "path", doc, required: true, integer: None }
     }
     pub(crate) const fn path_int(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "path", doc, required: true, integer: true }
+        Param { name, at: "path", doc, required: true, integer: Some(i64::MAX) }
     }
     pub(crate) const fn query(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "query", doc, required: false, integer: false }
+        Param { name, at: "query", doc, required: false, integer: None }
     }
     pub(crate) const fn query_required(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "query", doc, required: true, integer: false }
+        Param { name, at: "query", doc, required: true, integer: None }
     }
-    pub(crate) const fn query_int(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "query", doc, required: false, integer: true }
+    pub(crate) const fn query_int(name: &'static str, doc: &'static str, max: i64) -> Self {
+        Param { name, at: "query", doc, required: false, integer: Some(max) }
     }
     pub(crate) const fn header(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "header", doc, required: false, integer: false }
+        Param { name, at: "header", doc, required: false, integer: None }
     }
 }
 
@@ -136,7 +137,11 @@ pub(crate) fn document<S>(ops: &[Operation<S>]) -> Value {
                 Answer::Json(status, f) => (*status, json!({ "description": "OK", "content": { "application/json": { "schema": f(&mut g) } } })),
                 Answer::NoContent => (204, json!({ "description": "No content" })),
                 Answer::Text => (200, json!({ "description": "OK", "content": { "text/plain": { "schema": { "type": "string" } } } })),
-                Answer::EventStream => (200, json!({ "description": "Server-sent events", "content": { "text/event-stream": { "schema": { "type": "string" } } } })),
+                Answer::EventStream => (200, json!({ "description": "Server-sent events", "content": { "text/event-stream": { "schema": {
+                    "type": "object",
+                    "description": "One event: `id` (resume after it with Last-Event-ID), `event` (state, progress or task), `data` (JSON).",
+                    "properties": { "id": {"type": "string"}, "event": {"type": "string"}, "data": {"type": "string", "contentMediaType": "application/json"}, "retry": {"type": "integer"} }
+                } } } })),
             };
             responses.insert(status.to_string(), v);
         }
@@ -151,7 +156,12 @@ pub(crate) fn document<S>(ops: &[Operation<S>]) -> Value {
             .params
             .iter()
             .map(|p| json!({ "name": p.name, "in": p.at, "required": p.required, "description": p.doc,
-                             "schema": if p.integer { json!({"type": "integer", "minimum": 1}) } else { json!({"type": "string"}) } }))
+                             "schema": match p.integer {
+                                 Some(max) => json!({"type": "integer", "minimum": 1, "maximum": max}),
+                                 // Values cannot be empty; an idempotency key has at most 255 characters.
+                                 None if p.at == "header" => json!({"type": "string", "minLength": 1, "maxLength": 255}),
+                                 None => json!({"type": "string", "minLength": 1}),
+                             } }))
             .collect();
         let mut o = json!({ "operationId": op.id, "summary": op.summary, "responses": responses });
         if !params.is_empty() {

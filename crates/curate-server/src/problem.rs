@@ -51,7 +51,7 @@ impl From<curate_registry::Error> for ApiError {
     fn from(e: curate_registry::Error) -> Self {
         use curate_registry::Error as E;
         let status = match &e {
-            E::JobNotFound(_) | E::DatasetNotFound(_) | E::VersionNotFound(_) | E::RunNotFound(_) | E::AuditNotFound(_) => StatusCode::NOT_FOUND,
+            E::JobNotFound(_) | E::TaskNotFound(_) | E::DatasetNotFound(_) | E::VersionNotFound(_) | E::RunNotFound(_) | E::AuditNotFound(_) => StatusCode::NOT_FOUND,
             E::InvalidReference { .. } | E::InvalidTag { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             E::Conflict(_) => StatusCode::CONFLICT,
             E::UnknownSources(_) => StatusCode::NOT_FOUND,

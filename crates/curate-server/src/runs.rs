@@ -148,8 +148,9 @@ fn add_report(v: &mut RunView, r: &serde_json::Value, first: bool, last: bool) {
         }
         let step = &mut v.steps[i];
         let m = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-        step.input += m("records_in");
-        step.kept += m("records_out");
+        // Step figures are named as in run.json.
+        step.input += m("in");
+        step.kept += m("out");
         step.errors += m("errors");
         if let Some(d) = s.get("dropped").and_then(serde_json::Value::as_object) {
             for (reason, count) in d {
