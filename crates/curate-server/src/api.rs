@@ -76,7 +76,11 @@ fn int_param(q: &HashMap<String, String>, name: &str, default: i64, max: i64) ->
 /// The `cursor` of a listing: a `next_cursor` this API gave.
 fn cursor(q: &HashMap<String, String>) -> ApiResult<Option<i64>> {
     match q.get("cursor").filter(|v| !v.is_empty()) {
-        Some(c) => c.parse::<i64>().map(Some).map_err(|_| ApiError::bad_request(format!("cursor {c:?} is not one this API gave"))),
+        Some(c) => match c.parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(ApiError::bad_request(format!("cursor {c:?} is not one this API gave"))),
+        },
+        None if q.contains_key("cursor") => Err(ApiError::bad_request("cursor is empty; leave it out for the first page")),
         None => Ok(None),
     }
 }
@@ -413,10 +417,13 @@ async fn submit_run(State(s): State<Shared>, headers: HeaderMap, bytes: Bytes) -
 
 async fn list_runs(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<RunPage>> {
     call(&s, &headers, Scope::Read, move |_, reg, _| {
-        let state = match q.get("state").filter(|v| !v.is_empty()) {
+        let state = match q.get("state") {
             Some(v) => Some(JobState::parse(v).ok_or_else(|| ApiError::bad_request(format!("state must be one of queued, running, cancelling, succeeded, failed, cancelled, not {v:?}")))?),
             None => None,
         };
+        if q.get("pipeline").is_some_and(String::is_empty) {
+            return Err(ApiError::bad_request("pipeline is empty; leave it out for every pipeline"));
+        }
         let before = cursor(&q)?;
         let limit = int_param(&q, "limit", 50, 500)?;
         let jobs = reg.jobs(state, q.get("pipeline").map(String::as_str).filter(|p| !p.is_empty()), before, limit)?;
@@ -761,7 +768,7 @@ pub(crate) fn operations() -> Vec<Operation<Shared>> {
             .ok(200, r::<RunView>)
             .errors(&[400, 404, 422]),
         Operation::new("get", "/v1/runs", "listRuns", "Runs, newest first.", Some(Scope::Read), get(list_runs))
-            .param(Param::query("state", "Only runs in this state."))
+            .param(Param::query_enum("state", "Only runs in this state.", &["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]))
             .param(Param::query("pipeline", "Only runs of this pipeline."))
             .param(Param::query_int("cursor", "The next_cursor of the previous page.", i64::MAX))
             .param(Param::query_int("limit", "Runs per page (1-500, default 50).", 500))

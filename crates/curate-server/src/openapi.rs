@@ -28,26 +28,31 @@ pub(crate) struct Param {
     required: bool,
     /// For integers: the largest value the server takes (the least is 1).
     integer: Option<i64>,
+    /// The values a string takes, when they are few.
+    values: &'static [&'static str],
 }
 
 impl Param {
     pub(crate) const fn path(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "path", doc, required: true, integer: None }
+        Param { name, at: "path", doc, required: true, integer: None, values: &[] }
     }
     pub(crate) const fn path_int(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "path", doc, required: true, integer: Some(i64::MAX) }
+        Param { name, at: "path", doc, required: true, integer: Some(i64::MAX), values: &[] }
     }
     pub(crate) const fn query(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "query", doc, required: false, integer: None }
+        Param { name, at: "query", doc, required: false, integer: None, values: &[] }
     }
     pub(crate) const fn query_required(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "query", doc, required: true, integer: None }
+        Param { name, at: "query", doc, required: true, integer: None, values: &[] }
     }
     pub(crate) const fn query_int(name: &'static str, doc: &'static str, max: i64) -> Self {
-        Param { name, at: "query", doc, required: false, integer: Some(max) }
+        Param { name, at: "query", doc, required: false, integer: Some(max), values: &[] }
+    }
+    pub(crate) const fn query_enum(name: &'static str, doc: &'static str, values: &'static [&'static str]) -> Self {
+        Param { name, at: "query", doc, required: false, integer: None, values }
     }
     pub(crate) const fn header(name: &'static str, doc: &'static str) -> Self {
-        Param { name, at: "header", doc, required: false, integer: None }
+        Param { name, at: "header", doc, required: false, integer: None, values: &[] }
     }
 }
 
@@ -160,6 +165,7 @@ pub(crate) fn document<S>(ops: &[Operation<S>]) -> Value {
                                  Some(max) => json!({"type": "integer", "minimum": 1, "maximum": max}),
                                  // Values cannot be empty; an idempotency key has at most 255 characters.
                                  None if p.at == "header" => json!({"type": "string", "minLength": 1, "maxLength": 255}),
+                                 None if !p.values.is_empty() => json!({"type": "string", "enum": p.values}),
                                  None => json!({"type": "string", "minLength": 1}),
                              } }))
             .collect();
