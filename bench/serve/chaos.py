@@ -39,7 +39,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-PG_BASE = "postgres://root@127.0.0.1:5432/test"
+from harness import PG_BASE, api, psql, run_curate, start_serve
+
 LEASE = 2.0
 RETAKE_LIMIT = LEASE + 10.0
 
@@ -50,27 +51,6 @@ def log(msg):
 
 class ApiError(Exception):
     pass
-
-
-def api(addr, token, method, path, body=None, headers=None, timeout=30):
-    """One JSON call; returns (status, parsed body). Raises OSError when the server is unreachable."""
-    conn = http.client.HTTPConnection(addr, timeout=timeout)
-    try:
-        h = {"Authorization": f"Bearer {token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        h.update(headers or {})
-        conn.request(method, path, body=data, headers=h)
-        r = conn.getresponse()
-        raw = r.read()
-        try:
-            return r.status, json.loads(raw)
-        except ValueError:
-            return r.status, raw.decode("utf-8", "replace")
-    finally:
-        conn.close()
 
 
 class Events(threading.Thread):
@@ -134,26 +114,14 @@ class Trial:
     # --- processes ---------------------------------------------------------------
 
     def curate(self, *argv):
-        out = subprocess.run([self.args.bin, *argv], cwd=self.dir, env=self.env, capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"curate {' '.join(argv)} failed ({out.returncode}): {out.stderr[-2000:]}")
-        return out.stdout
+        return run_curate(self.args.bin, self.dir, self.env, *argv)
 
     def start_server(self):
         self.incarnation += 1
-        err = open(self.dir / f"serve-{self.incarnation}.log", "wb")
-        p = subprocess.Popen(
-            [self.args.bin, "serve", "--listen", "127.0.0.1:0", "--workers", "0", "--lease-secs", str(int(LEASE))],
-            cwd=self.dir, env=self.env, stdout=subprocess.PIPE, stderr=err,
-        )
+        p, self.addr = start_serve(self.args.bin, self.dir, self.env, self.dir / f"serve-{self.incarnation}.log",
+                                   "--workers", "0", "--lease-secs", str(int(LEASE)))
         self.procs.append(p)
-        line = p.stdout.readline().decode().strip()
-        if not line.startswith("listening on http://"):
-            raise RuntimeError(f"curate serve said {line!r} (log {err.name})")
-        # Keep draining stdout so the server never blocks on a full pipe.
-        threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
         self.server = p
-        self.addr = line[len("listening on http://"):]
         if self.run_id is not None:  # follow the run's events again on the new server
             Events(self.addr, self.token, self.run_id, self.last_event_id(), self.events).start()
 
@@ -425,10 +393,6 @@ class Trial:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def psql(sql):
-    subprocess.run(["psql", PG_BASE, "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=20)
@@ -440,7 +404,7 @@ def main():
                     help="output format (jsonl: the version's ids are also read and checked one by one)")
     ap.add_argument("--second-kill", type=float, default=0.5, help="chance of a second kill in a trial")
     ap.add_argument("--run-timeout", type=float, default=300)
-    ap.add_argument("--bin", default="/tmp/curate-soak-bin")
+    ap.add_argument("--bin", default=str(Path(__file__).resolve().parents[2] / "target/debug/curate"), help="the curate binary (copy it first if it may be rebuilt meanwhile)")
     ap.add_argument("--verbose", action="store_true", help="print each trial's run events")
     ap.add_argument("--keep", action="store_true", help="keep every trial's directory (failed ones are always kept)")
     a = ap.parse_args()

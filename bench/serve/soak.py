@@ -45,30 +45,11 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-PG_BASE = "postgres://root@127.0.0.1:5432/test"
+from harness import PG_BASE, api, psql, run_curate, start_serve
 
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def api(addr, token, method, path, body=None, timeout=60):
-    conn = http.client.HTTPConnection(addr, timeout=timeout)
-    try:
-        h = {"Authorization": f"Bearer {token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=h)
-        r = conn.getresponse()
-        raw = r.read()
-        try:
-            return r.status, json.loads(raw)
-        except ValueError:
-            return r.status, raw.decode("utf-8", "replace")
-    finally:
-        conn.close()
 
 
 def parse_time(s):
@@ -116,7 +97,7 @@ class Soak:
         self.schema = None
         if a.backend == "postgres":
             self.schema = f"soak_{os.getpid()}_{self.rng.randrange(1 << 30)}"
-            psql(PG_BASE, f"CREATE SCHEMA {self.schema}")
+            psql(f"CREATE SCHEMA {self.schema}")
             self.registry_url = f"{PG_BASE}?options=-csearch_path%3D{self.schema}"
             self.env["CURATE_REGISTRY"] = self.registry_url
         self.lock = threading.Lock()
@@ -135,24 +116,15 @@ class Soak:
     # --- the server ----------------------------------------------------------------
 
     def curate(self, *argv):
-        out = subprocess.run([self.a.bin, *argv], cwd=self.dir, env=self.env, capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"curate {' '.join(argv)} failed ({out.returncode}): {out.stderr[-2000:]}")
-        return out.stdout
+        return run_curate(self.a.bin, self.dir, self.env, *argv)
 
     def start_server(self):
         self.incarnation += 1
-        err = open(self.dir / f"serve-{self.incarnation}.log", "wb")
-        p = subprocess.Popen([self.a.bin, "serve", "--listen", "127.0.0.1:0", "--workers", str(self.a.workers)],
-                             cwd=self.dir, env=self.env, stdout=subprocess.PIPE, stderr=err)
+        p, addr = start_serve(self.a.bin, self.dir, self.env, self.dir / f"serve-{self.incarnation}.log", "--workers", str(self.a.workers))
         self.procs.append(p)
-        line = p.stdout.readline().decode().strip()
-        if not line.startswith("listening on http://"):
-            raise RuntimeError(f"curate serve said {line!r} (see {err.name})")
-        threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
         with self.lock:
             self.server = p
-            self.addr = line[len("listening on http://"):]
+            self.addr = addr
 
     def kill_server(self):
         with self.lock:
@@ -347,8 +319,8 @@ class Soak:
         vq = "SELECT d.name, v.version, v.created_at FROM versions v JOIN datasets d ON d.id = v.dataset_id"
         jq = "SELECT id, pipeline, state, created_at, started_at, ended_at, version, COALESCE(watch, '') FROM jobs"
         if self.schema:
-            vrows = [r.split("|") for r in psql(self.registry_url, vq).splitlines() if r]
-            jrows = [r.split("|") for r in psql(self.registry_url, jq).splitlines() if r]
+            vrows = [r.split("|") for r in psql(vq, self.registry_url).splitlines() if r]
+            jrows = [r.split("|") for r in psql(jq, self.registry_url).splitlines() if r]
         else:
             db = sqlite3.connect(f"file:{self.dir / '.curate' / 'registry.db'}?mode=ro", uri=True, timeout=30)
             vrows = db.execute(vq).fetchall()
@@ -610,7 +582,7 @@ class Soak:
                 p.wait()
         if not keep:
             if self.schema:
-                psql(PG_BASE, f"DROP SCHEMA {self.schema} CASCADE")
+                psql(f"DROP SCHEMA {self.schema} CASCADE")
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -620,11 +592,6 @@ def fmt(t):
 
 def rng_uniform(rng, lo, hi):
     return rng.uniform(lo, hi)
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", url, "-qAt", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True, text=True)
-    return out.stdout
 
 
 def main():
@@ -646,7 +613,7 @@ def main():
     ap.add_argument("--drain-minutes", type=float, default=15)
     ap.add_argument("--check-the-checker", action="store_true",
                     help="after the checks, tamper with the record of the files (and one version) and make sure the checks catch each change")
-    ap.add_argument("--bin", default="/tmp/curate-soak-bin")
+    ap.add_argument("--bin", default=str(Path(__file__).resolve().parents[2] / "target/debug/curate"), help="the curate binary (copy it first if it may be rebuilt meanwhile)")
     ap.add_argument("--dir", default=None, help="working directory (default: a new temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the directory and schema (kept anyway on failure)")
     a = ap.parse_args()
