@@ -836,41 +836,58 @@ impl Registry {
     /// What keeps a queued or running run from getting a slot now, if anything does:
     /// an earlier run holding its output, its pipeline's slot limit, all slots in use.
     pub fn job_waits_for(&self, job: &Job, max_slots: Option<i64>) -> Result<Option<String>> {
-        if job.state.is_terminal() {
-            return Ok(None);
-        }
+        Ok(self.jobs_wait_for(std::slice::from_ref(job), max_slots)?.pop().flatten())
+    }
+
+    /// [`Registry::job_waits_for`] of several runs, on one snapshot: what every run shares
+    /// (slots held, limits, live workers) is read once.
+    pub fn jobs_wait_for(&self, jobs: &[Job], max_slots: Option<i64>) -> Result<Vec<Option<String>>> {
         self.read(|db| {
-            if let Some(other) = first(db.query(
-                "SELECT id FROM jobs WHERE output = ? AND id < ? AND state IN ('queued', 'running', 'cancelling') ORDER BY id LIMIT 1",
-                &[job.output.as_str().into(), job.id.into()],
-            )?) {
-                return Ok(Some(format!("run {} writes the same output ({}); runs into one output run one at a time", other.int()?, job.output)));
-            }
-            let held = pipeline_slots(db)?;
-            let mine = held.get(&job.pipeline).copied().unwrap_or(0);
-            if let Some(limit) = first(db.query("SELECT max_slots FROM pipelines WHERE name = ?", &[job.pipeline.as_str().into()])?).map(|v| v.opt_int()).transpose()?.flatten() {
-                if mine >= limit {
-                    return Ok(Some(format!("pipeline {} holds its limit of {limit} slots", job.pipeline)));
-                }
-            }
-            let total: i64 = held.values().sum();
-            if max_slots.is_some_and(|m| total >= m) {
-                return Ok(Some(format!("all {} worker slots are in use", max_slots.unwrap_or_default())));
-            }
             let now = now_ms();
-            let ready = first(db.query("SELECT COUNT(*) FROM job_tasks WHERE job_id = ? AND state = 'queued'", &[job.id.into()])?).map_or(Ok(0), |v| v.int())?;
-            let backoff = first(db.query("SELECT MIN(not_before) FROM job_tasks WHERE job_id = ? AND state = 'queued' AND not_before > ?", &[job.id.into(), now.into()])?)
-                .map(|v| v.opt_int())
-                .transpose()?
-                .flatten();
-            if let Some(at) = backoff {
-                return Ok(Some(format!("a failed task is retried in {} ms", at - now)));
-            }
+            let held = pipeline_slots(db)?;
+            let total: i64 = held.values().sum();
+            let limits: BTreeMap<String, i64> = db
+                .query("SELECT name, max_slots FROM pipelines WHERE max_slots IS NOT NULL", &[])?
+                .into_iter()
+                .map(|row| {
+                    let mut c = Cols::new(row);
+                    Ok((c.text()?, c.int()?))
+                })
+                .collect::<Result<_>>()?;
             let live = first(db.query("SELECT COUNT(*) FROM workers WHERE last_seen > ?", &[(now - 60_000).into()])?).map_or(Ok(0), |v| v.int())?;
-            if ready > 0 && live == 0 {
-                return Ok(Some("no worker is connected; start one with `curate worker --server URL`".into()));
-            }
-            Ok(None)
+            jobs.iter()
+                .map(|job| {
+                    if job.state.is_terminal() {
+                        return Ok(None);
+                    }
+                    if let Some(other) = first(db.query(
+                        "SELECT id FROM jobs WHERE output = ? AND id < ? AND state IN ('queued', 'running', 'cancelling') ORDER BY id LIMIT 1",
+                        &[job.output.as_str().into(), job.id.into()],
+                    )?) {
+                        return Ok(Some(format!("run {} writes the same output ({}); runs into one output run one at a time", other.int()?, job.output)));
+                    }
+                    let mine = held.get(&job.pipeline).copied().unwrap_or(0);
+                    if let Some(limit) = limits.get(&job.pipeline).filter(|limit| mine >= **limit) {
+                        return Ok(Some(format!("pipeline {} holds its limit of {limit} slots", job.pipeline)));
+                    }
+                    if let Some(m) = max_slots.filter(|m| total >= *m) {
+                        return Ok(Some(format!("all {m} worker slots are in use")));
+                    }
+                    let row = db.query(
+                        "SELECT COUNT(*), MIN(CASE WHEN not_before > ? THEN not_before END) FROM job_tasks WHERE job_id = ? AND state = 'queued'",
+                        &[now.into(), job.id.into()],
+                    )?;
+                    let mut c = Cols::new(row.into_iter().next().ok_or_else(|| Error::Corrupt("aggregate gave no row".into()))?);
+                    let (ready, backoff) = (c.int()?, c.opt_int()?);
+                    if let Some(at) = backoff {
+                        return Ok(Some(format!("a failed task is retried in {} ms", at - now)));
+                    }
+                    if ready > 0 && live == 0 {
+                        return Ok(Some("no worker is connected; start one with `curate worker --server URL`".into()));
+                    }
+                    Ok(None)
+                })
+                .collect()
         })
     }
 

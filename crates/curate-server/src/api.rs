@@ -636,8 +636,8 @@ async fn queue(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Ob
         let used = held.iter().filter(|(t, _)| matches!(t.kind, curate_registry::TaskKind::Map | curate_registry::TaskKind::Reduce)).count();
         let mut waiting = Vec::new();
         for state in [JobState::Queued, JobState::Running] {
-            for job in reg.jobs(Some(state), None, None, 200)? {
-                let why = reg.job_waits_for(&job, s.config.max_slots)?;
+            let jobs = reg.jobs(Some(state), None, None, 200)?;
+            for (job, why) in jobs.iter().zip(reg.jobs_wait_for(&jobs, s.config.max_slots)?) {
                 if state == JobState::Queued || why.is_some() {
                     waiting.push(json!({ "run": job.id, "pipeline": job.pipeline, "state": job.state.as_str(), "priority": job.priority, "waiting_for": why }));
                 }
