@@ -225,7 +225,8 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_state ON jobs (state, id);
 CREATE INDEX jobs_pipeline ON jobs (pipeline, id);
 CREATE INDEX jobs_pipeline_state ON jobs (pipeline, state, id);
-CREATE INDEX jobs_output ON jobs (output, id);
+-- The runs not ended of each output, for "which earlier run holds this output".
+CREATE INDEX jobs_output_active ON jobs (output, id) WHERE state IN ('queued', 'running', 'cancelling');
 CREATE TABLE job_tasks (
     id {pk},
     job_id BIGINT NOT NULL REFERENCES jobs(id),
