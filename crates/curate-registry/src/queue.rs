@@ -561,14 +561,7 @@ impl Registry {
 
     /// Task counts per state over all runs.
     pub fn task_counts(&self) -> Result<BTreeMap<String, i64>> {
-        self.read(|db| {
-            let mut out = BTreeMap::new();
-            for row in db.query("SELECT state, COUNT(*) FROM job_tasks GROUP BY state", &[])? {
-                let mut c = Cols::new(row);
-                out.insert(c.text()?, c.int()?);
-            }
-            Ok(out)
-        })
+        self.read(|db| named_ints(db.query("SELECT state, COUNT(*) FROM job_tasks GROUP BY state", &[])?))
     }
 
     /// Events of a run after event `after`, oldest first, at most `limit`.
@@ -623,14 +616,7 @@ impl Registry {
             }
             let held = pipeline_slots(db)?;
             let total: i64 = held.values().sum();
-            let limits: BTreeMap<String, i64> = db
-                .query("SELECT name, max_slots FROM pipelines WHERE max_slots IS NOT NULL", &[])?
-                .into_iter()
-                .map(|row| {
-                    let mut c = Cols::new(row);
-                    Ok((c.text()?, c.int()?))
-                })
-                .collect::<Result<_>>()?;
+            let limits = named_ints(db.query("SELECT name, max_slots FROM pipelines WHERE max_slots IS NOT NULL", &[])?)?;
             for row in candidates {
                 let mut c = Cols::new(row);
                 let (task, pipeline, kind) = (c.int()?, c.text()?, TaskKind::parse(&c.text()?)?);
@@ -846,14 +832,7 @@ impl Registry {
             let now = now_ms();
             let held = pipeline_slots(db)?;
             let total: i64 = held.values().sum();
-            let limits: BTreeMap<String, i64> = db
-                .query("SELECT name, max_slots FROM pipelines WHERE max_slots IS NOT NULL", &[])?
-                .into_iter()
-                .map(|row| {
-                    let mut c = Cols::new(row);
-                    Ok((c.text()?, c.int()?))
-                })
-                .collect::<Result<_>>()?;
+            let limits = named_ints(db.query("SELECT name, max_slots FROM pipelines WHERE max_slots IS NOT NULL", &[])?)?;
             let live = first(db.query("SELECT COUNT(*) FROM workers WHERE last_seen > ?", &[(now - 60_000).into()])?).map_or(Ok(0), |v| v.int())?;
             jobs.iter()
                 .map(|job| {
@@ -933,10 +912,7 @@ impl Registry {
             db.query("SELECT id, name, host, slots, started_at, last_seen FROM workers WHERE id = ?", &[id.into()])?
                 .into_iter()
                 .next()
-                .map(|row| {
-                    let mut c = Cols::new(row);
-                    Ok(WorkerInfo { id: c.text()?, name: c.text()?, host: c.text()?, slots: c.int()?, started_at_ms: c.int()?, last_seen_ms: c.int()? })
-                })
+                .map(worker_row)
                 .transpose()
         })
     }
@@ -946,10 +922,7 @@ impl Registry {
         self.read(|db| {
             db.query("SELECT id, name, host, slots, started_at, last_seen FROM workers WHERE last_seen > ? ORDER BY last_seen DESC", &[(now_ms() - since_ms).into()])?
                 .into_iter()
-                .map(|row| {
-                    let mut c = Cols::new(row);
-                    Ok(WorkerInfo { id: c.text()?, name: c.text()?, host: c.text()?, slots: c.int()?, started_at_ms: c.int()?, last_seen_ms: c.int()? })
-                })
+                .map(worker_row)
                 .collect()
         })
     }
@@ -1004,17 +977,26 @@ fn load_pipeline(db: &mut dyn Db, name: &str) -> Result<Option<PipelineEntry>> {
 
 /// Map and reduce tasks held now, per pipeline.
 fn pipeline_slots(db: &mut dyn Db) -> Result<BTreeMap<String, i64>> {
-    db.query(
+    named_ints(db.query(
         "SELECT j.pipeline, COUNT(*) FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
          WHERE t.state = 'leased' AND t.kind IN ('map', 'reduce') GROUP BY j.pipeline",
         &[],
-    )?
-    .into_iter()
-    .map(|row| {
-        let mut c = Cols::new(row);
-        Ok((c.text()?, c.int()?))
-    })
-    .collect()
+    )?)
+}
+
+fn worker_row(row: Row) -> Result<WorkerInfo> {
+    let mut c = Cols::new(row);
+    Ok(WorkerInfo { id: c.text()?, name: c.text()?, host: c.text()?, slots: c.int()?, started_at_ms: c.int()?, last_seen_ms: c.int()? })
+}
+
+/// Rows of (name, integer), such as counts by state, as a map.
+fn named_ints(rows: Vec<Row>) -> Result<BTreeMap<String, i64>> {
+    rows.into_iter()
+        .map(|row| {
+            let mut c = Cols::new(row);
+            Ok((c.text()?, c.int()?))
+        })
+        .collect()
 }
 
 /// The first two integer columns of the first row.

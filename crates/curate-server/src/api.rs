@@ -26,7 +26,7 @@ use crate::openapi::{Operation, Param};
 use crate::problem::ApiError;
 use crate::runs::{self, RunPage, RunView};
 use crate::worker::{HeartbeatReply, LeasedTask};
-use crate::Service;
+use crate::{now_ms, Service};
 
 type Shared = Arc<Service>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -738,10 +738,6 @@ async fn fail(State(s): State<Shared>, headers: HeaderMap, Path(task): Path<Stri
     .await
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 // ----- the table -----------------------------------------------------------------
 
 const ID: Param = Param::path("id", "Run id.");
@@ -750,7 +746,7 @@ const REFERENCE: Param = Param::path("reference", "A version: name@N or name@tag
 
 /// Every operation of the API, with what the OpenAPI document says of it.
 pub(crate) fn operations() -> Vec<Operation<Shared>> {
-    use crate::openapi::{body as b, resp as r};
+    use crate::openapi::{schema as b, schema as r};
     vec![
         Operation::new("get", "/healthz", "health", "Liveness.", None, get(healthz)).ok(200, r::<Value>),
         Operation::new("get", "/metrics", "metrics", "Prometheus metrics: runs by state, tasks, records, queue depth, lease expiries.", None, get(metrics)).text(),

@@ -102,6 +102,11 @@ impl Pool {
     }
 }
 
+/// Milliseconds since the Unix epoch, the registry's time unit.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// What every part of the service shares.
 pub(crate) struct Service {
     pub(crate) engine: Engine,

@@ -9,13 +9,8 @@ use serde_json::{json, Map, Value};
 
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
-/// A request body schema.
-pub(crate) fn body<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
-    g.subschema_for::<T>()
-}
-
-/// A response body schema.
-pub(crate) fn resp<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+/// The schema of a request or response body of type `T`.
+pub(crate) fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
 

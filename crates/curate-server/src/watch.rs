@@ -15,7 +15,7 @@ use curate_engine::Pipeline;
 use curate_registry::{NewJob, NewVersion, PipelineEntry, Registry, WatchCommit};
 use serde_json::{json, Map, Value};
 
-use crate::{ServerError, Service};
+use crate::{now_ms, ServerError, Service};
 
 /// Starts the watcher thread.
 pub(crate) fn start(service: Arc<Service>) -> Result<(), ServerError> {
@@ -50,10 +50,6 @@ fn tend(s: &Service, reg: &Registry, p: &PipelineEntry, next: &mut HashMap<Strin
         tracing::warn!(pipeline = %p.name, error = %e, "watch failed");
         let _ = reg.note_watch(&p.name, 0, 0, Some(&e));
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Lists the input, compares it with the cursor, and starts what the difference needs.

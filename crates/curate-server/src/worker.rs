@@ -110,7 +110,7 @@ pub(crate) fn run_local(service: &Service, n: usize) {
         }
     };
     let worker = format!("{}-w{n}", service.id);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = crate::now_ms();
     let info = curate_registry::WorkerInfo { id: worker.clone(), name: format!("local-{n}"), host: curate_io::host_name(), slots: 1, started_at_ms: now, last_seen_ms: now };
     if let Err(e) = reg.register_worker(&info) {
         tracing::error!(error = %e, "worker {n} cannot register");
