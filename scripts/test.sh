@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: starts what the tests need (a local
-# S3-protocol server, PostgreSQL for the registry, a Python env with pyarrow and HF datasets,
-# chromium and playwright for the web UI),
-# then the Rust suites, a bounded fuzzing run of the readers (scripts/fuzz.sh) and the Python
-# suite.
+# S3-protocol server, PostgreSQL for the registry, a Python env with pyarrow, HF datasets and
+# Ray, chromium and playwright for the web UI), then the Rust suites, a bounded fuzzing run of
+# the readers (scripts/fuzz.sh), and the Python package (built and installed as README says)
+# with its suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/s3-server.sh start
@@ -17,4 +17,5 @@ command -v strace >/dev/null || { apt-get update -qq && apt-get install -y -qq s
 cargo build --workspace --bins
 cargo test --workspace
 scripts/fuzz.sh
+scripts/python-package.sh
 .venv-test/bin/python -m pytest tests/python -q

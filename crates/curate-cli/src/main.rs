@@ -60,6 +60,13 @@ enum Command {
         /// With --server: repeating a submission with this key returns the run it created.
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// Where tasks run: `local` threads, or `ray` (each task a Ray task on $RAY_ADDRESS or a
+        /// local Ray; needs the Python package, run by $CURATE_PYTHON or python3).
+        #[arg(long, value_enum, default_value_t = Executor::Local)]
+        executor: Executor,
+        /// With --executor ray: Ray tasks at once (default: the cluster's CPUs).
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Datasets and their versions.
     Datasets {
@@ -140,6 +147,15 @@ enum Command {
     },
 }
 
+/// Where a run's tasks execute.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Executor {
+    /// Threads of this process.
+    Local,
+    /// Ray tasks, through the Python package.
+    Ray,
+}
+
 fn parse_threads(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1 (omit --threads to use every core)".into()),
@@ -210,6 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { spec, idempotency_key, .. } if cli.server.is_some() => {
             service_cmds::run(cli.server.as_deref().unwrap_or_default(), &spec, idempotency_key.as_deref())?
         }
+        Command::Run { spec, executor: Executor::Ray, workers, resume, .. } => run_on_ray(&spec, workers, resume)?,
         Command::Run { spec, threads, resume, memory_limit, progress_interval, no_cache, no_registry, .. } => {
             let engine = Engine::from_env();
             let p = prepare(&engine, &spec)?;
@@ -325,6 +342,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// `curate run --executor ray`: the Python package drives Ray (the run's logic stays in the
+/// engine, which each Ray task runs); its output and exit status are the command's.
+fn run_on_ray(spec: &Path, workers: Option<usize>, resume: bool) -> anyhow::Result<()> {
+    let python = std::env::var("CURATE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut cmd = std::process::Command::new(&python);
+    cmd.args(["-m", "curate", "run", "--executor", "ray"]).arg(spec);
+    if let Some(w) = workers {
+        cmd.args(["--workers", &w.to_string()]);
+    }
+    if resume {
+        cmd.arg("--resume");
+    }
+    let found = std::process::Command::new(&python).args(["-c", "import curate, ray"]).output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        anyhow::bail!("--executor ray needs Python ({python}, or $CURATE_PYTHON) with the curate package and ray: pip install './python[ray]'");
+    }
+    let status = cmd.status().map_err(|e| anyhow::anyhow!("starting {python}: {e}"))?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
     }
     Ok(())
 }

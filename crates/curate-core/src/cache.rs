@@ -208,7 +208,7 @@ impl StepCache {
     /// [`EntryWriter::commit`].
     pub(crate) fn writer(&self, key: &str, upstream: &str, declared: Vec<String>) -> Result<EntryWriter, BoxError> {
         let dir = self.entry_dir(key);
-        let tmp = self.root.join(STAGING).join(format!("{key}.{}.{}", std::process::id(), unique()));
+        let tmp = self.root.join(STAGING).join(format!("{key}.{}", crate::io::scratch_id()));
         std::fs::create_dir_all(&tmp)?;
         Ok(EntryWriter {
             tmp,
@@ -280,7 +280,7 @@ impl StepCache {
         let dir = self.entry_dir(key);
         let staging = self.root.join(STAGING);
         std::fs::create_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
-        let doomed = staging.join(format!("evicted-{key}.{}.{}", std::process::id(), unique()));
+        let doomed = staging.join(format!("evicted-{key}.{}", crate::io::scratch_id()));
         match std::fs::rename(&dir, &doomed) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -338,12 +338,6 @@ fn millis(t: Option<SystemTime>) -> u64 {
 /// at worst evicts the entry sooner.
 fn touch(meta: &Path) {
     let _ = File::options().write(true).open(meta).and_then(|f| f.set_modified(SystemTime::now()));
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    SEQ.fetch_add(1, Ordering::Relaxed)
 }
 
 /// What the cache does for one step of a task.

@@ -8,12 +8,11 @@
 use std::collections::HashSet;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::UInt64Type;
-use arrow_array::{Array, BooleanArray, RecordBatch, StructArray};
+use arrow_array::BooleanArray;
 use arrow_select::filter::filter_record_batch;
 
-use crate::io::{BoxError, Chunk, Quarantined};
-use crate::record;
+use crate::io::{BoxError, Chunk};
+use crate::{quarantine, record};
 use crate::spec::OnDuplicateId;
 
 /// The ids one task has read so far.
@@ -47,7 +46,7 @@ impl IdCheck {
             return Ok(());
         }
         self.found += dup.len() as u64;
-        let at = |row: usize| location(batch, row);
+        let at = |row: usize| quarantine::location(batch, row);
         match self.policy {
             OnDuplicateId::Keep => {
                 let first = dup[0];
@@ -64,15 +63,8 @@ impl IdCheck {
             }
             OnDuplicateId::Quarantine => {
                 for &row in &dup {
-                    let (byte_offset, src_row) = source_position(batch, row);
-                    chunk.quarantined.push(Quarantined {
-                        file: file.to_string(),
-                        line: None,
-                        byte_offset,
-                        row: src_row,
-                        error: format!("duplicate id `{}`: an earlier record of this input has it", ids.value(row)),
-                        raw: row_json(batch, row).into_bytes(),
-                    });
+                    let error = format!("duplicate id `{}`: an earlier record of this input has it", ids.value(row));
+                    chunk.quarantined.push(quarantine::entry(batch, row, Some(file), error));
                 }
                 let mut keep = vec![true; batch.num_rows()];
                 for &row in &dup {
@@ -83,36 +75,4 @@ impl IdCheck {
         }
         Ok(())
     }
-}
-
-fn source_position(batch: &RecordBatch, row: usize) -> (Option<u64>, Option<u64>) {
-    let Some(src) = batch.column_by_name(record::SOURCE).and_then(|c| c.as_any().downcast_ref::<StructArray>()) else {
-        return (None, None);
-    };
-    let get = |name: &str| {
-        src.column_by_name(name)
-            .and_then(|c| c.as_primitive_opt::<UInt64Type>())
-            .filter(|c| c.is_valid(row))
-            .map(|c| c.value(row))
-    };
-    (get("byte_offset"), get("row"))
-}
-
-fn location(batch: &RecordBatch, row: usize) -> String {
-    match source_position(batch, row) {
-        (Some(o), _) => format!("byte offset {o}"),
-        (_, Some(r)) => format!("row {r}"),
-        _ => format!("record {row} of its batch"),
-    }
-}
-
-/// The record as a JSON object of its input fields (what quarantine keeps as `raw`).
-fn row_json(batch: &RecordBatch, row: usize) -> String {
-    let mut one = batch.slice(row, 1);
-    if let Ok(i) = one.schema().index_of(record::SOURCE) {
-        one.remove_column(i);
-    }
-    let mut out = Vec::new();
-    crate::json_rows::write_rows(&one, &mut out);
-    String::from_utf8_lossy(out.trim_ascii_end()).into_owned()
 }

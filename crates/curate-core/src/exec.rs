@@ -494,12 +494,14 @@ fn reject_rows(step: &BuiltStep, rejects_schema: &SchemaRef, dropped: &RecordBat
 }
 
 /// Runs `steps` over one batch (`stats` and `taps` line up with `steps`); dropped rows go to
-/// the writer's rejects.
+/// the writer's rejects, rows of a batch an operator failed on to its quarantine (counted
+/// in `quarantined`).
 pub(crate) fn apply_steps(
     steps: &[BuiltStep],
     rejects_schema: &SchemaRef,
     mut batch: RecordBatch,
     stats: &mut [StepStats],
+    quarantined: &mut u64,
     writer: &mut dyn crate::io::TaskWriter,
     taps: &mut [Tap],
 ) -> Result<RecordBatch, BoxError> {
@@ -510,6 +512,23 @@ pub(crate) fn apply_steps(
         let rows = batch.num_rows();
         st.records_in += rows as u64;
         let (out, verdicts) = run_step(step, batch, taps.get_mut(i))?;
+        if let Some(error) = verdicts.as_ref().and_then(|v| v.failure()) {
+            let ids = out.column_by_name(record::ID).and_then(|c| c.as_any().downcast_ref::<StringArray>());
+            let entries: Vec<_> = (0..rows)
+                .map(|r| {
+                    let id = ids.map_or("", |ids| ids.value(r));
+                    let message = format!("step {} ({}) failed on the batch of record `{id}` ({rows} records): {error}", step.index, step.descriptor.name);
+                    crate::quarantine::entry(&out, r, None, message)
+                })
+                .collect();
+            let shown: Vec<&str> = (0..rows.min(10)).filter_map(|r| ids.map(|ids| ids.value(r))).collect();
+            tracing::warn!(step = step.index, op = %step.descriptor.name, records = rows, ids = ?shown, error, "operator failed on a batch; its records are quarantined");
+            writer.quarantined(&entries)?;
+            st.failed += rows as u64;
+            *quarantined += rows as u64;
+            batch = out.slice(0, 0);
+            continue;
+        }
         batch = match verdicts {
             Some(v) if v.any_dropped() => {
                 let keep: BooleanArray = (0..rows).map(|i| Some(v.reason(i).is_none())).collect();
@@ -547,8 +566,12 @@ fn run_step(step: &BuiltStep, batch: RecordBatch, tap: Option<&mut Tap>) -> Resu
         )
         .into());
     }
-    if let (Some(tap), Some(input)) = (tap, input) {
-        tap.record(&input, &out.batch, out.verdicts.as_ref());
+    let failed = out.verdicts.as_ref().is_some_and(|v| v.failure().is_some());
+    match (tap, input) {
+        // A failed batch is not an output to reuse: the step is computed again next time.
+        (Some(tap), _) if failed => *tap = Tap::Off,
+        (Some(tap), Some(input)) => tap.record(&input, &out.batch, out.verdicts.as_ref()),
+        _ => {}
     }
     Ok((out.batch, out.verdicts))
 }

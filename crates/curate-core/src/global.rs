@@ -449,6 +449,7 @@ pub fn run_task(ctx: &TaskContext<'_>, task: &TaskRef) -> Result<TaskReport, Box
             &plan.rejects_schema,
             batch,
             &mut report.steps[from..end_step],
+            &mut report.quarantined,
             writer,
             taps,
         )?;

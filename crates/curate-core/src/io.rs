@@ -5,6 +5,14 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use serde::{Deserialize, Serialize};
 
+/// `PID-N`: a name part no other call gets, in this process or another, so scratch files of
+/// concurrent runs (threads of one process included) never collide.
+pub fn scratch_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Boxed error crossing the storage boundary.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

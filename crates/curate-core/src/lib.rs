@@ -9,6 +9,7 @@ pub mod io;
 pub mod json_rows;
 pub mod key;
 pub mod operator;
+mod quarantine;
 pub mod record;
 pub mod spec;
 pub mod stats;

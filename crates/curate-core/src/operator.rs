@@ -42,12 +42,26 @@ pub struct Columns {
 pub struct Verdicts {
     reasons: Vec<Arc<str>>,
     rows: Vec<u32>,
+    /// The operator failed on the whole batch with this error (a Python function raising,
+    /// say): its rows go to quarantine with it, and the run goes on.
+    failed: Option<Arc<str>>,
 }
 
 impl Verdicts {
     /// All `n` rows kept.
     pub fn keep_all(n: usize) -> Self {
-        Verdicts { reasons: Vec::new(), rows: vec![0; n] }
+        Verdicts { reasons: Vec::new(), rows: vec![0; n], failed: None }
+    }
+
+    /// Every one of `n` rows failed in the operator with `error`: they are quarantined with
+    /// it (and their ids), instead of the failure ending the run.
+    pub fn fail_all(n: usize, error: &str) -> Self {
+        Verdicts { reasons: Vec::new(), rows: vec![0; n], failed: Some(Arc::from(error)) }
+    }
+
+    /// The error the operator failed the batch with, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     /// Marks `row` dropped for `reason` (`operator:rule`).
@@ -93,7 +107,7 @@ impl Verdicts {
     /// Verdicts from the parts [`Verdicts::codes`] gives; `None` when a row names a reason
     /// that is not there.
     pub(crate) fn from_codes(reasons: Vec<Arc<str>>, rows: Vec<u32>) -> Option<Self> {
-        rows.iter().all(|&r| r as usize <= reasons.len()).then_some(Verdicts { reasons, rows })
+        rows.iter().all(|&r| r as usize <= reasons.len()).then_some(Verdicts { reasons, rows, failed: None })
     }
 }
 

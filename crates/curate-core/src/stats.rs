@@ -19,6 +19,13 @@ pub struct StepStats {
     pub records_out: u64,
     /// Dropped records by reason.
     pub dropped: BTreeMap<String, u64>,
+    /// Records quarantined because the operator failed on their batch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl StepStats {
@@ -26,6 +33,7 @@ impl StepStats {
     pub fn merge(&mut self, other: &StepStats) {
         self.records_in += other.records_in;
         self.records_out += other.records_out;
+        self.failed += other.failed;
         for (reason, n) in &other.dropped {
             *self.dropped.entry(reason.clone()).or_default() += n;
         }

@@ -76,7 +76,7 @@ fn local_copy(store: &VersionStore, rel: &str) -> Result<LocalCopy> {
     }
     let bytes = store.read(rel).map_err(|e| Error::File { path: rel.to_owned(), message: e.to_string() })?;
     let name = rel.rsplit('/').next().unwrap_or(rel);
-    let path = std::env::temp_dir().join(format!("curate-forget-{}-{name}", std::process::id()));
+    let path = std::env::temp_dir().join(format!("curate-forget-{}-{name}", curate_core::io::scratch_id()));
     std::fs::write(&path, &bytes).map_err(|e| file_err(&path, e))?;
     Ok(LocalCopy { path, temporary: true })
 }
@@ -88,7 +88,7 @@ fn rewrite_object(store: &VersionStore, d: &Doomed) -> Result<(Option<FileEntry>
     std::fs::create_dir_all(&scratch).map_err(|e| file_err(&scratch, e))?;
     // Files are rewritten in parallel: names carry the sidecar they come from.
     let stem = d.file.lineage.rsplit('/').next().unwrap_or(&d.file.lineage).split('.').next().unwrap_or_default().to_owned();
-    let tmp = |name: &str| scratch.join(format!(".forget-{}-{stem}-{name}", std::process::id()));
+    let tmp = |name: &str| scratch.join(format!(".forget-{}-{stem}-{name}", curate_core::io::scratch_id()));
     let adopt = |path: &Path, hash: &str, ext: &str| store.adopt(path, hash, ext).map_err(|e| file_err(path, e));
     let mut data = None;
     let mut kept_rows = None;
@@ -341,7 +341,7 @@ fn purge_output(dir: &Path, ids: &HashSet<String>) -> Result<Vec<(PathBuf, u64)>
             .map(|e| e.path())
             .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)));
         let index = sidecar.with_extension("idx");
-        let tmp = |p: &Path| p.with_file_name(format!(".forget-{}-{}", std::process::id(), p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+        let tmp = |p: &Path| p.with_file_name(format!(".forget-{}-{}", curate_core::io::scratch_id(), p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
         let mut renames = Vec::new();
         if let Some(data) = &data {
             let out = tmp(data);

@@ -142,7 +142,7 @@ pub(crate) fn write_bloom_pack(store: &VersionStore, files: &[LineageFile]) -> R
     let scratch = store.local_root().map_or_else(std::env::temp_dir, |r| r.join("tmp"));
     std::fs::create_dir_all(&scratch).map_err(|e| file_err(&scratch, e))?;
     let name = distinct.first().map_or("empty", |f| f.index.rsplit('/').next().unwrap_or_default());
-    let tmp = scratch.join(format!(".blooms-{}-{name}", std::process::id()));
+    let tmp = scratch.join(format!(".blooms-{}-{name}", curate_core::io::scratch_id()));
     let mut out = hashed_file(&tmp)?;
     let slots = curate_lineage::write_pack(&indexes, &mut out).map_err(|e| file_err(&tmp, e))?;
     let hash = close_hashed(out, &tmp)?;

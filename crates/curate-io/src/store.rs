@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
@@ -82,7 +81,7 @@ impl VersionStore {
         };
         let staging = root.join("tmp");
         std::fs::create_dir_all(&staging).map_err(|e| self.err("tmp", e))?;
-        let tmp = staging.join(format!("{}-{}{ext}", std::process::id(), unique()));
+        let tmp = staging.join(format!("{}{ext}", curate_core::io::scratch_id()));
         let copied = copy_read_only(file, &tmp, false);
         if let Err(e) = copied {
             let _ = std::fs::remove_file(&tmp);
@@ -120,7 +119,7 @@ impl VersionStore {
             None => std::env::temp_dir(),
         };
         std::fs::create_dir_all(&scratch).map_err(|e| self.err("tmp", e))?;
-        let tmp = scratch.join(format!("curate-put-{}-{}{ext}", std::process::id(), unique()));
+        let tmp = scratch.join(format!("curate-put-{}{ext}", curate_core::io::scratch_id()));
         let (hash, bytes) = match copy_read_only(file, &tmp, true) {
             Ok((h, b)) => (h.unwrap_or_default(), b),
             Err(e) => {
@@ -281,9 +280,4 @@ fn reflink(_: &File, _: &File) -> bool {
 /// Makes a directory's entries (a rename into it, a new subdirectory) durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-fn unique() -> u64 {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    SEQ.fetch_add(1, Ordering::Relaxed)
 }
