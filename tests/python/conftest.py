@@ -13,13 +13,18 @@ CURATE = os.environ.get("CURATE_BIN", str(TARGET / "debug" / "curate"))
 
 WORDS = ("data model training text quality filter corpus record source web page token science world public "
          "information version group number set time people dataset curate").split()
+# Frequent enough for the Gopher quality rule (at least two of them per document).
+STOP = "the and of to that with have be".split()
 
 
 def write_corpus(directory: pathlib.Path, files: int = 3, per_file: int = 60, seed: int = 7) -> None:
     """JSONL files of documents of varied length, some repeated across files (for dedup)."""
     rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    shared = [" ".join(rng.choice(WORDS) for _ in range(120)) + "." for _ in range(5)]
+    def sentence():
+        return " ".join(rng.choice(STOP) if rng.random() < 0.3 else rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + "."
+
+    shared = ["\n".join(sentence() for _ in range(10)) for _ in range(5)]
     n = 0
     for f in range(files):
         with open(directory / f"part-{f}.jsonl", "w") as out:
@@ -27,9 +32,7 @@ def write_corpus(directory: pathlib.Path, files: int = 3, per_file: int = 60, se
                 if i % 10 == 0:
                     text = shared[(i // 10) % len(shared)]
                 else:
-                    sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 14))).capitalize() + "."
-                                 for _ in range(rng.choice([1, 3, 8, 20]))]
-                    text = "\n".join(sentences)
+                    text = "\n".join(sentence() for _ in range(rng.choice([1, 3, 8, 20])))
                 out.write(json.dumps({"id": f"doc-{n:05d}", "url": f"https://site{n % 7}.example.org/{n}", "text": text}) + "\n")
                 n += 1
 
