@@ -14,7 +14,6 @@ Usage: python bench/python/bench.py WORKDIR SIZE_BYTES [SIZE_BYTES_2]
 import json
 import os
 import pathlib
-import resource
 import shutil
 import subprocess
 import sys
@@ -93,8 +92,16 @@ def ray_driver(raw, workers, out):
 
     ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
     t, r = timed(lambda: pipeline("ray", raw, out, curate.ops.minhash_dedup()).run(executor="ray", workers=workers))
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": t, "records_out": r.records_out, "driver_peak_rss_mb": round(rss_mb, 1)}))
+    print(json.dumps({"seconds": t, "records_out": r.records_out, "driver_peak_rss_mb": round(peak_rss_mb(), 1)}))
+
+
+def peak_rss_mb():
+    """This process's peak RSS since it started (VmHWM: unlike getrusage's ru_maxrss, it does
+    not carry over the forked parent's size across exec)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def ray_runs(work, raws):

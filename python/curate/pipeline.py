@@ -6,7 +6,7 @@ import copy
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 from . import _native
 from .udf import MapBatches
@@ -31,7 +31,7 @@ class Step:
         return isinstance(other, Step) and other.to_spec() == self.to_spec()
 
 
-StepLike = Union[Step, MapBatches]
+StepLike = Union[Step, MapBatches, Callable[[Any], Any]]
 
 
 class Input(dict):
@@ -156,9 +156,21 @@ class Pipeline:
         name = spec.pop("name", "")
         return cls(name, spec.pop("input", {}), steps, spec.pop("output", None), **spec)
 
+    def _steps(self) -> List[StepLike]:
+        """The steps, a plain function taken as ``@curate.map_batches`` with version 1."""
+        out: List[StepLike] = []
+        for s in self.steps:
+            if isinstance(s, (Step, MapBatches)):
+                out.append(s)
+            elif callable(s):
+                out.append(MapBatches(s))
+            else:
+                raise TypeError(f"a step must be a curate.ops operator or a function over pyarrow batches, not {type(s).__name__}")
+        return out
+
     def to_dict(self) -> Dict[str, Any]:
         """The spec as a dict (Python steps appear by name)."""
-        d: Dict[str, Any] = {"name": self.name, "input": dict(self.input), "steps": [s.to_spec() for s in self.steps]}
+        d: Dict[str, Any] = {"name": self.name, "input": dict(self.input), "steps": [s.to_spec() for s in self._steps()]}
         if self.output:
             d["output"] = dict(self.output)
         d.update(self.settings)
@@ -169,13 +181,11 @@ class Pipeline:
 
     def _python_ops(self) -> List[MapBatches]:
         ops: Dict[str, MapBatches] = {}
-        for s in self.steps:
+        for s in self._steps():
             if isinstance(s, MapBatches):
-                if s.name in ops and ops[s.name] is not s:
+                if s.name in ops and ops[s.name].content_key != s.content_key:
                     raise ValueError(f"two Python steps are named {s.name!r}; give one another name: @curate.map_batches(name=...)")
                 ops[s.name] = s
-            elif not isinstance(s, Step):
-                raise TypeError(f"a step must be a curate.ops operator or a @curate.map_batches function, not {type(s).__name__}")
         return list(ops.values())
 
     def _spec(self) -> tuple:
@@ -206,14 +216,17 @@ class Pipeline:
 
         ``executor="local"`` runs on ``threads`` threads of this process (every core by
         default) with the GIL released. ``executor="ray"`` runs each task inside a Ray task
-        on the connected (or a new local) Ray cluster, at most ``workers`` at once; the
-        output is byte-identical to a local run. Ctrl-C cancels; ``resume=True`` keeps what
+        on the connected (or a new local) Ray cluster, at most ``workers`` at once, each on
+        ``threads`` threads (1 by default); the output is byte-identical to a local run. Ctrl-C cancels; ``resume=True`` keeps what
         an interrupted run of the same plan committed.
         """
         if executor == "ray":
             from . import ray_executor
 
-            return ray_executor.run(self, workers=workers, resume=resume, home=home)
+            if no_registry:
+                raise ValueError("executor='ray' records its run: the registry is how the driver and the Ray tasks agree on it")
+            return ray_executor.run(self, workers=workers, threads=threads or 1, resume=resume, no_cache=no_cache,
+                                    memory_limit=memory_limit, home=home)
         if executor != "local":
             raise ValueError(f"unknown executor {executor!r}: use 'local' or 'ray'")
         text = self._native_run(home).run(threads, resume, no_cache, no_registry, memory_limit)

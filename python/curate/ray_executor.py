@@ -56,20 +56,21 @@ def _joined(spec: TaskSpec) -> "_native.Run":
     return run
 
 
-def _map_task(spec: TaskSpec, stage: int, shard: int, key: str) -> Dict[str, Any]:
-    report = json.loads(_joined(spec).run_task(stage, shard, key))
+def _map_task(spec: TaskSpec, stage: int, shard: int, key: str, threads: int, no_cache: bool) -> Dict[str, Any]:
+    report = json.loads(_joined(spec).run_task(stage, shard, key, threads, no_cache))
     # The driver needs counters, not the per-file details (they stay in run.json).
     report.pop("files", None)
     return report
 
 
-def _reduce_task(spec: TaskSpec, stage: int) -> None:
-    _joined(spec).reduce(stage)
+def _reduce_task(spec: TaskSpec, stage: int, memory_limit: Optional[int]) -> None:
+    _joined(spec).reduce(stage, memory_limit)
 
 
-def run(pipeline: Pipeline, *, workers: Optional[int] = None, resume: bool = False, home: Optional[str] = None) -> RunResult:
+def run(pipeline: Pipeline, *, workers: Optional[int] = None, threads: int = 1, resume: bool = False, no_cache: bool = False,
+        memory_limit: Optional[int] = None, home: Optional[str] = None) -> RunResult:
     """Runs ``pipeline`` on Ray (see the module's documentation); at most ``workers`` tasks
-    at once (default: the cluster's CPUs)."""
+    at once (default: the cluster's CPUs), each on ``threads`` threads (and as many CPUs)."""
     import ray
 
     if not ray.is_initialized():
@@ -82,14 +83,14 @@ def run(pipeline: Pipeline, *, workers: Optional[int] = None, resume: bool = Fal
     try:
         spec_ref = ray.put(TaskSpec(text, origin, ops, home, os.getcwd()))
         limit = max(1, workers or int(ray.cluster_resources().get("CPU", 1)))
-        map_task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_map_task)
-        reduce_task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_reduce_task)
+        map_task = ray.remote(num_cpus=threads, max_retries=MAX_RETRIES)(_map_task)
+        reduce_task = ray.remote(num_cpus=threads, max_retries=MAX_RETRIES)(_reduce_task)
         tasks: List[Tuple[int, int, str]] = driver.tasks()
         stages = max((t[0] for t in tasks), default=0) + 1
         for stage in range(stages):
-            _bounded(ray, [t for t in tasks if t[0] == stage], lambda t: map_task.remote(spec_ref, *t), limit)
+            _bounded(ray, [t for t in tasks if t[0] == stage], lambda t: map_task.remote(spec_ref, *t, threads, no_cache), limit)
             if stage + 1 < stages:
-                ray.get(reduce_task.remote(spec_ref, stage))
+                _bounded(ray, [(stage, 0, "")], lambda t: reduce_task.remote(spec_ref, t[0], memory_limit), 1)
         return RunResult._from_json(driver.commit())
     finally:
         driver.release()
@@ -99,8 +100,15 @@ def _bounded(ray: Any, tasks: List[Tuple[int, int, str]], submit: Callable[[Tupl
     """Runs ``tasks`` with at most ``limit`` in flight, raising the first failure."""
     pending = list(reversed(tasks))
     in_flight: List[Any] = []
-    while pending or in_flight:
-        while pending and len(in_flight) < limit:
-            in_flight.append(submit(pending.pop()))
-        done, in_flight = ray.wait(in_flight, num_returns=1)
-        ray.get(done)
+    try:
+        while pending or in_flight:
+            while pending and len(in_flight) < limit:
+                in_flight.append(submit(pending.pop()))
+            done, in_flight = ray.wait(in_flight, num_returns=1)
+            ray.get(done)
+    except BaseException:
+        # A failure or Ctrl-C stops the run's other tasks; what they committed stays for
+        # a resume.
+        for ref in in_flight:
+            ray.cancel(ref)
+        raise

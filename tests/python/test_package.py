@@ -6,6 +6,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -78,8 +79,13 @@ def test_yaml_pipeline_takes_a_python_step_and_keeps_yaml_errors_located(project
     p = curate.Pipeline.from_yaml("p.yaml")
     assert p.steps == [curate.ops.length_filter(min_chars=100)]
     p.steps.append(no_site3)
+
+    def plain(batch):  # an undecorated function is a step too (version 1)
+        return batch
+
+    p.steps.append(plain)
     r = p.run()
-    assert r.version == "y@1" and "no_site3" in [s["op"] for s in r.steps]
+    assert r.version == "y@1" and [s["op"] for s in r.steps] == ["length_filter", "no_site3", "plain"]
 
     (project / "bad.yaml").write_text(
         "name: y\ninput:\n  path: raw/*.jsonl\nsteps:\n  - op: length_filter\n    min_char: 100\noutput:\n  path: out/y\n"
@@ -257,3 +263,13 @@ def test_the_client_drives_curate_serve(project):
     finally:
         server.kill()
         server.wait()
+
+
+def test_the_readme_python_example_runs(tmp_path):
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    env = dict(os.environ, CURATE_HOME=str(tmp_path / ".curate"))
+    out = subprocess.run([sys.executable, "examples/python/web.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "655 records in, 395 out, 260 rejected -> web-py@1" in out.stdout
+    assert "no_tech_blogs       643 ->  606  {'no_tech_blogs:mask': 37}" in out.stdout
+    assert "doc-00000 went through ['html_extract', 'no_tech_blogs', 'language_id'" in out.stdout

@@ -151,6 +151,55 @@ fn operators_registered_at_run_time_run_like_built_ins() {
     assert!(err.to_string().contains("unknown parameter `needel`, did you mean `needle`?"), "{err}");
 }
 
+/// An operator that fails on any batch holding a needle, as a raising Python function does.
+struct FailOn(&'static str);
+
+impl curate_core::operator::Operator for FailOn {
+    fn columns(&self) -> curate_core::operator::Columns {
+        curate_core::operator::Columns::default()
+    }
+
+    fn process(&self, batch: arrow_array::RecordBatch) -> Result<curate_core::operator::OpOutput, curate_core::operator::OpError> {
+        use arrow_array::cast::AsArray;
+        let texts = batch.column_by_name("text").map(|c| c.as_string::<i32>().clone());
+        let verdicts = texts
+            .filter(|t| t.iter().flatten().any(|t| t.contains(self.0)))
+            .map(|_| curate_core::operator::Verdicts::fail_all(batch.num_rows(), "ValueError: no needles"));
+        Ok(curate_core::operator::OpOutput { batch, verdicts })
+    }
+}
+
+#[test]
+fn a_batch_an_operator_fails_on_is_quarantined_and_the_run_goes_on() {
+    use curate_core::operator::{OpDescriptor, OpKind};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    std::fs::write(d.join("in/a.jsonl"), "{\"id\":\"a\",\"text\":\"fine\"}\n").unwrap();
+    std::fs::write(d.join("in/b.jsonl"), "{\"id\":\"b\",\"text\":\"a needle\"}\n{\"id\":\"c\",\"text\":\"hay\"}\n").unwrap();
+    let mut ops = curate_ops::registry();
+    let schema: schemars::Schema = serde_json::from_value(serde_json::json!({"type": "object", "properties": {}})).unwrap();
+    let build: curate_core::operator::BuildFn = std::sync::Arc::new(|_: serde_json::Value, _: &curate_core::operator::BuildContext| {
+        Ok(Box::new(FailOn("needle")) as Box<dyn curate_core::operator::Operator>)
+    });
+    ops.register(OpDescriptor::new("fail_on", "1", OpKind::Map, "Fails batches holding a needle.", schema, build));
+    let engine = Engine::new(Home::new(d.join("home")), ops);
+    let spec = format!("name: q\ninput:\n  path: {0}/in/*.jsonl\n  id_field: id\nsteps:\n  - op: fail_on\noutput:\n  path: {0}/out\n", d.display());
+    let p = engine.prepare(Pipeline::from_text(&spec, "q.yaml").unwrap()).unwrap();
+    let out = engine.run(&p, &RunSettings::default(), &curate_core::exec::NoProgress).unwrap();
+    let r = &out.report;
+    assert_eq!((r.records_in, r.records_out, r.quarantined, r.steps[0].failed), (3, 1, 2, 2));
+    assert!(out.committed.is_some());
+    let q = std::fs::read_to_string(d.join("out/quarantine/part-000001.jsonl")).unwrap();
+    let entries: Vec<serde_json::Value> = q.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(entries.len(), 2);
+    for (e, id) in entries.iter().zip(["b", "c"]) {
+        assert!(e["file"].as_str().unwrap().ends_with("in/b.jsonl"), "{e}");
+        assert_eq!(e["error"], format!("step 0 (fail_on) failed on the batch of record `{id}` (2 records): ValueError: no needles"));
+        assert_eq!(serde_json::from_str::<serde_json::Value>(e["raw"].as_str().unwrap()).unwrap()["id"], id);
+    }
+}
+
 /// The per-task entry point, as a remote worker would use it: each task of a prepared
 /// pipeline run on its own (in reverse order, into a fresh output) publishes the same
 /// files a whole run writes, byte for byte.

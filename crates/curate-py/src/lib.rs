@@ -124,19 +124,21 @@ impl Run {
 
     /// Runs one task (of [`Run::tasks`]) and commits it, unless it committed already;
     /// returns its report as JSON. A worker joins the held output on its first task.
-    #[pyo3(signature = (stage, shard, key, threads=1))]
-    fn run_task(&mut self, py: Python<'_>, stage: usize, shard: usize, key: String, threads: usize) -> PyResult<String> {
+    #[pyo3(signature = (stage, shard, key, threads=1, no_cache=false))]
+    fn run_task(&mut self, py: Python<'_>, stage: usize, shard: usize, key: String, threads: usize, no_cache: bool) -> PyResult<String> {
         let (engine, prepared, sink) = self.joined()?;
         let task = TaskRef { stage, shard, key };
-        let settings = RunSettings { threads: Some(threads.max(1)), ..Default::default() };
+        let settings = RunSettings { threads: Some(threads.max(1)), no_cache, ..Default::default() };
         let report = interruptible(py, &settings.cancel, || engine.run_one(prepared, sink, &task, &settings, &NoProgress))?;
         to_json(&report)
     }
 
-    /// Runs the reduce of the global step that ends `stage`, once its tasks committed.
-    fn reduce(&mut self, py: Python<'_>, stage: usize) -> PyResult<()> {
+    /// Runs the reduce of the global step that ends `stage`, once its tasks committed,
+    /// within `memory_limit` bytes (else the spec's, else the engine's default).
+    #[pyo3(signature = (stage, memory_limit=None))]
+    fn reduce(&mut self, py: Python<'_>, stage: usize, memory_limit: Option<u64>) -> PyResult<()> {
         let (engine, prepared, sink) = self.joined()?;
-        let settings = RunSettings::default();
+        let settings = RunSettings { memory_limit, ..Default::default() };
         interruptible(py, &settings.cancel, || engine.reduce(prepared, sink, stage, &settings))
     }
 
