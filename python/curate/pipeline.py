@@ -211,14 +211,17 @@ class Pipeline:
 
     def run(self, threads: Optional[int] = None, *, executor: str = "local", resume: bool = False, no_cache: bool = False,
             no_registry: bool = False, memory_limit: Optional[int] = None, home: Optional[str] = None,
-            workers: Optional[int] = None) -> RunResult:
+            workers: Optional[int] = None, progress: Optional[Callable[[Dict[str, int]], Any]] = None) -> RunResult:
         """Runs the pipeline and commits its output as the next version of its dataset.
 
         ``executor="local"`` runs on ``threads`` threads of this process (every core by
         default) with the GIL released. ``executor="ray"`` runs each task inside a Ray task
         on the connected (or a new local) Ray cluster, at most ``workers`` at once, each on
-        ``threads`` threads (1 by default); the output is byte-identical to a local run. Ctrl-C cancels; ``resume=True`` keeps what
-        an interrupted run of the same plan committed.
+        ``threads`` threads (1 by default); the output is byte-identical to a local run.
+        Ctrl-C cancels; ``resume=True`` keeps what an interrupted run of the same plan
+        committed. ``progress`` (local runs) is called about twice a second, and at the end,
+        with ``tasks``, ``records``, ``bytes`` and ``total_bytes``; raising from it cancels
+        the run.
         """
         if executor == "ray":
             from . import ray_executor
@@ -229,5 +232,5 @@ class Pipeline:
                                     memory_limit=memory_limit, home=home)
         if executor != "local":
             raise ValueError(f"unknown executor {executor!r}: use 'local' or 'ray'")
-        text = self._native_run(home).run(threads, resume, no_cache, no_registry, memory_limit)
+        text = self._native_run(home).run(threads, resume, no_cache, no_registry, memory_limit, progress)
         return RunResult._from_json(text)

@@ -45,8 +45,10 @@ def test_a_pipeline_built_in_python_runs_commits_and_opens_everywhere(project):
     assert plan["shards"] == 3 and [s["op"] for s in plan["steps"]] == ["length_filter", "no_site3", "count_words"]
     assert {"name": "n_words", "type": "Int64"} in plan["schema"]
 
-    r = p.run(threads=2)
+    seen = []
+    r = p.run(threads=2, progress=seen.append)
     assert (r.run, r.version, r.new_version) == (1, "web@1", True)
+    assert seen[-1]["records"] == 180 and seen[-1]["bytes"] == seen[-1]["total_bytes"] > 0 and seen[-1]["tasks"] == 3
     assert r.records_in == 180 and r.records_out + r.rejected == r.records_in and r.quarantined == 0
     steps = {s["op"]: s for s in r.steps}
     assert set(steps["no_site3"]["dropped"]) == {"no_site3:mask"} and steps["no_site3"]["dropped"]["no_site3:mask"] > 0
@@ -273,3 +275,20 @@ def test_the_readme_python_example_runs(tmp_path):
     assert "655 records in, 395 out, 260 rejected -> web-py@1" in out.stdout
     assert "no_tech_blogs       643 ->  606  {'no_tech_blogs:mask': 37}" in out.stdout
     assert "doc-00000 went through ['html_extract', 'no_tech_blogs', 'language_id'" in out.stdout
+
+
+def test_a_progress_callback_that_raises_cancels_and_resume_finishes(project):
+    @curate.map_batches
+    def slow(batch):
+        time.sleep(0.4)
+        return batch
+
+    def stop(progress):
+        raise KeyboardInterrupt("stop")  # what Ctrl-C raises in the thread that runs the pipeline
+
+    with pytest.raises(KeyboardInterrupt):
+        web_pipeline(slow).run(threads=1, progress=stop)
+    done = [json.loads(p.read_text()) for p in (project / "out/web/_state/tasks").glob("*.json")]
+    assert len(done) < 3, "cancelled before every task committed"
+    r = web_pipeline(slow).run(threads=1, resume=True)
+    assert r.version == "web@1" and r.report["tasks_resumed"] == len(done)

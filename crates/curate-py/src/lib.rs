@@ -6,17 +6,19 @@
 mod pyop;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_pyarrow::FromPyArrow;
-use curate_core::exec::NoProgress;
+use curate_core::exec::{NoProgress, Progress};
 use curate_datasets::Home;
 use curate_engine::{CancelToken, DirSink, Engine, EngineError, Pipeline, Prepared, RunOutcome, RunSettings, TaskRef};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use serde_json::{json, Value};
 
 use pyop::PyOpDef;
@@ -101,10 +103,36 @@ impl Run {
 
     /// Runs the whole pipeline here and commits its version; the GIL is released while the
     /// engine works and Ctrl-C cancels the run (committed tasks stay for `resume`).
-    #[pyo3(signature = (threads=None, resume=false, no_cache=false, no_registry=false, memory_limit=None))]
-    fn run(&self, py: Python<'_>, threads: Option<usize>, resume: bool, no_cache: bool, no_registry: bool, memory_limit: Option<u64>) -> PyResult<String> {
+    /// `progress`, when given, is called about every `interval` seconds (and once at the
+    /// end) with a dict of tasks, records and input bytes done.
+    #[pyo3(signature = (threads=None, resume=false, no_cache=false, no_registry=false, memory_limit=None, progress=None, interval=0.5))]
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        py: Python<'_>,
+        threads: Option<usize>,
+        resume: bool,
+        no_cache: bool,
+        no_registry: bool,
+        memory_limit: Option<u64>,
+        progress: Option<Bound<'_, PyAny>>,
+        interval: f64,
+    ) -> PyResult<String> {
         let settings = RunSettings { threads: threads.map(|t| t.max(1)), resume, no_cache, no_registry, memory_limit, ..Default::default() };
-        let outcome = interruptible(py, &settings.cancel, || self.engine.run(&self.prepared, &settings, &NoProgress))?;
+        let counters = Counters::default();
+        let every = Duration::from_secs_f64(interval.max(0.05));
+        let mut last = std::time::Instant::now();
+        let mut report = |final_call: bool| -> PyResult<()> {
+            match &progress {
+                Some(f) if final_call || last.elapsed() >= every => {
+                    last = std::time::Instant::now();
+                    f.call1((counters.snapshot(py)?,)).map(drop)
+                }
+                _ => Ok(()),
+            }
+        };
+        let outcome = interruptible(py, &settings.cancel, &mut report, || self.engine.run(&self.prepared, &settings, &counters))?;
+        report(true)?;
         to_json(&outcome_json(&outcome))
     }
 
@@ -129,7 +157,7 @@ impl Run {
         let (engine, prepared, sink) = self.joined()?;
         let task = TaskRef { stage, shard, key };
         let settings = RunSettings { threads: Some(threads.max(1)), no_cache, ..Default::default() };
-        let report = interruptible(py, &settings.cancel, || engine.run_one(prepared, sink, &task, &settings, &NoProgress))?;
+        let report = interruptible(py, &settings.cancel, &mut |_| Ok(()), || engine.run_one(prepared, sink, &task, &settings, &NoProgress))?;
         to_json(&report)
     }
 
@@ -139,7 +167,7 @@ impl Run {
     fn reduce(&mut self, py: Python<'_>, stage: usize, memory_limit: Option<u64>) -> PyResult<()> {
         let (engine, prepared, sink) = self.joined()?;
         let settings = RunSettings { memory_limit, ..Default::default() };
-        interruptible(py, &settings.cancel, || engine.reduce(prepared, sink, stage, &settings))
+        interruptible(py, &settings.cancel, &mut |_| Ok(()), || engine.reduce(prepared, sink, stage, &settings))
     }
 
     /// Records the held run and commits its version, every task being committed.
@@ -147,7 +175,7 @@ impl Run {
     fn commit(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<String> {
         let sink = self.sink.as_ref().ok_or_else(|| RunError::new_err("commit needs the output held (`hold`) by this process"))?;
         let settings = RunSettings { resume: true, threads, ..Default::default() };
-        let outcome = interruptible(py, &settings.cancel, || self.engine.run_into(&self.prepared, sink, &settings, &NoProgress))?;
+        let outcome = interruptible(py, &settings.cancel, &mut |_| Ok(()), || self.engine.run_into(&self.prepared, sink, &settings, &NoProgress))?;
         to_json(&outcome_json(&outcome))
     }
 
@@ -170,9 +198,48 @@ impl Run {
     }
 }
 
+/// Progress counted from the engine's threads, read by the thread that holds the GIL.
+#[derive(Default)]
+struct Counters {
+    tasks: AtomicU64,
+    total_bytes: AtomicU64,
+    records: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Progress for Counters {
+    fn start(&self, tasks: usize, total_bytes: u64, done_bytes: u64) {
+        self.tasks.store(tasks as u64, Ordering::Relaxed);
+        self.total_bytes.store(total_bytes, Ordering::Relaxed);
+        self.bytes.store(done_bytes, Ordering::Relaxed);
+    }
+    fn advance(&self, records: u64, bytes: u64) {
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn finish(&self) {}
+}
+
+impl Counters {
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("tasks", self.tasks.load(Ordering::Relaxed))?;
+        d.set_item("records", self.records.load(Ordering::Relaxed))?;
+        d.set_item("bytes", self.bytes.load(Ordering::Relaxed))?;
+        d.set_item("total_bytes", self.total_bytes.load(Ordering::Relaxed))?;
+        Ok(d)
+    }
+}
+
 /// Runs `work` on another thread with the GIL released, checking for Ctrl-C (and other
-/// signals) every 100 ms: an interrupt cancels the work, waits for it to stop, and raises.
-fn interruptible<T: Send>(py: Python<'_>, cancel: &CancelToken, work: impl FnOnce() -> Result<T, EngineError> + Send) -> PyResult<T> {
+/// signals) and calling `tick` every 100 ms: an interrupt, or `tick` raising, cancels the
+/// work, waits for it to stop, and raises.
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    cancel: &CancelToken,
+    tick: &mut dyn FnMut(bool) -> PyResult<()>,
+    work: impl FnOnce() -> Result<T, EngineError> + Send,
+) -> PyResult<T> {
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel();
         scope.spawn(move || {
@@ -187,7 +254,7 @@ fn interruptible<T: Send>(py: Python<'_>, cancel: &CancelToken, work: impl FnOnc
                 Ok(result) => return result.map_err(engine_err),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(RunError::new_err("the run's thread ended without a result")),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(interrupt) = py.check_signals() {
+                    if let Err(interrupt) = py.check_signals().and_then(|()| tick(false)) {
                         cancel.cancel();
                         let _ = py.detach(move || rx.recv());
                         return Err(interrupt);
