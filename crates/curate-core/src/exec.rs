@@ -512,23 +512,17 @@ pub(crate) fn apply_steps(
         let rows = batch.num_rows();
         st.records_in += rows as u64;
         let (out, verdicts) = run_step(step, batch, taps.get_mut(i))?;
-        if let Some(error) = verdicts.as_ref().and_then(|v| v.failure()) {
-            let ids = out.column_by_name(record::ID).and_then(|c| c.as_any().downcast_ref::<StringArray>());
-            let entries: Vec<_> = (0..rows)
-                .map(|r| {
-                    let id = ids.map_or("", |ids| ids.value(r));
-                    let message = format!("step {} ({}) failed on the batch of record `{id}` ({rows} records): {error}", step.index, step.descriptor.name);
-                    crate::quarantine::entry(&out, r, None, message)
-                })
-                .collect();
-            let shown: Vec<&str> = (0..rows.min(10)).filter_map(|r| ids.map(|ids| ids.value(r))).collect();
-            tracing::warn!(step = step.index, op = %step.descriptor.name, records = rows, ids = ?shown, error, "operator failed on a batch; its records are quarantined");
-            writer.quarantined(&entries)?;
-            st.failed += rows as u64;
-            *quarantined += rows as u64;
-            batch = out.slice(0, 0);
-            continue;
-        }
+        let (out, verdicts) = match verdicts {
+            Some(v) if !v.failures().is_empty() => {
+                let failed = quarantine_failed(step, &out, &v, writer)?;
+                st.failed += failed as u64;
+                *quarantined += failed as u64;
+                let ok: BooleanArray = (0..rows).map(|r| Some(!v.failures().iter().any(|(range, _)| range.contains(&r)))).collect();
+                (filter_record_batch(&out, &ok)?, Some(v.without_failures()))
+            }
+            other => (out, other),
+        };
+        let rows = out.num_rows();
         batch = match verdicts {
             Some(v) if v.any_dropped() => {
                 let keep: BooleanArray = (0..rows).map(|i| Some(v.reason(i).is_none())).collect();
@@ -546,6 +540,25 @@ pub(crate) fn apply_steps(
         st.records_out += batch.num_rows() as u64;
     }
     Ok(batch)
+}
+
+/// Writes the rows `step` failed on to quarantine, each with the error, its id and its
+/// batch; returns how many.
+fn quarantine_failed(step: &BuiltStep, out: &RecordBatch, v: &crate::operator::Verdicts, writer: &mut dyn crate::io::TaskWriter) -> Result<usize, BoxError> {
+    let ids = out.column_by_name(record::ID).and_then(|c| c.as_any().downcast_ref::<StringArray>());
+    let id = |r: usize| ids.map_or("", |ids| ids.value(r));
+    let mut entries = Vec::new();
+    for (range, error) in v.failures() {
+        let n = range.len();
+        let shown: Vec<&str> = range.clone().take(10).map(id).collect();
+        tracing::warn!(step = step.index, op = %step.descriptor.name, records = n, ids = ?shown, error = %error, "operator failed on records; they are quarantined");
+        for r in range.clone() {
+            let message = format!("step {} ({}) failed on the batch of record `{}` ({n} records): {error}", step.index, step.descriptor.name, id(r));
+            entries.push(crate::quarantine::entry(out, r, None, message));
+        }
+    }
+    writer.quarantined(&entries)?;
+    Ok(entries.len())
 }
 
 /// One step over one batch: the step's output (same rows) and verdicts, replayed from its
@@ -566,7 +579,7 @@ fn run_step(step: &BuiltStep, batch: RecordBatch, tap: Option<&mut Tap>) -> Resu
         )
         .into());
     }
-    let failed = out.verdicts.as_ref().is_some_and(|v| v.failure().is_some());
+    let failed = out.verdicts.as_ref().is_some_and(|v| !v.failures().is_empty());
     match (tap, input) {
         // A failed batch is not an output to reuse: the step is computed again next time.
         (Some(tap), _) if failed => *tap = Tap::Off,

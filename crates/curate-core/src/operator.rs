@@ -1,5 +1,6 @@
 //! The operator contract: what every built-in or custom operator declares and does.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -42,26 +43,44 @@ pub struct Columns {
 pub struct Verdicts {
     reasons: Vec<Arc<str>>,
     rows: Vec<u32>,
-    /// The operator failed on the whole batch with this error (a Python function raising,
-    /// say): its rows go to quarantine with it, and the run goes on.
-    failed: Option<Arc<str>>,
+    /// Rows the operator failed on, with the error (a Python function raising, a service
+    /// refusing a request): they go to quarantine with it, and the run goes on.
+    failed: Vec<(Range<usize>, Arc<str>)>,
 }
 
 impl Verdicts {
     /// All `n` rows kept.
     pub fn keep_all(n: usize) -> Self {
-        Verdicts { reasons: Vec::new(), rows: vec![0; n], failed: None }
+        Verdicts { reasons: Vec::new(), rows: vec![0; n], failed: Vec::new() }
     }
 
     /// Every one of `n` rows failed in the operator with `error`: they are quarantined with
     /// it (and their ids), instead of the failure ending the run.
     pub fn fail_all(n: usize, error: &str) -> Self {
-        Verdicts { reasons: Vec::new(), rows: vec![0; n], failed: Some(Arc::from(error)) }
+        let mut v = Verdicts::keep_all(n);
+        v.fail_rows(0..n, error);
+        v
     }
 
-    /// The error the operator failed the batch with, if it did.
-    pub fn failure(&self) -> Option<&str> {
-        self.failed.as_deref()
+    /// Marks rows `rows` failed with `error` (see [`Verdicts::fail_all`]).
+    pub fn fail_rows(&mut self, rows: Range<usize>, error: &str) {
+        let n = self.rows.len();
+        self.failed.push((rows.start.min(n)..rows.end.min(n), Arc::from(error)));
+    }
+
+    /// The rows the operator failed on, with their errors.
+    pub fn failures(&self) -> &[(Range<usize>, Arc<str>)] {
+        &self.failed
+    }
+
+    /// These verdicts without the failed rows, for the rows that go on.
+    pub fn without_failures(&self) -> Self {
+        let mut gone = vec![false; self.rows.len()];
+        for (range, _) in &self.failed {
+            gone[range.clone()].iter_mut().for_each(|g| *g = true);
+        }
+        let rows = self.rows.iter().zip(&gone).filter(|(_, g)| !**g).map(|(r, _)| *r).collect();
+        Verdicts { reasons: self.reasons.clone(), rows, failed: Vec::new() }
     }
 
     /// Marks `row` dropped for `reason` (`operator:rule`).
@@ -107,7 +126,7 @@ impl Verdicts {
     /// Verdicts from the parts [`Verdicts::codes`] gives; `None` when a row names a reason
     /// that is not there.
     pub(crate) fn from_codes(reasons: Vec<Arc<str>>, rows: Vec<u32>) -> Option<Self> {
-        rows.iter().all(|&r| r as usize <= reasons.len()).then_some(Verdicts { reasons, rows, failed: None })
+        rows.iter().all(|&r| r as usize <= reasons.len()).then_some(Verdicts { reasons, rows, failed: Vec::new() })
     }
 }
 

@@ -7,6 +7,7 @@ pub mod length_filter;
 pub mod normalize;
 pub mod pii;
 pub mod quality;
+pub mod remote;
 pub mod select;
 mod split_cache;
 pub mod word_list;
@@ -31,5 +32,6 @@ pub fn registry() -> Registry {
         OpDescriptor::of::<dedup::exact::ExactDedup>(),
         OpDescriptor::of::<dedup::url::UrlDedup>(),
         OpDescriptor::of::<dedup::minhash::MinHashDedupOp>(),
+        OpDescriptor::of::<remote::Remote>(),
     ])
 }
