@@ -163,7 +163,7 @@ def make_handler(args, stats, rng, rng_lock, started):
                     "output_schema": [{"name": "toy_score", "type": "float64"},
                                       {"name": "toy_label", "type": "utf8"}],
                     "max_batch_size": MAX_BATCH_SIZE,
-                    "max_concurrency": args.capacity,
+                    "max_concurrency": args.advertise or args.capacity,
                 })
             elif self.path == "/stats":
                 with stats.lock:
@@ -265,6 +265,8 @@ def main():
     p.add_argument("--name", default="toy-scorer")
     p.add_argument("--version", default="1")
     p.add_argument("--capacity", type=int, default=4)
+    p.add_argument("--advertise", type=int, help="max_concurrency the manifest claims (default: --capacity); "
+                   "more than the capacity makes clients find the real limit through 429s")
     p.add_argument("--latency", type=float, default=0.01)
     p.add_argument("--fail-rate", type=float, default=0.0)
     p.add_argument("--timeout-rate", type=float, default=0.0)

@@ -210,7 +210,6 @@ impl Remote {
         for attempt in 0..self.params.max_attempts.max(1) {
             self.circuit.wait();
             let slot = self.limit.acquire();
-            let started = Instant::now();
             let sent = self
                 .client
                 .post(format!("{}/batch", self.params.url.trim_end_matches('/')))
@@ -223,7 +222,7 @@ impl Remote {
                     let bytes = r.bytes().map_err(|e| e.to_string());
                     match bytes.and_then(|b| self.decode(&b, rows.num_rows())) {
                         Ok(cols) => {
-                            self.limit.succeeded(started.elapsed());
+                            self.limit.succeeded();
                             self.circuit.succeeded();
                             return Ok(cols);
                         }
@@ -236,7 +235,7 @@ impl Remote {
                     let retry_after = r.headers().get("Retry-After").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
                     last = format!("HTTP {}: {}", status.as_u16(), r.text().unwrap_or_default().trim());
                     if status.as_u16() == 429 {
-                        self.limit.overloaded();
+                        self.limit.overloaded(true);
                         retry_after.map(Duration::from_secs_f64)
                     } else if status.is_server_error() {
                         self.circuit.failed();
@@ -247,7 +246,7 @@ impl Remote {
                 }
                 Err(e) => {
                     last = if e.is_timeout() { format!("no reply within {} s", self.params.timeout) } else { e.to_string() };
-                    self.limit.overloaded();
+                    self.limit.overloaded(false);
                     self.circuit.failed();
                     None
                 }
@@ -356,13 +355,25 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs_f64(base * jitter)
 }
 
-/// Requests in flight under an additive-increase / multiplicative-decrease limit: one more
-/// after a limit's worth of successes, half after an overload (429 or timeout).
+/// Requests in flight under an additive-increase / multiplicative-decrease limit: about one
+/// more per round trip's worth of successes, half after an overload (a 429 or a timeout).
+/// The concurrency an overload happened at becomes a ceiling the limit then approaches
+/// again slowly, so a service whose manifest overstates its capacity sees few 429s.
 struct Limiter {
     most: usize,
-    state: Mutex<(f64, usize)>,
+    state: Mutex<LimitState>,
     freed: Condvar,
 }
+
+struct LimitState {
+    limit: f64,
+    in_flight: usize,
+    /// Requests in flight below the last overload; probed past slowly.
+    ceiling: f64,
+}
+
+/// How much slower the limit grows past the ceiling than below it.
+const PROBE_SLOWDOWN: f64 = 16.0;
 
 /// A slot in flight; given back when dropped.
 struct Slot<'a>(&'a Limiter);
@@ -370,34 +381,44 @@ struct Slot<'a>(&'a Limiter);
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         let mut s = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.1 -= 1;
+        s.in_flight -= 1;
         self.0.freed.notify_all();
     }
 }
 
 impl Limiter {
     fn new(most: usize) -> Self {
-        Limiter { most, state: Mutex::new((1.0, 0)), freed: Condvar::new() }
+        Limiter { most, state: Mutex::new(LimitState { limit: 1.0, in_flight: 0, ceiling: most as f64 }), freed: Condvar::new() }
     }
 
     fn acquire(&self) -> Slot<'_> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while s.1 >= s.0.floor().max(1.0) as usize {
+        while s.in_flight >= s.limit.floor().max(1.0) as usize {
             s = self.freed.wait(s).unwrap_or_else(|p| p.into_inner());
         }
-        s.1 += 1;
+        s.in_flight += 1;
         Slot(self)
     }
 
-    fn succeeded(&self, _latency: Duration) {
+    fn succeeded(&self) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.0 = (s.0 + 1.0 / s.0).min(self.most as f64);
+        let step = if s.limit < s.ceiling { 1.0 / s.limit } else { 1.0 / (s.limit * PROBE_SLOWDOWN) };
+        s.limit = (s.limit + step).min(self.most as f64);
+        if s.limit > s.ceiling + 1.0 {
+            s.ceiling = s.limit - 1.0;
+        }
         self.freed.notify_all();
     }
 
-    fn overloaded(&self) {
+    /// Halves the limit after a 429 (`refused`, which also sets the ceiling: this request
+    /// was one of `in_flight`, one fewer went through) or a timeout (which says nothing of
+    /// the concurrency the service takes: a hung request is not a full one).
+    fn overloaded(&self, refused: bool) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.0 = (s.0 / 2.0).max(1.0);
+        if refused {
+            s.ceiling = (s.in_flight as f64 - 1.0).max(1.0);
+        }
+        s.limit = (s.limit / 2.0).max(1.0);
     }
 }
 
