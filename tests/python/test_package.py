@@ -115,6 +115,9 @@ def test_every_builtin_operator_is_in_ops_with_its_parameters():
         curate.ops.length_filter(min_char=5)
     with pytest.raises(AttributeError, match="no operator"):
         curate.ops.no_such_op
+    # Type checkers read the committed stub: it must list what the engine has.
+    stub = (ROOT / "python/curate/ops.pyi").read_text()
+    assert stub == curate.ops._stub(), "regenerate: python -c 'import curate.ops as o; print(o._stub(), end=\"\")' > python/curate/ops.pyi"
 
 
 def test_a_raising_function_quarantines_its_batch_and_the_run_goes_on(project):
