@@ -5,7 +5,8 @@
 2. a manifest that claims 4x the real capacity: the same, the client finding the limit
    through 429s (additive increase, multiplicative decrease);
 3. faults (503s, timeouts, lost replies, a slow phase): every record out exactly once;
-4. a re-run with nothing changed: batch requests sent (target 0).
+4. a re-run with nothing changed: batch requests sent (target 0);
+5. a slow service (every batch 10x slower) at two input sizes: curate's peak RSS.
 
 Usage: python3 bench/remote/bench.py CURATE_BIN WORKDIR RECORDS
 """
@@ -88,12 +89,30 @@ def run(curate, d, url, extra=""):
     t = threading.Thread(target=poll)
     t.start()
     start_t = time.monotonic()
-    subprocess.run([curate, "run", "p.yaml"], cwd=d, check=True, capture_output=True,
-                   env=dict(os.environ, CURATE_HOME=str(d / ".curate")))
+    proc = subprocess.Popen([curate, "run", "p.yaml"], cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, CURATE_HOME=str(d / ".curate")))
+    peak_kb = 0
+    while proc.poll() is None:
+        peak_kb = max(peak_kb, vm_hwm_kb(proc.pid))
+        time.sleep(0.2)
     elapsed = time.monotonic() - start_t
     done.set()
     t.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"curate run failed in {d}")
+    run.peak_rss_mb = round(peak_kb / 1024, 1)
     return elapsed, samples
+
+
+def vm_hwm_kb(pid):
+    """A live process's peak RSS so far (VmHWM), 0 once it is gone."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def throughput(samples, elapsed, capacity_rows):
@@ -119,7 +138,8 @@ def scenario(curate, work, n, label, service_args):
         out = json.loads((d / "out/run.json").read_text())
         row = {"capacity_rows_per_s": round(capacity_rows), "records_in": out["records_in"], "records_out": out["records_out"], "quarantined": out["quarantined"],
                "seconds": round(elapsed, 1), "requests": s["requests"], "429_share": round(s["status_counts"].get("429", 0) / max(1, s["requests"]), 4),
-               "max_in_flight": s["max_in_flight"], **throughput(samples, elapsed, capacity_rows)}
+               "max_in_flight": s["max_in_flight"], "curate_peak_rss_mb": run.peak_rss_mb,
+               **throughput(samples, elapsed, capacity_rows)}
         before = s["requests"]
         run(curate, d, url, params)
         row["rerun_batch_requests"] = stats(url)["requests"] - before
@@ -139,6 +159,10 @@ def main():
         "faults": scenario(curate, work, n, "faults", base + ["--fail-rate", "0.05", "--timeout-rate", "0.01", "--hang", "5",
                                                             "--duplicate-rate", "0.01", "--slow-phase", "5:10:0.5", "--seed", "3"]),
     }
+    # Memory while the service is slow (every batch 10x slower): the engine holds one batch
+    # per thread and the operator one request per slot, whatever the input size.
+    report["slow_service_small_input"] = scenario(curate, work, n // 10, "slow-small", ["--capacity", str(CAPACITY), "--latency", "0.5"])
+    report["slow_service_large_input"] = scenario(curate, work, n // 5, "slow-large", ["--capacity", str(CAPACITY), "--latency", "0.5"])
     print(json.dumps(report, indent=2))
 
 
