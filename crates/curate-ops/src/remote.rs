@@ -19,6 +19,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::util::with_columns;
+
 /// How batches travel to the service.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -172,23 +174,13 @@ impl Operator for Remote {
                 }
             }
         }
-        let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut out: Vec<ArrayRef> = batch.columns().to_vec();
+        let mut out = Vec::with_capacity(self.outputs.len());
         for ((name, ty), parts) in self.outputs.iter().zip(columns) {
             let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
             let column = if refs.is_empty() { arrow_array::new_null_array(ty, 0) } else { arrow_select::concat::concat(&refs).map_err(|e| OpError(e.to_string()))? };
-            match fields.iter().position(|f| f.name() == name) {
-                Some(i) => {
-                    fields[i] = Field::new(name, ty.clone(), true);
-                    out[i] = column;
-                }
-                None => {
-                    fields.push(Field::new(name, ty.clone(), true));
-                    out.push(column);
-                }
-            }
+            out.push((name.as_str(), column));
         }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), out).map_err(|e| OpError(e.to_string()))?;
+        let batch = with_columns(&batch, out)?;
         let failed = !verdicts.failures().is_empty();
         Ok(OpOutput { batch, verdicts: failed.then_some(verdicts) })
     }

@@ -15,14 +15,16 @@ pub fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Strin
 }
 
 /// `batch` with each of `columns` replacing the column of the same name, or appended when
-/// there is none; new columns are nullable and typed by their array.
+/// there is none; new columns are nullable and typed by their array, a replaced one becomes
+/// nullable when its new array holds nulls.
 pub fn with_columns(batch: &RecordBatch, columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, OpError> {
     let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
     for (name, array) in columns {
         match fields.iter().position(|f| f.name() == name) {
             Some(i) => {
-                fields[i] = fields[i].clone().with_data_type(array.data_type().clone());
+                let nullable = fields[i].is_nullable() || array.null_count() > 0;
+                fields[i] = fields[i].clone().with_data_type(array.data_type().clone()).with_nullable(nullable);
                 arrays[i] = array;
             }
             None => {
