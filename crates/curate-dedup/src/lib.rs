@@ -5,6 +5,7 @@
 //! * [`url`]: URL canonicalisation and a persistent, seeded Bloom filter.
 //! * [`minhash`]: MinHash LSH near-duplicate detection with exact Jaccard verification,
 //!   deterministic clustering and a persistent index.
+//! * [`semantic`]: semantic dedup: k-means on embeddings, cosine within clusters.
 //! * [`spill`]: a bounded-memory external partitioner used to group band buckets.
 //! * [`keyindex`]: a persistent key -> record id map (exact-dedup index, MinHash index names).
 //! * [`keep`]: the deterministic survivor rule (caller sort key, ties to the smallest id).
@@ -17,6 +18,7 @@ mod fileformat;
 pub mod keep;
 pub mod keyindex;
 pub mod minhash;
+pub mod semantic;
 pub mod spill;
 pub mod url;
 

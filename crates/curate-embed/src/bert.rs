@@ -1,0 +1,339 @@
+//! A BERT encoder's forward pass on the CPU, one sequence at a time.
+//!
+//! Each sequence runs alone, so it needs no padding or attention mask and its result does not
+//! depend on which other texts shared its batch: outputs are the same for any batch, thread or
+//! shard count. Matrix products go to `gemm` (AVX-512 / AVX2 kernels chosen at run time).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::ModelError;
+use crate::files::{ModelDir, Tensors};
+
+/// The fields of a Hugging Face `config.json` a BERT encoder needs.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct BertConfig {
+    #[serde(default)]
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f32,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_position")]
+    pub position_embedding_type: String,
+    /// Class names by index, for classification heads.
+    #[serde(default)]
+    pub id2label: BTreeMap<String, String>,
+    #[serde(default)]
+    pub problem_type: Option<String>,
+}
+
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f32 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_position() -> String {
+    "absolute".into()
+}
+
+impl BertConfig {
+    pub(crate) fn load(dir: &mut ModelDir) -> Result<Self, ModelError> {
+        let config: BertConfig = dir.json("config.json")?;
+        let path = dir.path("config.json");
+        if config.model_type != "bert" {
+            return Err(ModelError::invalid(path, format!("model_type `{}` is not supported; BERT-family encoders (model_type `bert`) are", config.model_type)));
+        }
+        if config.position_embedding_type != "absolute" {
+            return Err(ModelError::invalid(path, format!("position_embedding_type `{}` is not supported, only `absolute`", config.position_embedding_type)));
+        }
+        if !matches!(config.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
+            return Err(ModelError::invalid(path, format!("hidden_act `{}` is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu are)", config.hidden_act)));
+        }
+        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+            return Err(ModelError::invalid(path, "hidden_size must be a multiple of num_attention_heads"));
+        }
+        Ok(config)
+    }
+}
+
+/// `y = x W^T + b` for a weight stored as `[out, in]`, as PyTorch stores it.
+pub(crate) struct Linear {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl Linear {
+    pub(crate) fn load(t: &mut Tensors, name: &str, inputs: usize, outputs: usize) -> Result<Self, ModelError> {
+        let weight = t.take(&format!("{name}.weight"), &[outputs, inputs])?;
+        let bias = t.take(&format!("{name}.bias"), &[outputs])?;
+        Ok(Linear { weight, bias, inputs, outputs })
+    }
+
+    /// Stacks layers with the same input into one (query, key and value in one product).
+    fn concat(parts: Vec<Linear>) -> Linear {
+        let inputs = parts[0].inputs;
+        let outputs = parts.iter().map(|p| p.outputs).sum();
+        let mut weight = Vec::with_capacity(inputs * outputs);
+        let mut bias = Vec::with_capacity(outputs);
+        for p in parts {
+            weight.extend(p.weight);
+            bias.extend(p.bias);
+        }
+        Linear { weight, bias, inputs, outputs }
+    }
+
+    /// Applies the layer to `rows` rows of `x`, writing `y` (`rows * outputs`).
+    pub(crate) fn forward(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
+        debug_assert_eq!(x.len(), rows * self.inputs);
+        y.clear();
+        for _ in 0..rows {
+            y.extend_from_slice(&self.bias);
+        }
+        // SAFETY: the three buffers hold `rows x outputs`, `rows x inputs` and
+        // `outputs x inputs` f32s, which is what the strides below address.
+        unsafe {
+            gemm::gemm(
+                rows,
+                self.outputs,
+                self.inputs,
+                y.as_mut_ptr(),
+                1,
+                self.outputs as isize,
+                true,
+                x.as_ptr(),
+                1,
+                self.inputs as isize,
+                self.weight.as_ptr(),
+                self.inputs as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+}
+
+/// Layer normalisation over the last dimension.
+pub(crate) struct LayerNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn load(t: &mut Tensors, name: &str, size: usize, eps: f32) -> Result<Self, ModelError> {
+        // Checkpoints converted from TensorFlow name the parameters gamma and beta.
+        let (w, b) = if t.shape(&format!("{name}.gamma")).is_some() { ("gamma", "beta") } else { ("weight", "bias") };
+        Ok(LayerNorm { weight: t.take(&format!("{name}.{w}"), &[size])?, bias: t.take(&format!("{name}.{b}"), &[size])?, eps })
+    }
+
+    fn forward(&self, x: &mut [f32]) {
+        let n = self.weight.len();
+        for row in x.chunks_exact_mut(n) {
+            let mean = row.iter().sum::<f32>() / n as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for ((v, w), b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
+                *v = (*v - mean) * inv * w + b;
+            }
+        }
+    }
+}
+
+struct Layer {
+    qkv: Linear,
+    attention_out: Linear,
+    attention_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+}
+
+/// The activation between the two feed-forward products.
+#[derive(Clone, Copy)]
+enum Activation {
+    /// `x * Phi(x)` with the exact normal CDF (PyTorch's default GELU).
+    Gelu,
+    /// The tanh approximation of GELU.
+    GeluTanh,
+    Relu,
+}
+
+impl Activation {
+    fn apply(self, x: &mut [f32]) {
+        match self {
+            Activation::Gelu => x.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2))),
+            Activation::GeluTanh => {
+                let c = (2.0 / std::f32::consts::PI).sqrt();
+                x.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + (c * (*v + 0.044715 * *v * *v * *v)).tanh()))
+            }
+            Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+        }
+    }
+}
+
+/// A BERT encoder: embeddings and transformer layers, no head.
+pub(crate) struct Bert {
+    pub config: BertConfig,
+    word: Vec<f32>,
+    position: Vec<f32>,
+    token_type: Vec<f32>,
+    embedding_norm: LayerNorm,
+    layers: Vec<Layer>,
+    activation: Activation,
+}
+
+/// Reusable buffers of one forward pass.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    hidden: Vec<f32>,
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    scores: Vec<f32>,
+    projected: Vec<f32>,
+    intermediate: Vec<f32>,
+}
+
+impl Bert {
+    /// Loads the encoder; `prefix` is `""` or `"bert."` (weights of a model with a head).
+    pub(crate) fn load(config: BertConfig, t: &mut Tensors, prefix: &str) -> Result<Self, ModelError> {
+        let h = config.hidden_size;
+        let eps = config.layer_norm_eps;
+        let e = format!("{prefix}embeddings");
+        let word = t.take(&format!("{e}.word_embeddings.weight"), &[config.vocab_size, h])?;
+        let position = t.take(&format!("{e}.position_embeddings.weight"), &[config.max_position_embeddings, h])?;
+        let token_type = t.take(&format!("{e}.token_type_embeddings.weight"), &[config.type_vocab_size, h])?;
+        let embedding_norm = LayerNorm::load(t, &format!("{e}.LayerNorm"), h, eps)?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let l = format!("{prefix}encoder.layer.{i}");
+            let qkv = Linear::concat(vec![
+                Linear::load(t, &format!("{l}.attention.self.query"), h, h)?,
+                Linear::load(t, &format!("{l}.attention.self.key"), h, h)?,
+                Linear::load(t, &format!("{l}.attention.self.value"), h, h)?,
+            ]);
+            layers.push(Layer {
+                qkv,
+                attention_out: Linear::load(t, &format!("{l}.attention.output.dense"), h, h)?,
+                attention_norm: LayerNorm::load(t, &format!("{l}.attention.output.LayerNorm"), h, eps)?,
+                intermediate: Linear::load(t, &format!("{l}.intermediate.dense"), h, config.intermediate_size)?,
+                output: Linear::load(t, &format!("{l}.output.dense"), config.intermediate_size, h)?,
+                output_norm: LayerNorm::load(t, &format!("{l}.output.LayerNorm"), h, eps)?,
+            });
+        }
+        let activation = match config.hidden_act.as_str() {
+            "gelu" => Activation::Gelu,
+            "relu" => Activation::Relu,
+            _ => Activation::GeluTanh,
+        };
+        Ok(Bert { config, word, position, token_type, embedding_norm, layers, activation })
+    }
+
+    /// The last hidden state of one sequence (`ids.len() x hidden_size`, in `scratch`).
+    pub(crate) fn forward<'s>(&self, ids: &[u32], scratch: &'s mut Scratch) -> &'s [f32] {
+        let h = self.config.hidden_size;
+        let len = ids.len().min(self.config.max_position_embeddings);
+        let heads = self.config.num_attention_heads;
+        let d = h / heads;
+        let s = scratch;
+        s.hidden.clear();
+        for (pos, &id) in ids[..len].iter().enumerate() {
+            // Ids come from the model's own tokenizer; an out-of-range id maps to 0 ([PAD])
+            // rather than reading past the table.
+            let id = if (id as usize) < self.config.vocab_size { id as usize } else { 0 };
+            let w = &self.word[id * h..(id + 1) * h];
+            let p = &self.position[pos * h..(pos + 1) * h];
+            let t = &self.token_type[..h];
+            s.hidden.extend(w.iter().zip(p).zip(t).map(|((w, p), t)| w + p + t));
+        }
+        self.embedding_norm.forward(&mut s.hidden);
+        let scale = 1.0 / (d as f32).sqrt();
+        for layer in &self.layers {
+            layer.qkv.forward(&s.hidden, len, &mut s.qkv);
+            s.context.clear();
+            s.context.resize(len * h, 0.0);
+            s.scores.resize(len * len, 0.0);
+            for head in 0..heads {
+                let q = s.qkv[head * d..].as_ptr();
+                let k = s.qkv[h + head * d..].as_ptr();
+                let v = s.qkv[2 * h + head * d..].as_ptr();
+                // SAFETY: q, k and v address `len` rows of stride 3h inside `qkv`
+                // (len x 3h); `scores` is len x len and `context` len x h.
+                unsafe {
+                    gemm::gemm(
+                        len, len, d,
+                        s.scores.as_mut_ptr(), 1, len as isize, false,
+                        q, 1, 3 * h as isize,
+                        k, 3 * h as isize, 1,
+                        0.0, scale, false, false, false, gemm::Parallelism::None,
+                    );
+                }
+                for row in s.scores.chunks_exact_mut(len) {
+                    softmax(row);
+                }
+                unsafe {
+                    gemm::gemm(
+                        len, d, len,
+                        s.context[head * d..].as_mut_ptr(), 1, h as isize, false,
+                        s.scores.as_ptr(), 1, len as isize,
+                        v, 1, 3 * h as isize,
+                        0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                    );
+                }
+            }
+            layer.attention_out.forward(&s.context, len, &mut s.projected);
+            add(&mut s.hidden, &s.projected);
+            layer.attention_norm.forward(&mut s.hidden);
+            layer.intermediate.forward(&s.hidden, len, &mut s.intermediate);
+            self.activation.apply(&mut s.intermediate);
+            layer.output.forward(&s.intermediate, len, &mut s.projected);
+            add(&mut s.hidden, &s.projected);
+            layer.output_norm.forward(&mut s.hidden);
+        }
+        &s.hidden
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
+
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
+}
+
+/// The weight prefix of the encoder in `t`: `""` for a bare encoder, `"bert."` inside a
+/// model with a head.
+pub(crate) fn prefix(t: &Tensors) -> Result<&'static str, ModelError> {
+    match t.first_of(&["embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight"]) {
+        Some("embeddings.word_embeddings.weight") => Ok(""),
+        Some(_) => Ok("bert."),
+        None => Err(ModelError::invalid(t.path(), "no BERT embeddings (`embeddings.word_embeddings.weight`) in this file")),
+    }
+}

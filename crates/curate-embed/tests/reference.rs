@@ -1,0 +1,109 @@
+//! Differential checks against the reference libraries on real model files
+//! (`scripts/models.sh`): the same token ids, and vectors with cosine >= 0.999 to what
+//! sentence-transformers (all-MiniLM-L6-v2) and wordllama compute for 42 varied texts
+//! (fixtures written by bench/embed/reference.py).
+
+use std::path::PathBuf;
+
+use curate_embed::{EmbedOptions, Embedder};
+use serde_json::Value;
+
+fn models() -> PathBuf {
+    let dir = std::env::var_os("CURATE_MODELS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.models"));
+    assert!(dir.join(".packages").exists(), "{} has no models: run scripts/models.sh", dir.display());
+    dir
+}
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+fn cosine(a: &[f32], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * y).sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    if na == 0.0 && nb == 0.0 {
+        return 1.0;
+    }
+    dot / (na * nb)
+}
+
+/// Checks ids and vectors of every fixture row; returns the smallest cosine.
+fn check(model: &Embedder, reference: &Value, min_cosine: f64) -> f64 {
+    let texts = fixture("reference_texts.json");
+    let texts: Vec<(&str, &str)> = texts.as_array().unwrap().iter().map(|t| (t["id"].as_str().unwrap(), t["text"].as_str().unwrap())).collect();
+    let rows = reference["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), texts.len());
+    let all: Vec<&str> = texts.iter().map(|t| t.1).collect();
+    let vectors = model.embed(&all).unwrap();
+    let dim = model.dim();
+    let mut worst = f64::INFINITY;
+    let mut failures = Vec::new();
+    for (i, ((id, text), row)) in texts.iter().zip(rows).enumerate() {
+        assert_eq!(row["id"].as_str(), Some(*id));
+        let want_ids: Vec<u32> = row["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(model.token_ids(text).unwrap(), want_ids, "token ids of {id}");
+        let want: Vec<f64> = row["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let got = &vectors[i * dim..(i + 1) * dim];
+        let c = cosine(got, &want);
+        worst = worst.min(c);
+        if c < min_cosine {
+            failures.push(format!("{id}: cosine {c}"));
+        }
+        // Lengths agree too (unit vectors, or wordllama's raw means).
+        let (ng, nw) = (got.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt(), want.iter().map(|y| y * y).sum::<f64>().sqrt());
+        assert!((ng - nw).abs() <= 1e-3 * nw.max(1e-6), "{id}: |v| {ng} vs {nw}");
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    worst
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    let model = Embedder::load(&models().join("all-MiniLM-L6-v2"), &EmbedOptions::default()).unwrap();
+    assert_eq!((model.kind(), model.dim()), ("bert", 384));
+    let worst = check(&model, &fixture("minilm.json"), 0.999);
+    eprintln!("all-MiniLM-L6-v2: smallest cosine to sentence-transformers {worst}");
+}
+
+#[test]
+fn wordllama_matches_the_wordllama_package() {
+    let model = Embedder::load(&models().join("wordllama-l2-256"), &EmbedOptions::default()).unwrap();
+    assert_eq!((model.kind(), model.dim()), ("static", 256));
+    let worst = check(&model, &fixture("wordllama.json"), 0.99999);
+    eprintln!("wordllama: smallest cosine to the wordllama package {worst}");
+}
+
+#[test]
+fn vectors_do_not_depend_on_what_else_is_in_the_batch() {
+    let model = Embedder::load(&models().join("all-MiniLM-L6-v2"), &EmbedOptions::default()).unwrap();
+    let texts = ["a short one", "a somewhat longer sentence about rivers and valleys", "x"];
+    let together = model.embed(&texts).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        let alone = model.embed(&[t]).unwrap();
+        assert_eq!(alone, together[i * 384..(i + 1) * 384].to_vec(), "{t}");
+    }
+}
+
+#[test]
+fn model_files_are_checked_and_named_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Embedder::load(&dir.path().join("nope"), &EmbedOptions::default()).err().unwrap().to_string();
+    assert!(err.ends_with("nope: no such model directory"), "{err}");
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
+    let err = Embedder::load(dir.path(), &EmbedOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("config.json") && err.contains("missing field"), "{err}");
+    // A digest changes with any model file.
+    let src = models().join("wordllama-l2-256");
+    let a = Embedder::load(&src, &EmbedOptions::default()).unwrap().digest().to_string();
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["tokenizer.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), copy.join(f)).unwrap();
+    }
+    assert_eq!(Embedder::load(&copy, &EmbedOptions::default()).unwrap().digest(), a);
+    let tok = std::fs::read_to_string(copy.join("tokenizer.json")).unwrap();
+    std::fs::write(copy.join("tokenizer.json"), format!("{tok} ")).unwrap();
+    assert_ne!(Embedder::load(&copy, &EmbedOptions::default()).unwrap().digest(), a);
+}
