@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Accuracy of curate's language_id (curate-lang) on real multilingual text: paragraphs of
-# Debian's translated Debian Reference and manual pages, labelled by package language.
+# Debian's translated Debian Reference and manual pages, labelled by package language; side
+# by side with fastText's lid.176.ftz run by curate-fasttext (top label, "__label__xx" -> xx,
+# lid.176's "no" counted as "nb"; .models/lid.176.ftz comes from scripts/models.sh).
 #
 #   bench/language_id/run.sh                  # paragraphs of >= 100 characters
 #   MIN_CHARS=50 bench/language_id/run.sh     # shorter paragraphs too
@@ -40,3 +42,13 @@ PIN=()
 if command -v taskset >/dev/null; then PIN=(taskset -c "$CORE"); fi
 "${PIN[@]}" "${CARGO_TARGET_DIR:-target}"/release/curate-lang-eval "$CORPUS" "$WORK/curate.jsonl" > "$WORK/curate_time.json"
 python3 "$HERE/report.py" "$WORK/curate.jsonl" "$WORK/curate_time.json" "curate-lang (whatlang)" "$CORPUS"
+
+# 4. fastText's lid.176.ftz through curate-fasttext (one pass, like the above).
+scripts/models.sh
+cargo build --release -q -p curate-fasttext --features bench-bin --bin curate-fasttext-bench
+PASSES=1 "${PIN[@]}" "${CARGO_TARGET_DIR:-target}"/release/curate-fasttext-bench .models/lid.176.ftz "$CORPUS" \
+  "$WORK/lid176-raw.jsonl" 1 > "$WORK/lid176_time.json"
+python3 "$HERE/fasttext_preds.py" "$CORPUS" "$WORK/lid176-raw.jsonl" "$WORK/lid176.jsonl"
+python3 "$HERE/report.py" "$WORK/lid176.jsonl" "$WORK/lid176_time.json" "lid.176.ftz (curate-fasttext)" "$CORPUS"
+echo
+python3 "$HERE/side_by_side.py" "$CORPUS" "whatlang=$WORK/curate.jsonl" "lid.176=$WORK/lid176.jsonl"
