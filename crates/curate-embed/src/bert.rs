@@ -70,9 +70,10 @@ impl BertConfig {
     }
 }
 
-/// `y = x W^T + b` for a weight stored as `[out, in]`, as PyTorch stores it.
+/// `y = x W^T + b` for a weight PyTorch stores as `[out, in]`, kept here transposed
+/// (`[in, out]`): gemm then packs it with contiguous copies instead of strided gathers.
 pub(crate) struct Linear {
-    weight: Vec<f32>,
+    weight_t: Vec<f32>,
     bias: Vec<f32>,
     inputs: usize,
     outputs: usize,
@@ -82,20 +83,27 @@ impl Linear {
     pub(crate) fn load(t: &mut Tensors, name: &str, inputs: usize, outputs: usize) -> Result<Self, ModelError> {
         let weight = t.take(&format!("{name}.weight"), &[outputs, inputs])?;
         let bias = t.take(&format!("{name}.bias"), &[outputs])?;
-        Ok(Linear { weight, bias, inputs, outputs })
+        let mut weight_t = vec![0.0f32; inputs * outputs];
+        for (o, row) in weight.chunks_exact(inputs).enumerate() {
+            for (i, w) in row.iter().enumerate() {
+                weight_t[i * outputs + o] = *w;
+            }
+        }
+        Ok(Linear { weight_t, bias, inputs, outputs })
     }
 
     /// Stacks layers with the same input into one (query, key and value in one product).
     fn concat(parts: Vec<Linear>) -> Linear {
         let inputs = parts[0].inputs;
         let outputs = parts.iter().map(|p| p.outputs).sum();
-        let mut weight = Vec::with_capacity(inputs * outputs);
-        let mut bias = Vec::with_capacity(outputs);
-        for p in parts {
-            weight.extend(p.weight);
-            bias.extend(p.bias);
+        let mut weight_t = Vec::with_capacity(inputs * outputs);
+        for i in 0..inputs {
+            for p in &parts {
+                weight_t.extend_from_slice(&p.weight_t[i * p.outputs..(i + 1) * p.outputs]);
+            }
         }
-        Linear { weight, bias, inputs, outputs }
+        let bias = parts.iter().flat_map(|p| p.bias.iter().copied()).collect();
+        Linear { weight_t, bias, inputs, outputs }
     }
 
     /// Applies the layer to `rows` rows of `x`, writing `y` (`rows * outputs`).
@@ -106,7 +114,7 @@ impl Linear {
             y.extend_from_slice(&self.bias);
         }
         // SAFETY: the three buffers hold `rows x outputs`, `rows x inputs` and
-        // `outputs x inputs` f32s, which is what the strides below address.
+        // `inputs x outputs` f32s, which is what the strides below address.
         unsafe {
             gemm::gemm(
                 rows,
@@ -119,9 +127,9 @@ impl Linear {
                 x.as_ptr(),
                 1,
                 self.inputs as isize,
-                self.weight.as_ptr(),
-                self.inputs as isize,
+                self.weight_t.as_ptr(),
                 1,
+                self.outputs as isize,
                 1.0,
                 1.0,
                 false,
@@ -182,7 +190,7 @@ enum Activation {
 impl Activation {
     fn apply(self, x: &mut [f32]) {
         match self {
-            Activation::Gelu => x.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2))),
+            Activation::Gelu => x.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2))),
             Activation::GeluTanh => {
                 let c = (2.0 / std::f32::consts::PI).sqrt();
                 x.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + (c * (*v + 0.044715 * *v * *v * *v)).tanh()))
@@ -210,6 +218,7 @@ pub(crate) struct Scratch {
     qkv: Vec<f32>,
     context: Vec<f32>,
     scores: Vec<f32>,
+    keys_t: Vec<f32>,
     projected: Vec<f32>,
     intermediate: Vec<f32>,
 }
@@ -273,18 +282,24 @@ impl Bert {
             s.context.clear();
             s.context.resize(len * h, 0.0);
             s.scores.resize(len * len, 0.0);
+            s.keys_t.resize(d * len, 0.0);
             for head in 0..heads {
+                // This head's keys as a contiguous d x len matrix.
+                for (t, row) in s.qkv.chunks_exact(3 * h).enumerate() {
+                    for (j, k) in row[h + head * d..h + (head + 1) * d].iter().enumerate() {
+                        s.keys_t[j * len + t] = *k;
+                    }
+                }
                 let q = s.qkv[head * d..].as_ptr();
-                let k = s.qkv[h + head * d..].as_ptr();
                 let v = s.qkv[2 * h + head * d..].as_ptr();
-                // SAFETY: q, k and v address `len` rows of stride 3h inside `qkv`
-                // (len x 3h); `scores` is len x len and `context` len x h.
+                // SAFETY: q and v address `len` rows of stride 3h inside `qkv` (len x 3h);
+                // `keys_t` is d x len, `scores` len x len and `context` len x h.
                 unsafe {
                     gemm::gemm(
                         len, len, d,
                         s.scores.as_mut_ptr(), 1, len as isize, false,
                         q, 1, 3 * h as isize,
-                        k, 3 * h as isize, 1,
+                        s.keys_t.as_ptr(), 1, len as isize,
                         0.0, scale, false, false, false, gemm::Parallelism::None,
                     );
                 }
@@ -312,6 +327,16 @@ impl Bert {
         }
         &s.hidden
     }
+}
+
+/// The error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, under
+/// float32 rounding of the GELU it feeds), several times faster than libm's `erff`.
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let y = 1.0 - poly * (-a * a).exp();
+    y.copysign(x)
 }
 
 fn add(x: &mut [f32], y: &[f32]) {

@@ -262,6 +262,11 @@ impl Scorer {
         &self.digest
     }
 
+    /// The token ids the model sees for `text` (after truncation).
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        self.tokenizer.ids(text)
+    }
+
     /// The head's logits, `labels().len()` per text in order; texts run in parallel.
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
         let h = self.bert.config.hidden_size;

@@ -1,11 +1,13 @@
 //! Differential checks against the reference libraries on real model files
 //! (`scripts/models.sh`): the same token ids, and vectors with cosine >= 0.999 to what
 //! sentence-transformers (all-MiniLM-L6-v2) and wordllama compute for 42 varied texts
-//! (fixtures written by bench/embed/reference.py).
+//! (fixtures written by bench/embed/reference.py); logits of a real BERT classifier
+//! (categorium's English topic model) as transformers computes them
+//! (bench/embed/categorium_reference.py).
 
 use std::path::PathBuf;
 
-use curate_embed::{EmbedOptions, Embedder};
+use curate_embed::{EmbedOptions, Embedder, Scorer};
 use serde_json::Value;
 
 fn models() -> PathBuf {
@@ -106,4 +108,31 @@ fn model_files_are_checked_and_named_in_errors() {
     let tok = std::fs::read_to_string(copy.join("tokenizer.json")).unwrap();
     std::fs::write(copy.join("tokenizer.json"), format!("{tok} ")).unwrap();
     assert_ne!(Embedder::load(&copy, &EmbedOptions::default()).unwrap().digest(), a);
+}
+
+#[test]
+fn a_bert_classifier_matches_transformers() {
+    let model = Scorer::load(&models().join("categorium-en"), &EmbedOptions::default()).unwrap();
+    let reference = fixture("categorium_scores.json");
+    assert!(!model.is_regression());
+    let labels: Vec<&str> = reference["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert_eq!(model.labels(), labels.as_slice());
+    let texts = fixture("reference_texts.json");
+    let texts: Vec<&str> = texts.as_array().unwrap().iter().map(|t| t["text"].as_str().unwrap()).collect();
+    let logits = model.logits(&texts).unwrap();
+    let n = labels.len();
+    let mut worst = 0.0f64;
+    for (i, row) in reference["rows"].as_array().unwrap().iter().enumerate() {
+        let want_ids: Vec<u32> = row["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(model.token_ids(texts[i]).unwrap(), want_ids, "token ids of {}", row["id"]);
+        let want: Vec<f64> = row["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let got = &logits[i * n..(i + 1) * n];
+        for (g, w) in got.iter().zip(&want) {
+            worst = worst.max((f64::from(*g) - w).abs());
+        }
+        let top = got.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b }).0;
+        assert_eq!(labels[top], row["label"].as_str().unwrap(), "{}", row["id"]);
+    }
+    assert!(worst < 1e-4, "largest logit difference {worst}");
+    eprintln!("categorium-en: largest logit difference to transformers {worst}");
 }
