@@ -171,6 +171,12 @@ pub trait BuiltinOp: Operator + Sized + 'static {
     type Params: DeserializeOwned + JsonSchema;
     /// Builds the operator, checking parameter values against each other.
     fn new(params: Self::Params) -> Result<Self, String>;
+    /// Builds the operator where its pipeline lives; operators reading files their parameters
+    /// name (models) resolve relative paths against `ctx.base_dir` here.
+    fn new_in(params: Self::Params, ctx: &BuildContext) -> Result<Self, String> {
+        let _ = ctx;
+        Self::new(params)
+    }
 }
 
 /// Why parameters were refused.
@@ -308,12 +314,12 @@ impl OpDescriptor {
     }
 }
 
-fn build_typed<T: BuiltinOp>(params: Value, _: &BuildContext) -> Result<Box<dyn Operator>, ParamError> {
+fn build_typed<T: BuiltinOp>(params: Value, ctx: &BuildContext) -> Result<Box<dyn Operator>, ParamError> {
     let params: T::Params = serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();
         ParamError::Invalid { path: if path == "." { String::new() } else { path }, message: e.into_inner().to_string() }
     })?;
-    T::new(params).map(|op| Box::new(op) as Box<dyn Operator>).map_err(ParamError::Rejected)
+    T::new_in(params, ctx).map(|op| Box::new(op) as Box<dyn Operator>).map_err(ParamError::Rejected)
 }
 
 fn schema_type(p: &Value) -> String {

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, StringBuilder};
-use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
-use curate_core::operator::{BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator, Verdicts};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use curate_core::operator::{BuildContext, BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator, Verdicts};
 use curate_core::record::TEXT;
+use curate_fasttext::FastText;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::util::string_column;
+use crate::models::fasttext_classify::{label_name, load_model, top_labels};
+use crate::util::{string_column, with_columns};
 
 /// Parameters of `language_id`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -32,6 +34,10 @@ pub struct LanguageIdParams {
     /// Drop texts whose confidence is below this (texts with no detectable language score 0).
     #[serde(default)]
     pub min_score: f64,
+    /// A fastText language identification model (e.g. `lid.176.ftz`) to use instead of the
+    /// built-in detector; its labels (`__label__xx`) become the codes.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 fn default_column() -> String {
@@ -46,34 +52,49 @@ fn default_score_column() -> String {
     "lang_score".into()
 }
 
-/// Language identification with curate-lang's built-in models.
+/// Language identification with curate-lang's built-in models or a fastText model.
 pub struct LanguageId {
     params: LanguageIdParams,
+    /// The fastText model and the digest of its file, when `model` is set.
+    fasttext: Option<(FastText, String)>,
 }
 
 impl BuiltinOp for LanguageId {
     const NAME: &'static str = "language_id";
     const VERSION: &'static str = "1";
     const KIND: OpKind = OpKind::Map;
-    const SUMMARY: &'static str = "Language (ISO 639-1) and confidence as columns, built-in models; keep: [codes] and min_score drop the rest";
+    const SUMMARY: &'static str =
+        "Language (ISO 639-1) and confidence as columns, built-in models or a fastText model; keep: [codes] and min_score drop the rest";
     type Params = LanguageIdParams;
 
     fn new(params: Self::Params) -> Result<Self, String> {
+        Self::new_in(params, &BuildContext::default())
+    }
+
+    fn new_in(params: Self::Params, ctx: &BuildContext) -> Result<Self, String> {
         if !(0.0..=1.0).contains(&params.min_score) {
             return Err(format!("min_score ({}) must lie in [0, 1]", params.min_score));
         }
-        let supported = curate_lang::supported();
+        let fasttext = params.model.as_deref().map(|m| load_model(m, ctx)).transpose()?;
+        let supported: Vec<&str> = match &fasttext {
+            Some((model, _)) => model.labels().iter().map(|l| label_name(l)).collect(),
+            None => curate_lang::supported().to_vec(),
+        };
         if let Some(bad) = params.keep.iter().find(|k| !supported.contains(&k.as_str())) {
-            return Err(format!("keep: `{bad}` is not a language the detector knows; ISO 639-1 codes known: {}", supported.join(", ")));
+            return Err(format!("keep: `{bad}` is not a language the detector knows; codes known: {}", supported.join(", ")));
         }
         if params.lang_column == params.score_column {
             return Err(format!("lang_column and score_column are both `{}`", params.lang_column));
         }
-        Ok(LanguageId { params })
+        Ok(LanguageId { params, fasttext })
     }
 }
 
 impl Operator for LanguageId {
+    fn content_key(&self) -> Option<String> {
+        self.fasttext.as_ref().map(|(_, digest)| format!("model {digest}"))
+    }
+
     fn columns(&self) -> Columns {
         Columns {
             reads: vec![self.params.column.clone()],
@@ -90,39 +111,25 @@ impl Operator for LanguageId {
         let mut langs = StringBuilder::with_capacity(rows, rows * 2);
         let mut scores = Float64Builder::with_capacity(rows);
         let mut verdicts = Verdicts::keep_all(rows);
-        for row in 0..rows {
-            let found = if text.is_null(row) { None } else { curate_lang::detect(text.value(row)) };
-            langs.append_option(found.map(|d| d.lang));
-            scores.append_option(found.map(|d| d.score));
-            let score = found.map_or(0.0, |d| d.score);
+        let found: Vec<Option<(&str, f64)>> = match &self.fasttext {
+            Some((model, _)) => top_labels(model, text).into_iter().map(|t| t.filter(|(l, _)| !l.is_empty()).map(|(l, p)| (l, f64::from(p)))).collect(),
+            None => (0..rows).map(|row| if text.is_null(row) { None } else { curate_lang::detect(text.value(row)).map(|d| (d.lang, d.score)) }).collect(),
+        };
+        for (row, found) in found.into_iter().enumerate() {
+            langs.append_option(found.map(|d| d.0));
+            scores.append_option(found.map(|d| d.1));
+            let score = found.map_or(0.0, |d| d.1);
             // An unsure guess is reported as such before its language is judged.
             if score < self.params.min_score {
                 verdicts.drop_row(row, "language_id:low_score");
-            } else if !self.params.keep.is_empty() && !found.is_some_and(|d| self.params.keep.iter().any(|k| k == d.lang)) {
+            } else if !self.params.keep.is_empty() && !found.is_some_and(|d| self.params.keep.iter().any(|k| k == d.0)) {
                 verdicts.drop_row(row, "language_id:not_kept");
             }
         }
-        let schema = batch.schema();
-        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
-        let new: [(&str, DataType, ArrayRef); 2] = [
-            (&self.params.lang_column, DataType::Utf8, Arc::new(langs.finish())),
-            (&self.params.score_column, DataType::Float64, Arc::new(scores.finish())),
-        ];
-        for (name, ty, array) in new {
-            let field = Field::new(name, ty, true);
-            match fields.iter().position(|f| f.name() == name) {
-                Some(i) => {
-                    fields[i] = field;
-                    arrays[i] = array;
-                }
-                None => {
-                    fields.push(field);
-                    arrays.push(array);
-                }
-            }
-        }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| OpError(e.to_string()))?;
+        let batch = with_columns(
+            &batch,
+            vec![(&self.params.lang_column, Arc::new(langs.finish())), (&self.params.score_column, Arc::new(scores.finish()))],
+        )?;
         Ok(OpOutput { batch, verdicts: Some(verdicts) })
     }
 }
@@ -132,6 +139,7 @@ mod tests {
     use super::*;
 
     use arrow_array::{Float64Array, StringArray};
+    use arrow_schema::{Field, Schema};
 
     const SENTENCES: &[(&str, &str)] = &[
         ("en", "The quick brown fox jumps over the lazy dog while the farmer watches from the porch."),
@@ -161,6 +169,7 @@ mod tests {
             score_column: "lang_score".into(),
             keep: keep.iter().map(|s| s.to_string()).collect(),
             min_score,
+            model: None,
         }
     }
 
@@ -220,7 +229,7 @@ mod tests {
     #[test]
     fn rejects_unknown_codes_and_bad_scores() {
         let err = LanguageId::new(params(&["en", "xx"], 0.0)).err().unwrap();
-        assert!(err.starts_with("keep: `xx` is not a language the detector knows; ISO 639-1 codes known: af, "), "{err}");
+        assert!(err.starts_with("keep: `xx` is not a language the detector knows; codes known: af, "), "{err}");
         assert_eq!(LanguageId::new(params(&[], 1.5)).err().as_deref(), Some("min_score (1.5) must lie in [0, 1]"));
     }
 }

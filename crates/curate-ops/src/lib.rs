@@ -4,6 +4,7 @@ pub mod dedup;
 pub mod html_extract;
 pub mod language_id;
 pub mod length_filter;
+pub mod models;
 pub mod normalize;
 pub mod pii;
 pub mod quality;
@@ -32,6 +33,10 @@ pub fn registry() -> Registry {
         OpDescriptor::of::<dedup::exact::ExactDedup>(),
         OpDescriptor::of::<dedup::url::UrlDedup>(),
         OpDescriptor::of::<dedup::minhash::MinHashDedupOp>(),
+        OpDescriptor::of::<dedup::semantic::SemanticDedup>(),
         OpDescriptor::of::<remote::Remote>(),
+        OpDescriptor::of::<models::embed::Embed>(),
+        OpDescriptor::of::<models::model_score::ModelScore>(),
+        OpDescriptor::of::<models::fasttext_classify::FastTextClassify>(),
     ])
 }

@@ -140,6 +140,6 @@ impl GlobalOperator for ExactDedup {
     }
 
     fn decision_columns(&self) -> DecisionColumns {
-        decision_columns("exact", false)
+        decision_columns("exact", None)
     }
 }

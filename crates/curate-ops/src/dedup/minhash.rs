@@ -258,6 +258,6 @@ impl GlobalOperator for MinHashDedupOp {
     }
 
     fn decision_columns(&self) -> DecisionColumns {
-        decision_columns("minhash", true)
+        decision_columns("minhash", Some("jaccard"))
     }
 }

@@ -1,4 +1,4 @@
-//! Dedup operators (`exact_dedup`, `url_dedup`, `minhash_dedup`): global steps over the
+//! Dedup operators (`exact_dedup`, `url_dedup`, `minhash_dedup`, `semantic_dedup`): global steps over the
 //! algorithms of `curate-dedup`, plus what they share: the `keep` rule, the persistent
 //! `index` option and the map payload.
 //!
@@ -9,6 +9,7 @@
 
 pub mod exact;
 pub mod minhash;
+pub mod semantic;
 pub mod url;
 
 use std::path::PathBuf;
@@ -130,13 +131,14 @@ impl IndexSpec {
     }
 }
 
-/// Columns every dedup operator fills, prefixed by the operator (`exact`, `url`, `minhash`).
-fn decision_columns(prefix: &str, similarity: bool) -> DecisionColumns {
+/// Columns every dedup operator fills, prefixed by the operator (`exact`, `url`, `minhash`,
+/// `semantic`); `similarity` names the column of the measured similarity, if any.
+fn decision_columns(prefix: &str, similarity: Option<&str>) -> DecisionColumns {
     DecisionColumns {
         cluster_id: format!("{prefix}_cluster_id"),
         cluster_size: format!("{prefix}_cluster_size"),
         duplicate_of: "duplicate_of".into(),
-        similarity: similarity.then(|| "jaccard".into()),
+        similarity: similarity.map(str::to_string),
     }
 }
 

@@ -149,6 +149,6 @@ impl GlobalOperator for UrlDedup {
     }
 
     fn decision_columns(&self) -> DecisionColumns {
-        decision_columns("url", false)
+        decision_columns("url", None)
     }
 }
