@@ -165,6 +165,12 @@ fn model_files_key_the_cache_and_a_threshold_after_them_recomputes_nothing() {
     assert_eq!(first["records_out"].as_u64(), Some((DOCS.len() + PARAPHRASES.len()) as u64), "{first}");
     let batches: Vec<_> = std::fs::read_dir(d.join("out/data")).unwrap().flat_map(|f| read_parquet(&f.unwrap().path())).collect();
     assert!(strings(&batches, "lid_label").iter().all(|l| l == "en"));
+    // `labels` columns hold each label's probability: English is the top one here.
+    let column = |name: &str| -> Vec<f64> {
+        batches.iter().flat_map(|b| b.column_by_name(name).unwrap().as_primitive::<arrow_array::types::Float64Type>().values().to_vec()).collect()
+    };
+    let (top, en, de) = (column("lid_prob"), column("lid_en"), column("lid_de"));
+    assert!(top.iter().zip(&en).all(|(t, e)| t == e) && de.iter().zip(&en).all(|(d, e)| d < e && *d >= 0.0), "{top:?} {en:?} {de:?}");
 
     // A threshold change recomputes neither model step.
     spec("0.6");

@@ -29,7 +29,7 @@ fn supported(t: &DataType) -> bool {
         | DataType::LargeUtf8
         | DataType::Utf8View => true,
         DataType::Struct(fields) => fields.iter().all(|f| supported(f.data_type())),
-        DataType::List(f) | DataType::LargeList(f) => supported(f.data_type()),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => supported(f.data_type()),
         _ => false,
     }
 }
@@ -98,10 +98,11 @@ fn push_value(out: &mut Vec<u8>, a: &dyn Array, i: usize, json_text: bool) {
             }
             out.push(b'}');
         }
-        DataType::List(f) | DataType::LargeList(f) => {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
             let items = match a.data_type() {
                 DataType::List(_) => a.as_list::<i32>().value(i),
-                _ => a.as_list::<i64>().value(i),
+                DataType::LargeList(_) => a.as_list::<i64>().value(i),
+                _ => a.as_fixed_size_list().value(i),
             };
             out.push(b'[');
             for j in 0..items.len() {
@@ -186,5 +187,19 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"text\":\"a \\\"q\\\"\\n\",\"meta\":{\"k\":[1,{\"z\":2}]},\"score\":0.5,\"late\":{\"deep\":{\"x\":1}}}\n{\"text\":\"b\",\"score\":null}\n"
         );
+    }
+
+    #[test]
+    fn fixed_size_lists_are_arrays() {
+        let item = Arc::new(Field::new("item", DataType::Float32, false));
+        let values = arrow_array::Float32Array::from(vec![0.5, -1.0, 0.25, 2.0]);
+        let nulls = arrow_buffer::NullBuffer::from(vec![true, false]);
+        let list = arrow_array::FixedSizeListArray::try_new(item.clone(), 2, Arc::new(values), Some(nulls)).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::FixedSizeList(item, 2), true)]));
+        check_schema(&schema).unwrap();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).unwrap();
+        let mut out = Vec::new();
+        write_rows(&batch, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "{\"v\":[0.5,-1.0]}\n{}\n");
     }
 }

@@ -8,6 +8,12 @@
 //! 2. **Compare within clusters**: members in survivor order (greater [`SortKey`] first, then
 //!    smaller index); each member is a duplicate of the most similar earlier *kept* member when
 //!    their cosine is at least `1 - eps`, else it is kept.
+//! 3. **Across the nearest boundary**: twins split by a cluster boundary are nearly always in
+//!    each other's two nearest clusters, so each survivor is also compared with the survivors
+//!    of its second-nearest cluster; walking all records in survivor order, a survivor with a
+//!    similar, earlier, still-kept survivor there becomes its duplicate, and duplicates of it
+//!    follow it to that survivor. (On a 10,000-paragraph benchmark, clusters alone lost a
+//!    tenth of the recall that comparing everything with everything reaches.)
 //!
 //! Vectors stay where the caller keeps them ([`VectorSource`], a file in the engine); memory
 //! holds the sample, the centroids and one cluster's vectors per thread. Products run in
@@ -73,7 +79,7 @@ pub struct SemanticParams {
 
 impl Default for SemanticParams {
     fn default() -> Self {
-        SemanticParams { eps: 0.07, clusters: 0, iterations: 20, seed: 42, sample_per_cluster: 64 }
+        SemanticParams { eps: 0.1, clusters: 0, iterations: 20, seed: 42, sample_per_cluster: 64 }
     }
 }
 
@@ -127,7 +133,7 @@ pub fn semantic_dedup(src: &dyn VectorSource, keys: &[SortKey], params: &Semanti
     let dim = src.dim();
     let centroids = fit_centroids(src, params)?;
     let k = centroids.len() / dim;
-    let assignment = assign_all(src, &centroids, k)?;
+    let (assignment, second) = assign_all(src, &centroids, k)?;
 
     // Members of each cluster in survivor order.
     let mut order: Vec<usize> = (0..n).collect();
@@ -154,12 +160,109 @@ pub fn semantic_dedup(src: &dyn VectorSource, keys: &[SortKey], params: &Semanti
         decisions[member].kept = false;
         decisions[member].survivor = survivor;
         decisions[member].cosine = cosine;
-        group[survivor] += 1;
+    }
+    across_boundaries(src, keys, &clusters, &second, threshold, &mut decisions)?;
+    for d in &decisions {
+        group[d.survivor] += usize::from(!d.kept);
     }
     for d in decisions.iter_mut() {
         d.group_size = group[d.survivor];
     }
     Ok(decisions)
+}
+
+/// Step 3: survivors against the survivors of their second-nearest cluster.
+fn across_boundaries(
+    src: &dyn VectorSource,
+    keys: &[SortKey],
+    clusters: &[&[usize]],
+    second: &[u32],
+    threshold: f32,
+    decisions: &mut [SemanticDecision],
+) -> Result<()> {
+    if clusters.len() < 2 {
+        return Ok(());
+    }
+    let n = decisions.len();
+    // Survivors visiting each cluster, in index order.
+    let mut guests: Vec<Vec<usize>> = vec![Vec::new(); clusters.len()];
+    let cluster_of: Vec<usize> = {
+        let mut at = vec![0usize; n];
+        for (c, members) in clusters.iter().enumerate() {
+            members.iter().for_each(|&m| at[m] = c);
+        }
+        at
+    };
+    // `clusters` holds only non-empty clusters; map k-means ids to their positions.
+    let mut position = std::collections::HashMap::new();
+    for (c, members) in clusters.iter().enumerate() {
+        position.insert(decisions[members[0]].cluster, c);
+    }
+    for i in (0..n).filter(|&i| decisions[i].kept) {
+        if let Some(&c) = position.get(&second[i]) {
+            if c != cluster_of[i] {
+                guests[c].push(i);
+            }
+        }
+    }
+    let kept: Vec<bool> = decisions.iter().map(|d| d.kept).collect();
+    let rank = |i: usize| (std::cmp::Reverse(keys[i]), i);
+    // Per cluster: (later, earlier, cosine) for similar guest/resident survivor pairs.
+    let edges: Vec<Vec<(usize, usize, f32)>> = clusters
+        .par_iter()
+        .zip(&guests)
+        .map(|(members, visitors)| {
+            let dim = src.dim();
+            let residents: Vec<usize> = members.iter().copied().filter(|&m| kept[m]).collect();
+            let mut vectors = vec![0.0f32; residents.len() * dim];
+            for (row, &r) in vectors.chunks_exact_mut(dim.max(1)).zip(&residents) {
+                src.read(r, row)?;
+            }
+            let mut v = vec![0.0f32; dim];
+            let mut out = Vec::new();
+            for &g in visitors {
+                src.read(g, &mut v)?;
+                for (row, &r) in vectors.chunks_exact(dim.max(1)).zip(&residents) {
+                    let c = dot(&v, row);
+                    if c >= threshold {
+                        let (later, earlier) = if rank(g) > rank(r) { (g, r) } else { (r, g) };
+                        out.push((later, earlier, c));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    let mut edges: Vec<(usize, usize, f32)> = edges.into_iter().flatten().collect();
+    if edges.is_empty() {
+        return Ok(());
+    }
+    edges.sort_by(|a, b| rank(a.0).cmp(&rank(b.0)).then(rank(a.1).cmp(&rank(b.1))));
+    // Survivor order: an earlier survivor's fate is settled before a later one looks at it.
+    let mut start = 0;
+    while start < edges.len() {
+        let later = edges[start].0;
+        let end = start + edges[start..].iter().take_while(|e| e.0 == later).count();
+        let best = edges[start..end]
+            .iter()
+            .filter(|e| decisions[e.1].kept)
+            .fold(None, |best: Option<(usize, f32)>, e| if best.is_none_or(|(_, c)| e.2 > c) { Some((e.1, e.2)) } else { best });
+        if let Some((earlier, cosine)) = best {
+            decisions[later].kept = false;
+            decisions[later].survivor = earlier;
+            decisions[later].cosine = cosine;
+        }
+        start = end;
+    }
+    // Duplicates of a survivor that became a duplicate follow it to its survivor.
+    for i in 0..n {
+        let mut s = decisions[i].survivor;
+        while !decisions[s].kept {
+            s = decisions[s].survivor;
+        }
+        decisions[i].survivor = if decisions[i].kept { i } else { s };
+    }
+    Ok(())
 }
 
 /// Greedy pass over one cluster's members (in survivor order): `(member, survivor, cosine)`
@@ -265,10 +368,11 @@ fn fit_centroids(src: &dyn VectorSource, params: &SemanticParams) -> Result<Vec<
 
 /// Nearest centroid (largest dot product, smallest index on ties) of each row of `rows`.
 fn assign(rows: &[f32], dim: usize, centroids: &[f32], k: usize) -> Vec<u32> {
-    rows.par_chunks(CHUNK * dim).flat_map_iter(|chunk| assign_chunk(chunk, dim, centroids, k)).collect()
+    rows.par_chunks(CHUNK * dim).flat_map_iter(|chunk| assign_chunk(chunk, dim, centroids, k).into_iter().map(|(c, _)| c)).collect()
 }
 
-fn assign_chunk(chunk: &[f32], dim: usize, centroids: &[f32], k: usize) -> Vec<u32> {
+/// The nearest and second-nearest centroid of each row (the nearest twice when k is 1).
+fn assign_chunk(chunk: &[f32], dim: usize, centroids: &[f32], k: usize) -> Vec<(u32, u32)> {
     let m = chunk.len() / dim;
     let mut scores = vec![0.0f32; m * k];
     // SAFETY: `chunk` is m x dim, `centroids` k x dim and `scores` m x k, row-major; the
@@ -298,15 +402,27 @@ fn assign_chunk(chunk: &[f32], dim: usize, centroids: &[f32], k: usize) -> Vec<u
     }
     scores
         .chunks_exact(k)
-        .map(|row| row.iter().enumerate().fold((0u32, f32::NEG_INFINITY), |best, (c, &v)| if v > best.1 { (c as u32, v) } else { best }).0)
+        .map(|row| {
+            let mut best = (0u32, f32::NEG_INFINITY);
+            let mut next = (0u32, f32::NEG_INFINITY);
+            for (c, &v) in row.iter().enumerate() {
+                if v > best.1 {
+                    next = best;
+                    best = (c as u32, v);
+                } else if v > next.1 {
+                    next = (c as u32, v);
+                }
+            }
+            (best.0, if k > 1 { next.0 } else { best.0 })
+        })
         .collect()
 }
 
-/// Assigns every record, reading the source chunk by chunk.
-fn assign_all(src: &dyn VectorSource, centroids: &[f32], k: usize) -> Result<Vec<u32>> {
+/// Nearest and second-nearest cluster of every record, reading the source chunk by chunk.
+fn assign_all(src: &dyn VectorSource, centroids: &[f32], k: usize) -> Result<(Vec<u32>, Vec<u32>)> {
     let (n, dim) = (src.len(), src.dim());
     let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
-    let parts: Vec<Vec<u32>> = starts
+    let parts: Vec<Vec<(u32, u32)>> = starts
         .par_iter()
         .map(|&start| {
             let end = (start + CHUNK).min(n);
@@ -317,7 +433,7 @@ fn assign_all(src: &dyn VectorSource, centroids: &[f32], k: usize) -> Result<Vec
             Ok(assign_chunk(&chunk, dim, centroids, k))
         })
         .collect::<Result<_>>()?;
-    Ok(parts.concat())
+    Ok(parts.into_iter().flatten().unzip())
 }
 
 #[cfg(test)]
