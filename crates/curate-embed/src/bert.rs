@@ -1,8 +1,12 @@
-//! A BERT encoder's forward pass on the CPU, one sequence at a time.
+//! A BERT encoder's forward pass on the CPU over a group of sequences, packed without padding.
 //!
-//! Each sequence runs alone, so it needs no padding or attention mask and its result does not
-//! depend on which other texts shared its batch: outputs are the same for any batch, thread or
-//! shard count. Matrix products go to `gemm` (AVX-512 / AVX2 kernels chosen at run time).
+//! The products that mix features (query/key/value, output, feed-forward) run on every token of
+//! the group at once; attention runs per sequence, so no padding or attention mask is needed.
+//! gemm computes each output row from that row alone, with the same blocking of the inner
+//! dimension whatever the number of rows, so a text's vector does not depend on which texts
+//! share its group (checked bit for bit by the tests): outputs are the same for any batch,
+//! thread or shard count. Matrix products go to `gemm` (AVX-512 / AVX2 kernels chosen at run
+//! time).
 
 use std::collections::BTreeMap;
 
@@ -258,70 +262,81 @@ impl Bert {
         Ok(Bert { config, word, position, token_type, embedding_norm, layers, activation })
     }
 
-    /// The last hidden state of one sequence (`ids.len() x hidden_size`, in `scratch`).
-    pub(crate) fn forward<'s>(&self, ids: &[u32], scratch: &'s mut Scratch) -> &'s [f32] {
+    /// The last hidden states of `seqs` (each truncated to the position table), stacked:
+    /// `sum(len) x hidden_size` in `scratch`. The products that mix features run on all rows
+    /// at once; attention runs per sequence, so no padding or mask is needed.
+    pub(crate) fn forward<'s>(&self, seqs: &[&[u32]], scratch: &'s mut Scratch) -> &'s [f32] {
         let h = self.config.hidden_size;
-        let len = ids.len().min(self.config.max_position_embeddings);
         let heads = self.config.num_attention_heads;
         let d = h / heads;
         let s = scratch;
         s.hidden.clear();
-        for (pos, &id) in ids[..len].iter().enumerate() {
-            // Ids come from the model's own tokenizer; an out-of-range id maps to 0 ([PAD])
-            // rather than reading past the table.
-            let id = if (id as usize) < self.config.vocab_size { id as usize } else { 0 };
-            let w = &self.word[id * h..(id + 1) * h];
-            let p = &self.position[pos * h..(pos + 1) * h];
-            let t = &self.token_type[..h];
-            s.hidden.extend(w.iter().zip(p).zip(t).map(|((w, p), t)| w + p + t));
+        let mut spans = Vec::with_capacity(seqs.len());
+        for ids in seqs {
+            let len = ids.len().min(self.config.max_position_embeddings);
+            spans.push((s.hidden.len() / h, len));
+            for (pos, &id) in ids[..len].iter().enumerate() {
+                // Ids come from the model's own tokenizer; an out-of-range id maps to 0
+                // ([PAD]) rather than reading past the table.
+                let id = if (id as usize) < self.config.vocab_size { id as usize } else { 0 };
+                let w = &self.word[id * h..(id + 1) * h];
+                let p = &self.position[pos * h..(pos + 1) * h];
+                let t = &self.token_type[..h];
+                s.hidden.extend(w.iter().zip(p).zip(t).map(|((w, p), t)| w + p + t));
+            }
         }
+        let rows = s.hidden.len() / h;
         self.embedding_norm.forward(&mut s.hidden);
         let scale = 1.0 / (d as f32).sqrt();
         for layer in &self.layers {
-            layer.qkv.forward(&s.hidden, len, &mut s.qkv);
+            layer.qkv.forward(&s.hidden, rows, &mut s.qkv);
             s.context.clear();
-            s.context.resize(len * h, 0.0);
-            s.scores.resize(len * len, 0.0);
-            s.keys_t.resize(d * len, 0.0);
-            for head in 0..heads {
-                // This head's keys as a contiguous d x len matrix.
-                for (t, row) in s.qkv.chunks_exact(3 * h).enumerate() {
-                    for (j, k) in row[h + head * d..h + (head + 1) * d].iter().enumerate() {
-                        s.keys_t[j * len + t] = *k;
+            s.context.resize(rows * h, 0.0);
+            for &(first, len) in &spans {
+                let qkv = &s.qkv[first * 3 * h..(first + len) * 3 * h];
+                s.scores.resize(len * len, 0.0);
+                s.keys_t.resize(d * len, 0.0);
+                for head in 0..heads {
+                    // This head's keys as a contiguous d x len matrix.
+                    for (t, row) in qkv.chunks_exact(3 * h).enumerate() {
+                        for (j, k) in row[h + head * d..h + (head + 1) * d].iter().enumerate() {
+                            s.keys_t[j * len + t] = *k;
+                        }
+                    }
+                    let q = qkv[head * d..].as_ptr();
+                    let v = qkv[2 * h + head * d..].as_ptr();
+                    // SAFETY: q and v address `len` rows of stride 3h inside this sequence's
+                    // `qkv` (len x 3h); `keys_t` is d x len, `scores` len x len, and the
+                    // context rows start at `first` in `context` (rows x h).
+                    unsafe {
+                        gemm::gemm(
+                            len, len, d,
+                            s.scores.as_mut_ptr(), 1, len as isize, false,
+                            q, 1, 3 * h as isize,
+                            s.keys_t.as_ptr(), 1, len as isize,
+                            0.0, scale, false, false, false, gemm::Parallelism::None,
+                        );
+                    }
+                    for row in s.scores.chunks_exact_mut(len) {
+                        softmax(row);
+                    }
+                    unsafe {
+                        gemm::gemm(
+                            len, d, len,
+                            s.context[first * h + head * d..].as_mut_ptr(), 1, h as isize, false,
+                            s.scores.as_ptr(), 1, len as isize,
+                            v, 1, 3 * h as isize,
+                            0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                        );
                     }
                 }
-                let q = s.qkv[head * d..].as_ptr();
-                let v = s.qkv[2 * h + head * d..].as_ptr();
-                // SAFETY: q and v address `len` rows of stride 3h inside `qkv` (len x 3h);
-                // `keys_t` is d x len, `scores` len x len and `context` len x h.
-                unsafe {
-                    gemm::gemm(
-                        len, len, d,
-                        s.scores.as_mut_ptr(), 1, len as isize, false,
-                        q, 1, 3 * h as isize,
-                        s.keys_t.as_ptr(), 1, len as isize,
-                        0.0, scale, false, false, false, gemm::Parallelism::None,
-                    );
-                }
-                for row in s.scores.chunks_exact_mut(len) {
-                    softmax(row);
-                }
-                unsafe {
-                    gemm::gemm(
-                        len, d, len,
-                        s.context[head * d..].as_mut_ptr(), 1, h as isize, false,
-                        s.scores.as_ptr(), 1, len as isize,
-                        v, 1, 3 * h as isize,
-                        0.0, 1.0, false, false, false, gemm::Parallelism::None,
-                    );
-                }
             }
-            layer.attention_out.forward(&s.context, len, &mut s.projected);
+            layer.attention_out.forward(&s.context, rows, &mut s.projected);
             add(&mut s.hidden, &s.projected);
             layer.attention_norm.forward(&mut s.hidden);
-            layer.intermediate.forward(&s.hidden, len, &mut s.intermediate);
+            layer.intermediate.forward(&s.hidden, rows, &mut s.intermediate);
             self.activation.apply(&mut s.intermediate);
-            layer.output.forward(&s.intermediate, len, &mut s.projected);
+            layer.output.forward(&s.intermediate, rows, &mut s.projected);
             add(&mut s.hidden, &s.projected);
             layer.output_norm.forward(&mut s.hidden);
         }

@@ -172,27 +172,59 @@ impl Embedder {
 
     /// Embeds `texts`, `dim()` floats per text in order; texts run in parallel.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
-        let rows: Vec<Vec<f32>> = texts.par_iter().map_init(Scratch::default, |scratch, text| self.embed_one(text, scratch)).collect::<Result<_, _>>()?;
-        Ok(rows.concat())
-    }
-
-    fn embed_one(&self, text: &str, scratch: &mut Scratch) -> Result<Vec<f32>, ModelError> {
-        let ids = self.tokenizer.ids(text)?;
-        let mut v = match &self.model {
+        let ids: Vec<Vec<u32>> = texts.par_iter().map(|t| self.tokenizer.ids(t)).collect::<Result<_, _>>()?;
+        let mut vectors: Vec<f32> = match &self.model {
+            Model::Static(model) => ids.par_iter().flat_map_iter(|ids| model.embed(ids)).collect(),
             Model::Bert { bert, pooling } => {
-                let hidden = bert.forward(&ids, scratch);
-                match pooling {
-                    Pooling::Cls => hidden[..self.dim].to_vec(),
-                    Pooling::Mean => mean_rows(hidden, self.dim),
-                }
+                let groups = token_groups(&ids, GROUP_TOKENS);
+                let parts: Vec<Vec<f32>> = groups
+                    .par_iter()
+                    .map_init(Scratch::default, |scratch, group| {
+                        let seqs: Vec<&[u32]> = ids[group.clone()].iter().map(Vec::as_slice).collect();
+                        let hidden = bert.forward(&seqs, scratch);
+                        let mut out = Vec::with_capacity(seqs.len() * self.dim);
+                        let mut row = 0;
+                        for seq in &seqs {
+                            let len = seq.len().min(bert.config.max_position_embeddings);
+                            let states = &hidden[row * self.dim..(row + len) * self.dim];
+                            match pooling {
+                                Pooling::Cls => out.extend_from_slice(&states[..self.dim]),
+                                Pooling::Mean => out.extend(mean_rows(states, self.dim)),
+                            }
+                            row += len;
+                        }
+                        out
+                    })
+                    .collect();
+                parts.concat()
             }
-            Model::Static(model) => model.embed(&ids),
         };
         if self.normalize {
-            normalize(&mut v);
+            vectors.chunks_exact_mut(self.dim).for_each(normalize);
         }
-        Ok(v)
+        Ok(vectors)
     }
+}
+
+/// Tokens per group of sequences the encoder runs at once: enough rows for efficient matrix
+/// products, few enough groups wait for the slowest.
+const GROUP_TOKENS: usize = 2048;
+
+/// Consecutive runs of sequences holding about `tokens` tokens each (a longer sequence alone).
+fn token_groups(ids: &[Vec<u32>], tokens: usize) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut count) = (0, 0);
+    for (i, seq) in ids.iter().enumerate() {
+        if count > 0 && count + seq.len() > tokens {
+            groups.push(start..i);
+            (start, count) = (i, 0);
+        }
+        count += seq.len();
+    }
+    if start < ids.len() {
+        groups.push(start..ids.len());
+    }
+    groups
 }
 
 /// The mean of the rows of a row-major matrix with `dim` columns (zeros when it has none).
@@ -274,7 +306,7 @@ impl Scorer {
             .par_iter()
             .map_init(Scratch::default, |scratch, text| {
                 let ids = self.tokenizer.ids(text)?;
-                let hidden = self.bert.forward(&ids, scratch);
+                let hidden = self.bert.forward(&[&ids], scratch);
                 let mut pooled = Vec::new();
                 self.pooler.forward(&hidden[..h], 1, &mut pooled);
                 pooled.iter_mut().for_each(|v| *v = v.tanh());

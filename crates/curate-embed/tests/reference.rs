@@ -79,12 +79,20 @@ fn wordllama_matches_the_wordllama_package() {
 
 #[test]
 fn vectors_do_not_depend_on_what_else_is_in_the_batch() {
+    // Texts run in groups of about 2,048 tokens; each vector must be bit for bit the one of
+    // the text alone, whatever its neighbours and position in the group.
     let model = Embedder::load(&models().join("all-MiniLM-L6-v2"), &EmbedOptions::default()).unwrap();
-    let texts = ["a short one", "a somewhat longer sentence about rivers and valleys", "x"];
-    let together = model.embed(&texts).unwrap();
-    for (i, t) in texts.iter().enumerate() {
-        let alone = model.embed(&[t]).unwrap();
-        assert_eq!(alone, together[i * 384..(i + 1) * 384].to_vec(), "{t}");
+    let texts = fixture("reference_texts.json");
+    let texts: Vec<&str> = texts.as_array().unwrap().iter().map(|t| t["text"].as_str().unwrap()).collect();
+    let alone: Vec<Vec<f32>> = texts.iter().map(|t| model.embed(&[t]).unwrap()).collect();
+    for round in 0..4usize {
+        // Different neighbours each round: rotated, and every other text repeated.
+        let order: Vec<usize> = (0..texts.len() * 3).map(|i| (i * (2 * round + 1) + round * 7) % texts.len()).collect();
+        let batch: Vec<&str> = order.iter().map(|&i| texts[i]).collect();
+        let together = model.embed(&batch).unwrap();
+        for (k, &i) in order.iter().enumerate() {
+            assert_eq!(alone[i], together[k * 384..(k + 1) * 384].to_vec(), "round {round}, text {i} at {k}");
+        }
     }
 }
 
