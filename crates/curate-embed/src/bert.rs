@@ -159,6 +159,7 @@ impl LayerNorm {
         Ok(LayerNorm { weight: t.take(&format!("{name}.{w}"), &[size])?, bias: t.take(&format!("{name}.{b}"), &[size])?, eps })
     }
 
+    #[inline(always)]
     fn forward(&self, x: &mut [f32]) {
         let n = self.weight.len();
         for row in x.chunks_exact_mut(n) {
@@ -192,6 +193,7 @@ enum Activation {
 }
 
 impl Activation {
+    #[inline(always)]
     fn apply(self, x: &mut [f32]) {
         match self {
             Activation::Gelu => x.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2))),
@@ -266,6 +268,24 @@ impl Bert {
     /// `sum(len) x hidden_size` in `scratch`. The products that mix features run on all rows
     /// at once; attention runs per sequence, so no padding or mask is needed.
     pub(crate) fn forward<'s>(&self, seqs: &[&[u32]], scratch: &'s mut Scratch) -> &'s [f32] {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { self.forward_avx2(seqs, scratch) };
+        }
+        self.forward_any(seqs, scratch)
+    }
+
+    /// `forward` with the element-wise loops (normalisation, activation, softmax) compiled
+    /// for AVX2 and FMA; the products are gemm's, dispatched at run time either way.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn forward_avx2<'s>(&self, seqs: &[&[u32]], scratch: &'s mut Scratch) -> &'s [f32] {
+        self.forward_any(seqs, scratch)
+    }
+
+    #[inline(always)]
+    fn forward_any<'s>(&self, seqs: &[&[u32]], scratch: &'s mut Scratch) -> &'s [f32] {
         let h = self.config.hidden_size;
         let heads = self.config.num_attention_heads;
         let d = h / heads;
@@ -346,6 +366,7 @@ impl Bert {
 
 /// The error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, under
 /// float32 rounding of the GELU it feeds), several times faster than libm's `erff`.
+#[inline(always)]
 fn erf(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
@@ -354,10 +375,12 @@ fn erf(x: f32) -> f32 {
     y.copysign(x)
 }
 
+#[inline(always)]
 fn add(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
 }
 
+#[inline(always)]
 fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
