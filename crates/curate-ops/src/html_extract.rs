@@ -6,7 +6,6 @@ use arrow_array::builder::StringBuilder;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use curate_core::operator::{BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator, Verdicts};
-use curate_core::record::TEXT;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -18,20 +17,16 @@ use crate::util::string_column;
 pub struct HtmlExtractParams {
     /// Column holding the HTML page. Every input has a `text` column (`input.text_field`
     /// names the field it comes from), so pages read with `text_field: html` are here.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub input_column: String,
     /// Column receiving the extracted text; equal to `input_column`, the text replaces the page.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub output_column: String,
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 impl Default for HtmlExtractParams {
     fn default() -> Self {
-        HtmlExtractParams { input_column: default_column(), output_column: default_column() }
+        HtmlExtractParams { input_column: crate::util::text_column(), output_column: crate::util::text_column() }
     }
 }
 

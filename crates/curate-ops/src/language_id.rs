@@ -7,7 +7,6 @@ use arrow_array::builder::{Float64Builder, StringBuilder};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use curate_core::operator::{BuildContext, BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator, Verdicts};
-use curate_core::record::TEXT;
 use curate_fasttext::FastText;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,7 +19,7 @@ use crate::util::{string_column, with_columns};
 #[serde(deny_unknown_fields)]
 pub struct LanguageIdParams {
     /// Column holding the text.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
     /// Column receiving the ISO 639-1 code of the detected language (null when none).
     #[serde(default = "default_lang_column")]
@@ -38,10 +37,6 @@ pub struct LanguageIdParams {
     /// built-in detector; its labels (`__label__xx`) become the codes.
     #[serde(default)]
     pub model: Option<String>,
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 fn default_lang_column() -> String {

@@ -2,7 +2,6 @@
 
 use arrow_array::{Array, RecordBatch};
 use curate_core::operator::{BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator, Verdicts};
-use curate_core::record::TEXT;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +16,8 @@ pub struct LengthFilterParams {
     /// Drop records with more Unicode characters than this.
     pub max_chars: Option<usize>,
     /// Column holding the text.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 /// Keeps records whose text length (in characters) lies within bounds.

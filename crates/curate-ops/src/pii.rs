@@ -21,7 +21,6 @@ use arrow_array::builder::{StringBuilder, UInt32Builder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use curate_core::operator::{BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator, Verdicts};
-use curate_core::record::TEXT;
 use regex::{Regex, RegexSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -704,7 +703,7 @@ pub struct PiiParams {
     #[serde(default = "default_kinds")]
     pub kinds: Vec<Kind>,
     /// Column holding the text.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
 }
 
@@ -714,10 +713,6 @@ fn default_mode() -> Mode {
 
 fn default_kinds() -> Vec<Kind> {
     Kind::ALL.to_vec()
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 /// Finds, counts and redacts personal data.

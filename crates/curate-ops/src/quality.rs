@@ -11,7 +11,6 @@ use arrow_array::builder::{Float64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use curate_core::operator::{BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator, Verdicts};
-use curate_core::record::TEXT;
 use curate_text::{c4, fineweb_quality, gopher_quality, gopher_repetition, Decision, Doc};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -59,12 +58,8 @@ pub struct QualityParams<R> {
     #[serde(default)]
     pub annotate_only: bool,
     /// Column holding the text.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 /// A quality filter as an operator.
@@ -324,6 +319,7 @@ mod tests {
 
     use arrow_array::StringArray;
     use arrow_select::filter::filter_record_batch;
+    use curate_core::record::TEXT;
 
     const PROSE: &str = "The committee met on Tuesday to discuss the new budget for the public library. \
 Members agreed that the reading rooms need better lighting and more comfortable chairs.\n\

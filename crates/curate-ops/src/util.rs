@@ -5,6 +5,12 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{Field, Schema};
 use curate_core::operator::OpError;
+use curate_core::record::TEXT;
+
+/// The default of an operator's text-column parameter: the record's `text`.
+pub fn text_column() -> String {
+    TEXT.into()
+}
 
 /// The Utf8 column `name` of `batch`, or an error naming what is there instead.
 pub fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, OpError> {

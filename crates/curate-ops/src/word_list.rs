@@ -17,7 +17,6 @@ use arrow_array::builder::{Float64Builder, UInt32Builder};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use curate_core::operator::{BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator, Verdicts};
-use curate_core::record::TEXT;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::char::is_combining_mark;
@@ -72,16 +71,12 @@ pub struct WordListParams {
     #[serde(default)]
     pub annotate_only: bool,
     /// Column holding the text.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
 }
 
 fn default_true() -> bool {
     true
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 /// Counts list entries in the text and drops by count or ratio.

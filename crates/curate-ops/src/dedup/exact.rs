@@ -3,7 +3,6 @@
 use arrow_array::{Array, RecordBatch};
 use curate_core::global::{DecisionColumns, Decisions, GlobalOperator, MapFiles, MapRows, ReduceContext};
 use curate_core::operator::{BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator};
-use curate_core::record::TEXT;
 use curate_dedup::{content_hash, KeyIndex, TextNorm};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,7 +42,7 @@ impl Normalization {
 #[serde(deny_unknown_fields)]
 pub struct ExactDedupParams {
     /// Column holding the content.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
     /// `none`, `whitespace` or `lowercase_punct` (lowercase, no punctuation, collapsed spaces).
     #[serde(default)]
@@ -55,10 +54,6 @@ pub struct ExactDedupParams {
     /// Persistent index `{path, mode: read|write|update}`: dedup against earlier runs.
     #[serde(default)]
     pub index: Option<IndexSpec>,
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 /// Exact dedup over a hash of normalised content.

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use arrow_array::{Array, RecordBatch};
 use curate_core::global::{Decision, DecisionColumns, Decisions, GlobalOperator, MapFiles, MapRows, RecordRef, ReduceContext};
 use curate_core::operator::{BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator};
-use curate_core::record::TEXT;
 use curate_dedup::minhash::TextSource;
 use curate_dedup::{DedupError, DocMeta, KeyIndex, LshIndex, MinHashDedup, MinHashParams, SortKey};
 use schemars::JsonSchema;
@@ -37,7 +36,7 @@ const SPILL_BYTES_PER_KEY: u64 = 20;
 #[serde(deny_unknown_fields)]
 pub struct MinHashDedupParams {
     /// Column holding the text.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
     /// Words per shingle.
     #[serde(default = "default_ngram")]
@@ -67,9 +66,6 @@ pub struct MinHashDedupParams {
     pub index: Option<IndexSpec>,
 }
 
-fn default_column() -> String {
-    TEXT.into()
-}
 fn default_ngram() -> usize {
     5
 }

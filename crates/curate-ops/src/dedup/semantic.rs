@@ -19,7 +19,6 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use curate_core::global::{Decision, DecisionColumns, Decisions, GlobalOperator, MapFiles, MapRows, RecordRef, ReduceContext};
 use curate_core::operator::{BuildContext, BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator};
-use curate_core::record::TEXT;
 use curate_dedup::semantic::{semantic_dedup, SemanticParams, VectorSource};
 use curate_dedup::{DedupError, SortKey};
 use curate_embed::{EmbedOptions, Embedder};
@@ -27,7 +26,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{check_column, decision_columns, decode, encode, reads, Keep, Ranker};
-use crate::models::model_path;
+use crate::models::load_encoder;
 use crate::util::string_column;
 
 /// Parameters of `semantic_dedup`.
@@ -35,7 +34,7 @@ use crate::util::string_column;
 #[serde(deny_unknown_fields)]
 pub struct SemanticDedupParams {
     /// Column holding the text (embedded with `model`; measured by `keep: longest`).
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
     /// Embedding model directory (as for `embed`); set this or `embedding_column`.
     #[serde(default)]
@@ -62,9 +61,6 @@ pub struct SemanticDedupParams {
     pub keep: Keep,
 }
 
-fn default_column() -> String {
-    TEXT.into()
-}
 fn default_eps() -> f64 {
     SemanticParams::default().eps
 }
@@ -104,7 +100,7 @@ impl BuiltinOp for SemanticDedup {
         };
         algorithm.validate().map_err(|e| e.to_string())?;
         let embedder = match (&params.model, &params.embedding_column) {
-            (Some(model), None) => Some(Embedder::load(&model_path(model, ctx), &EmbedOptions::default()).map_err(|e| format!("model: {e}"))?),
+            (Some(model), None) => Some(load_encoder(Embedder::load, model, ctx, EmbedOptions::default())?),
             (None, Some(column)) => {
                 check_column(column, "embedding_column")?;
                 None

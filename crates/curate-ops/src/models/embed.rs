@@ -7,12 +7,11 @@ use arrow_array::{FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field};
 use curate_core::operator::{BuildContext, BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator};
-use curate_core::record::TEXT;
 use curate_embed::{EmbedOptions, Embedder};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{model_path, present};
+use super::{load_encoder, present};
 use crate::util::{string_column, with_columns};
 
 /// Parameters of `embed`.
@@ -24,7 +23,7 @@ pub struct EmbedParams {
     /// model.safetensors holding one embedding matrix).
     pub model: String,
     /// Column holding the text.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
     /// Column receiving the vectors (fixed-size list of float32; null for null text).
     #[serde(default = "default_output")]
@@ -36,10 +35,6 @@ pub struct EmbedParams {
     /// Scale vectors to unit length. Default: as the model's files say (a Normalize module).
     #[serde(default)]
     pub normalize: Option<bool>,
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 fn default_output() -> String {
@@ -64,11 +59,8 @@ impl BuiltinOp for Embed {
     }
 
     fn new_in(params: Self::Params, ctx: &BuildContext) -> Result<Self, String> {
-        if params.max_tokens == Some(0) {
-            return Err("max_tokens must be at least 1".into());
-        }
         let options = EmbedOptions { max_tokens: params.max_tokens, normalize: params.normalize };
-        let embedder = Embedder::load(&model_path(&params.model, ctx), &options).map_err(|e| format!("model: {e}"))?;
+        let embedder = load_encoder(Embedder::load, &params.model, ctx, options)?;
         Ok(Embed { params, embedder })
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use curate_core::operator::{BuildContext, BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator};
-use curate_core::record::TEXT;
 use curate_fasttext::FastText;
 use rayon::prelude::*;
 use schemars::JsonSchema;
@@ -27,7 +26,7 @@ pub struct FastTextClassifyParams {
     /// fastText model file (`.bin`, or `.ftz` quantized).
     pub model: String,
     /// Column holding the text (newlines count as spaces, one prediction per text).
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
     /// Prefix of the output columns: `<output>_label` (top label, without `__label__`) and
     /// `<output>_prob` (its probability, as fastText reports it).
@@ -37,10 +36,6 @@ pub struct FastTextClassifyParams {
     /// own, for thresholds on a class that is not always the top one (e.g. `hq`).
     #[serde(default)]
     pub labels: Vec<String>,
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 fn default_output() -> String {

@@ -7,10 +7,11 @@ pub mod embed;
 pub mod fasttext_classify;
 pub mod model_score;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, StringArray};
 use curate_core::operator::BuildContext;
+use curate_embed::{EmbedOptions, ModelError};
 
 /// `model` as given, or under the spec's directory when relative.
 pub(crate) fn model_path(model: &str, ctx: &BuildContext) -> PathBuf {
@@ -20,6 +21,20 @@ pub(crate) fn model_path(model: &str, ctx: &BuildContext) -> PathBuf {
     } else {
         path
     }
+}
+
+/// A `curate-embed` model (`Embedder::load` or `Scorer::load`) from an operator's `model`,
+/// `max_tokens` and `normalize` parameters, errors naming the parameter.
+pub(crate) fn load_encoder<T>(
+    load: fn(&Path, &EmbedOptions) -> Result<T, ModelError>,
+    model: &str,
+    ctx: &BuildContext,
+    options: EmbedOptions,
+) -> Result<T, String> {
+    if options.max_tokens == Some(0) {
+        return Err("max_tokens must be at least 1".into());
+    }
+    load(&model_path(model, ctx), &options).map_err(|e| format!("model: {e}"))
 }
 
 /// The non-null texts of `column` and their rows.

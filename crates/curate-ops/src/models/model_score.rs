@@ -6,12 +6,11 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use curate_core::operator::{BuildContext, BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator};
-use curate_core::record::TEXT;
 use curate_embed::{EmbedOptions, Scorer};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{model_path, present};
+use super::{load_encoder, present};
 use crate::util::{string_column, with_columns};
 
 /// Parameters of `model_score`.
@@ -22,7 +21,7 @@ pub struct ModelScoreParams {
     /// model.safetensors).
     pub model: String,
     /// Column holding the text.
-    #[serde(default = "default_column")]
+    #[serde(default = "crate::util::text_column")]
     pub column: String,
     /// Output column: the score of a regression head; for a classifier, the top label, with
     /// its probability in `<output>_prob`.
@@ -32,10 +31,6 @@ pub struct ModelScoreParams {
     /// the model's position table.
     #[serde(default)]
     pub max_tokens: Option<usize>,
-}
-
-fn default_column() -> String {
-    TEXT.into()
 }
 
 fn default_output() -> String {
@@ -61,11 +56,8 @@ impl BuiltinOp for ModelScore {
     }
 
     fn new_in(params: Self::Params, ctx: &BuildContext) -> Result<Self, String> {
-        if params.max_tokens == Some(0) {
-            return Err("max_tokens must be at least 1".into());
-        }
         let options = EmbedOptions { max_tokens: params.max_tokens, normalize: None };
-        let scorer = Scorer::load(&model_path(&params.model, ctx), &options).map_err(|e| format!("model: {e}"))?;
+        let scorer = load_encoder(Scorer::load, &params.model, ctx, options)?;
         let prob_column = format!("{}_prob", params.output);
         Ok(ModelScore { params, scorer, prob_column })
     }
