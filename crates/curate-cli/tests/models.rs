@@ -249,3 +249,68 @@ fn model_score_writes_the_top_class_and_its_probability() {
         assert!(p > 1.0 / 27.0 && p <= 1.0, "{r}");
     }
 }
+
+/// A FineWeb-Edu-style regression model (one output, `problem_type: regression`) made from
+/// categorium's real classifier by keeping the classifier row of `label`: its score for a text
+/// is that class's logit.
+fn regression_model_from_categorium(dest: &Path, label: &str) -> usize {
+    use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+    let src = model("categorium-en");
+    copy_model(&src, dest);
+    let mut config: Value = serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    let k: usize = config["label2id"][label].as_u64().unwrap() as usize;
+    config["id2label"] = serde_json::json!({"0": "edu_score"});
+    config["label2id"] = serde_json::json!({"edu_score": 0});
+    config["problem_type"] = "regression".into();
+    std::fs::write(dest.join("config.json"), config.to_string()).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let weights = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors = Vec::new();
+    for (name, view) in weights.tensors() {
+        assert_eq!(view.dtype(), Dtype::F32, "{name}");
+        let (shape, data) = match name.as_str() {
+            "classifier.weight" => {
+                let h = view.shape()[1];
+                (vec![1, h], &view.data()[k * h * 4..(k + 1) * h * 4])
+            }
+            "classifier.bias" => (vec![1], &view.data()[k * 4..(k + 1) * 4]),
+            _ => (view.shape().to_vec(), view.data()),
+        };
+        tensors.push((name, TensorView::new(Dtype::F32, shape, data).unwrap()));
+    }
+    std::fs::write(dest.join("model.safetensors"), safetensors::tensor::serialize(tensors, None).unwrap()).unwrap();
+    k
+}
+
+#[test]
+fn model_score_writes_a_regression_heads_score_and_select_thresholds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    corpus(d);
+    let k = regression_model_from_categorium(&d.join("edu"), "science");
+    // The reference: the classifier's own logit for that class.
+    let classifier = curate_embed::Scorer::load(&model("categorium-en"), &curate_embed::EmbedOptions::default()).unwrap();
+    let texts: Vec<&str> = DOCS.iter().copied().chain(PARAPHRASES.iter().map(|p| p.1)).collect();
+    let logits = classifier.logits(&texts).unwrap();
+    let classes = classifier.labels().len();
+    let want: Vec<f64> = (0..texts.len()).map(|i| f64::from(logits[i * classes + k])).collect();
+    let mut sorted = want.clone();
+    sorted.sort_by(f64::total_cmp);
+    let threshold = (sorted[texts.len() / 2 - 1] + sorted[texts.len() / 2]) / 2.0;
+    write(
+        &d.join("p.yaml"),
+        format!(
+            "name: edu\ninput: {{path: in/*.jsonl, id_field: id}}\nsteps:\n  - op: model_score\n    model: edu\n    output: edu\n  - op: select\n    expr: \"edu >= {threshold}\"\noutput: {{path: out, format: jsonl}}\n"
+        ),
+    );
+    curate_ok(d, &["run", "p.yaml", "--no-registry"]);
+    let rows = jsonl(&d.join("out"), "data");
+    assert_eq!(rows.len(), texts.len() / 2, "half the texts score above the median");
+    for r in &rows {
+        let text = r["text"].as_str().unwrap();
+        let i = texts.iter().position(|t| *t == text).unwrap();
+        let got = r["edu"].as_f64().unwrap();
+        assert!((got - want[i]).abs() <= 1e-5 * want[i].abs().max(1.0), "{}: {got} vs the classifier's logit {}", r["id"], want[i]);
+        assert!(got >= threshold && r.get("edu_prob").is_none(), "{r}");
+    }
+}
