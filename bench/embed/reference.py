@@ -18,9 +18,9 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
+
+from peers import load_wordllama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -180,19 +180,8 @@ def wordllama(model_dir, texts):
     import numpy as np
     import wordllama as wl_pkg
     from safetensors.numpy import load_file
-    from wordllama import WordLlama
 
-    # WordLlama.load looks for the bundled tokenizer in wordllama/tokenizer/ (singular) while the
-    # wheel ships it in wordllama/tokenizers/, so offline it would try to download it. A cache_dir
-    # holding tokenizers/<name> (the same file, copied by scripts/models.sh) resolves it locally.
-    cache = tempfile.mkdtemp(prefix="wordllama-cache-")
-    try:
-        os.makedirs(os.path.join(cache, "tokenizers"))
-        shutil.copy(os.path.join(model_dir, "tokenizer.json"),
-                    os.path.join(cache, "tokenizers", "l2_supercat_tokenizer_config.json"))
-        wl = WordLlama.load(dim=256, cache_dir=cache, disable_download=True)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+    wl = load_wordllama(model_dir)
     # The weights it loaded (from the wheel) are the ones in model_dir.
     local = load_file(os.path.join(model_dir, "model.safetensors"))["embedding.weight"].astype(np.float32)
     assert np.array_equal(local, wl.embedding), "wordllama weights differ from model_dir"

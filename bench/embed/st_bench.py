@@ -13,12 +13,10 @@ that order) and OUT_PREFIX.json (docs/s and the settings), and prints the JSON. 
 loading the model and a warm-up batch; it includes tokenisation.
 """
 import argparse
-import json
 import os
-import platform
-import resource
-import sys
 import time
+
+from peers import read_paragraphs, timed, write_report
 
 
 def main():
@@ -33,52 +31,27 @@ def main():
 
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import numpy as np
     import sentence_transformers
     import torch
     from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
-    rows = [json.loads(line) for line in open(args.paragraphs, encoding="utf-8")]
-    ids = [r["id"] for r in rows]
-    texts = [r["text"] for r in rows]
+    ids, texts = read_paragraphs(args.paragraphs)
 
     t0 = time.perf_counter()
     model = SentenceTransformer(os.path.join(args.models, "all-MiniLM-L6-v2"), device="cpu")
     load_s = time.perf_counter() - t0
-    model.encode(texts[: args.batch_size], batch_size=args.batch_size)  # warm-up
-
-    t0 = time.perf_counter()
-    emb = model.encode(texts, batch_size=args.batch_size, convert_to_numpy=True)
-    secs = time.perf_counter() - t0
-
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out_prefix)), exist_ok=True)
-    np.save(args.out_prefix + ".npy", emb)
-    with open(args.out_prefix + ".ids.json", "w") as fh:
-        json.dump(ids, fh)
-    result = {
+    emb, secs = timed(lambda t: model.encode(t, batch_size=args.batch_size, convert_to_numpy=True), texts,
+                      args.batch_size)
+    write_report(args.out_prefix, emb, ids, texts, secs, {
         "library": "sentence-transformers",
         "model": "all-MiniLM-L6-v2",
-        "docs": len(texts),
-        "chars": sum(len(t) for t in texts),
         "threads": args.threads,
         "batch_size": args.batch_size,
-        "seconds": round(secs, 3),
-        "docs_per_s": round(len(texts) / secs, 1),
         "load_seconds": round(load_s, 3),
-        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "dim": int(emb.shape[1]),
-        "versions": {"sentence_transformers": sentence_transformers.__version__, "torch": torch.__version__,
-                     "python": platform.python_version()},
-        "cpu": platform.processor() or platform.machine(),
-        "embeddings": args.out_prefix + ".npy",
-    }
-    with open(args.out_prefix + ".json", "w") as fh:
-        json.dump(result, fh, indent=1)
-    json.dump(result, sys.stdout, indent=1)
-    print()
+        "versions": {"sentence_transformers": sentence_transformers.__version__, "torch": torch.__version__},
+    })
 
 
 if __name__ == "__main__":

@@ -14,14 +14,10 @@ Writes OUT_PREFIX.npy (float32 [n, 256], input order), OUT_PREFIX.ids.json and O
 (docs/s and settings), and prints the JSON. Timing excludes loading and a warm-up batch.
 """
 import argparse
-import json
 import os
-import platform
-import resource
-import shutil
-import sys
-import tempfile
 import time
+
+from peers import load_wordllama, read_paragraphs, timed, write_report
 
 
 def main():
@@ -40,57 +36,23 @@ def main():
         os.environ[var] = n
     if args.threads == 1:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    import numpy as np
     import wordllama
-    from wordllama import WordLlama
 
-    rows = [json.loads(line) for line in open(args.paragraphs, encoding="utf-8")]
-    ids = [r["id"] for r in rows]
-    texts = [r["text"] for r in rows]
+    ids, texts = read_paragraphs(args.paragraphs)
 
     t0 = time.perf_counter()
-    cache = tempfile.mkdtemp(prefix="wordllama-cache-")
-    try:
-        os.makedirs(os.path.join(cache, "tokenizers"))
-        shutil.copy(os.path.join(args.models, "wordllama-l2-256", "tokenizer.json"),
-                    os.path.join(cache, "tokenizers", "l2_supercat_tokenizer_config.json"))
-        wl = WordLlama.load(dim=256, cache_dir=cache, disable_download=True)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+    wl = load_wordllama(os.path.join(args.models, "wordllama-l2-256"))
     load_s = time.perf_counter() - t0
-    wl.embed(texts[: args.batch_size], norm=args.norm, batch_size=args.batch_size)  # warm-up
-
-    t0 = time.perf_counter()
-    emb = wl.embed(texts, norm=args.norm, batch_size=args.batch_size)
-    secs = time.perf_counter() - t0
-
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out_prefix)), exist_ok=True)
-    np.save(args.out_prefix + ".npy", emb)
-    with open(args.out_prefix + ".ids.json", "w") as fh:
-        json.dump(ids, fh)
-    result = {
+    emb, secs = timed(lambda t: wl.embed(t, norm=args.norm, batch_size=args.batch_size), texts, args.batch_size)
+    write_report(args.out_prefix, emb, ids, texts, secs, {
         "library": "wordllama",
         "model": "l2_supercat dim 256",
-        "docs": len(texts),
-        "chars": sum(len(t) for t in texts),
         "threads": args.threads,
         "batch_size": args.batch_size,
         "normalized": args.norm,
-        "seconds": round(secs, 3),
-        "docs_per_s": round(len(texts) / secs, 1),
         "load_seconds": round(load_s, 3),
-        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "dim": int(emb.shape[1]),
-        "versions": {"wordllama": wordllama.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-        "cpu": platform.processor() or platform.machine(),
-        "embeddings": args.out_prefix + ".npy",
-    }
-    with open(args.out_prefix + ".json", "w") as fh:
-        json.dump(result, fh, indent=1)
-    json.dump(result, sys.stdout, indent=1)
-    print()
+        "versions": {"wordllama": wordllama.__version__},
+    })
 
 
 if __name__ == "__main__":

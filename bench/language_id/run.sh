@@ -18,19 +18,7 @@ CORE=${CORE:-0}
 mkdir -p "$WORK"
 
 # 1. Translated documentation from Debian (installs only what is missing).
-PKGS=(debian-reference-en debian-reference-de debian-reference-es debian-reference-fr debian-reference-id
-      debian-reference-it debian-reference-ja debian-reference-pt debian-reference-zh-cn debian-reference-zh-tw
-      manpages-cs manpages-da manpages-de manpages-el manpages-es manpages-fi manpages-fr manpages-hu
-      manpages-id manpages-it manpages-ja manpages-mk manpages-nb manpages-nl manpages-pl manpages-pt-br
-      manpages-ro manpages-ru)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash "$HERE/install_docs.sh"
 
 # 2. The labelled paragraphs.
 CORPUS="$WORK/corpus-$MIN_CHARS.jsonl"
