@@ -71,9 +71,10 @@ impl Progress for RunProgress {
                 let (records, bytes, total) =
                     (c.records.load(Ordering::Relaxed), c.bytes.load(Ordering::Relaxed), c.total.load(Ordering::Relaxed));
                 let mbps = rate((bytes - start_bytes) as f64 / 1e6, secs);
-                let eta = if mbps > 0.0 { (total.saturating_sub(bytes)) as f64 / 1e6 / mbps } else { f64::NAN };
+                // Before the first batch is done there is no rate to extrapolate from.
+                let eta = if mbps > 0.0 { format!("{:.0}s", total.saturating_sub(bytes) as f64 / 1e6 / mbps) } else { "unknown".into() };
                 tracing::info!(
-                    "progress: {records} records ({:.0}/s), {:.1} of {:.1} MB ({mbps:.1} MB/s), ETA {eta:.0}s",
+                    "progress: {records} records ({:.0}/s), {:.1} of {:.1} MB ({mbps:.1} MB/s), ETA {eta}",
                     rate(records as f64, secs),
                     bytes as f64 / 1e6,
                     total as f64 / 1e6,
