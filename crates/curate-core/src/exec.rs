@@ -274,10 +274,27 @@ pub(crate) fn load_state(plan: &Plan, sink: &dyn Sink, keys: &[String], resume: 
     Ok(reports)
 }
 
-/// Runs `f` for every item of `pending` on `threads` workers; results in `pending` order,
-/// `None` for items not started because an earlier one failed.
+/// The rayon pool of a run of `threads` workers. Operators that parallelise inside a task
+/// (model inference, k-means, fastText) use rayon; run in this pool they stay within the
+/// run's threads instead of taking every core of the machine. `None` when the system
+/// refuses the threads (rayon's global pool then serves).
+pub(crate) fn op_pool(threads: usize) -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).thread_name(|i| format!("curate-op-{i}")).build().ok()
+}
+
+/// `f` inside `pool` when there is one.
+pub(crate) fn in_pool<T: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
+/// Runs `f` for every item of `pending` on `threads` workers, each call inside `pool`;
+/// results in `pending` order, `None` for items not started because an earlier one failed.
 pub(crate) fn run_pool<T: Send>(
     threads: usize,
+    pool: Option<&rayon::ThreadPool>,
     pending: &[usize],
     f: impl Fn(usize) -> Result<T, BoxError> + Sync,
 ) -> Vec<Option<Result<T, BoxError>>> {
@@ -292,7 +309,7 @@ pub(crate) fn run_pool<T: Send>(
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&item) = pending.get(i) else { break };
-                let r = f(item);
+                let r = in_pool(pool, || f(item));
                 if r.is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }

@@ -31,7 +31,7 @@ use arrow_select::filter::filter_record_batch;
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{
-    apply_steps, check_outcome, collect_results, feed_task, load_state, run_pool, state_err, task_state_name, write_summary, ExecError, Plan, Progress,
+    apply_steps, check_outcome, collect_results, feed_task, in_pool, load_state, op_pool, run_pool, state_err, task_state_name, write_summary, ExecError, Plan, Progress,
     RunOptions,
 };
 use crate::io::{BoxError, Shard, Sink, Source, TaskWriter};
@@ -324,13 +324,14 @@ pub fn execute(
     let done_bytes = shards.iter().zip(&reports).filter(|(_, r)| r.is_some()).map(|(s, _)| s.bytes).sum();
     progress.start(keys.len(), total_bytes, done_bytes);
     let threads = opts.threads.max(1);
+    let pool = op_pool(threads);
 
     let mut all = Vec::with_capacity(keys.len());
     for stage in 0..stages {
         let base = stage * n;
         let stage_reports = &mut reports[base..base + n];
         let pending: Vec<usize> = (0..n).filter(|&t| stage_reports[t].is_none()).collect();
-        let results = run_pool(threads, &pending, |t| {
+        let results = run_pool(threads, pool.as_ref(), &pending, |t| {
             opts.cancel.check()?;
             commit_task(&ctx, &tasks[base + t])
         });
@@ -342,7 +343,7 @@ pub fn execute(
         }
         all.extend(stage_reports.iter_mut().filter_map(Option::take));
         if stage + 1 < stages {
-            reduce(&ctx, &tasks, stage)?;
+            in_pool(pool.as_ref(), || reduce(&ctx, &tasks, stage))?;
         }
     }
     progress.finish();

@@ -241,3 +241,46 @@ fn fingerprint(bytes: &[u8]) -> String {
     bytes.hash(&mut h);
     format!("{:016x}-{}", h.finish(), bytes.len())
 }
+
+/// Records the most rayon threads an operator saw.
+struct RayonProbe(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl curate_core::operator::Operator for RayonProbe {
+    fn columns(&self) -> curate_core::operator::Columns {
+        curate_core::operator::Columns::default()
+    }
+
+    fn process(&self, batch: arrow_array::RecordBatch) -> Result<curate_core::operator::OpOutput, curate_core::operator::OpError> {
+        self.0.fetch_max(rayon::current_num_threads(), Ordering::Relaxed);
+        Ok(curate_core::operator::OpOutput { batch, verdicts: None })
+    }
+}
+
+#[test]
+fn operators_parallelise_within_the_runs_threads() {
+    use curate_core::operator::{OpDescriptor, OpKind};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    corpus(d, 3, 50);
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut ops = curate_ops::registry();
+    let probe = seen.clone();
+    let build: curate_core::operator::BuildFn = std::sync::Arc::new(move |_: serde_json::Value, _: &curate_core::operator::BuildContext| {
+        Ok(Box::new(RayonProbe(probe.clone())) as Box<dyn curate_core::operator::Operator>)
+    });
+    let schema: schemars::Schema = serde_json::from_value(serde_json::json!({"type": "object"})).unwrap();
+    ops.register(OpDescriptor::new("rayon_probe", "1", OpKind::Map, "Records rayon's thread count.", schema, build));
+    let engine = Engine::new(Home::new(d.join("home")), ops);
+    for threads in [1, 3] {
+        seen.store(0, Ordering::Relaxed);
+        let spec = format!(
+            "name: probe\ninput:\n  path: {0}/in/*.jsonl\n  id_field: id\nsteps:\n  - op: rayon_probe\noutput:\n  path: {0}/out-{threads}\n",
+            d.display()
+        );
+        let p = engine.prepare(Pipeline::from_text(&spec, "probe.yaml").unwrap()).unwrap();
+        let settings = RunSettings { threads: Some(threads), no_registry: true, ..Default::default() };
+        engine.run(&p, &settings, &curate_core::exec::NoProgress).unwrap();
+        // `--threads 1` on a many-core machine must not let a model operator take every core.
+        assert_eq!(seen.load(Ordering::Relaxed), threads, "rayon threads inside a run of {threads}");
+    }
+}
