@@ -278,12 +278,12 @@ pub(crate) fn load_state(plan: &Plan, sink: &dyn Sink, keys: &[String], resume: 
 /// (model inference, k-means, fastText) use rayon; run in this pool they stay within the
 /// run's threads instead of taking every core of the machine. `None` when the system
 /// refuses the threads (rayon's global pool then serves).
-pub(crate) fn op_pool(threads: usize) -> Option<rayon::ThreadPool> {
+pub fn op_pool(threads: usize) -> Option<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).thread_name(|i| format!("curate-op-{i}")).build().ok()
 }
 
 /// `f` inside `pool` when there is one.
-pub(crate) fn in_pool<T: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
+pub fn in_pool<T: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
     match pool {
         Some(p) => p.install(f),
         None => f(),

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use curate_core::exec::{execute, ExecError, Plan, Progress, RunOptions};
+use curate_core::exec::{execute, in_pool, op_pool, ExecError, Plan, Progress, RunOptions};
 use curate_core::global::{begin_run, commit_task, reduce};
 use curate_core::io::Source;
 use curate_core::operator::Registry as Operators;
@@ -336,14 +336,17 @@ impl Engine {
         if settings.cancel.is_cancelled() {
             return Err(EngineError::Run { spec, source: ExecError::Cancelled { done: 0, total: 1 } });
         }
-        commit_task(&ctx, task).map_err(|e| failed(format!("stage {} task {} ({}): {e}", task.stage, task.shard, p.source.shards()[task.shard].file)))
+        let pool = op_pool(opts.threads);
+        in_pool(pool.as_ref(), || commit_task(&ctx, task))
+            .map_err(|e| failed(format!("stage {} task {} ({}): {e}", task.stage, task.shard, p.source.shards()[task.shard].file)))
     }
 
     /// Runs the reduce after `stage` of a queued run once every task of that stage committed.
     pub fn reduce(&self, p: &Prepared, sink: &DirSink, stage: usize, settings: &RunSettings) -> Result<(), EngineError> {
         let opts = self.run_options(p, settings);
         let ctx = self.context(p, sink, &opts, &curate_core::exec::NoProgress)?;
-        reduce(&ctx, self.tasks(p), stage).map_err(|source| EngineError::Run { spec: p.origin.display().to_string(), source })
+        let pool = op_pool(opts.threads);
+        in_pool(pool.as_ref(), || reduce(&ctx, self.tasks(p), stage)).map_err(|source| EngineError::Run { spec: p.origin.display().to_string(), source })
     }
 
     fn context<'a>(&self, p: &'a Prepared, sink: &'a DirSink, opts: &'a RunOptions, progress: &'a dyn Progress) -> Result<TaskContext<'a>, EngineError> {

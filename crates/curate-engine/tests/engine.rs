@@ -282,5 +282,14 @@ fn operators_parallelise_within_the_runs_threads() {
         engine.run(&p, &settings, &curate_core::exec::NoProgress).unwrap();
         // `--threads 1` on a many-core machine must not let a model operator take every core.
         assert_eq!(seen.load(Ordering::Relaxed), threads, "rayon threads inside a run of {threads}");
+        // Likewise a queued run's tasks, one at a time, as a worker runs them.
+        seen.store(0, Ordering::Relaxed);
+        let queued = engine.prepare(Pipeline::from_text(&spec.replace("/out-", "/queued-"), "probe.yaml").unwrap()).unwrap();
+        let sink = engine.sink(&queued, "a worker", false).unwrap();
+        engine.begin(&queued, &sink, false).unwrap();
+        for task in engine.tasks(&queued) {
+            engine.run_one(&queued, &sink, task, &settings, &curate_core::exec::NoProgress).unwrap();
+        }
+        assert_eq!(seen.load(Ordering::Relaxed), threads, "rayon threads inside a worker's task with {threads} threads");
     }
 }
