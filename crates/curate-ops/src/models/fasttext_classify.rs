@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use curate_core::operator::{BuildContext, BuiltinOp, Columns, OpError, OpKind, OpOutput, Operator};
-use curate_fasttext::FastText;
+use curate_fasttext::{FastText, Prediction};
 use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -56,21 +56,18 @@ pub(crate) fn label_name(label: &str) -> &str {
     label.strip_prefix(LABEL_PREFIX).unwrap_or(label)
 }
 
-/// The top label and probability of each present text, `None` for nulls.
-pub(crate) fn top_labels<'m>(model: &'m FastText, texts: &StringArray) -> Vec<Option<(&'m str, f32)>> {
+/// `f` of the `k` best predictions of each present text, `None` for nulls; rows in parallel,
+/// one predictor (scratch buffers) per worker.
+fn per_row<T: Send>(model: &FastText, texts: &StringArray, k: usize, f: impl Fn(&[Prediction]) -> T + Sync) -> Vec<Option<T>> {
     (0..texts.len())
         .into_par_iter()
-        .map_init(
-            || model.predictor(),
-            |p, row| {
-                if texts.is_null(row) {
-                    return None;
-                }
-                let best = p.predict(texts.value(row), 1, 0.0).first().map(|pr| (pr.label, pr.prob));
-                Some(best.map_or(("", 0.0), |(label, prob)| (label_name(&model.labels()[label]), prob)))
-            },
-        )
+        .map_init(|| model.predictor(), |p, row| texts.is_valid(row).then(|| f(p.predict(texts.value(row), k, 0.0))))
         .collect()
+}
+
+/// The top label and probability of each present text, `None` for nulls.
+pub(crate) fn top_labels<'m>(model: &'m FastText, texts: &StringArray) -> Vec<Option<(&'m str, f32)>> {
+    per_row(model, texts, 1, |best| best.first().map_or(("", 0.0), |pr| (label_name(&model.labels()[pr.label]), pr.prob)))
 }
 
 /// fastText classification into columns.
@@ -133,26 +130,16 @@ impl Operator for FastTextClassify {
         let wanted = !self.label_columns.is_empty();
         let labels = self.model.labels().len();
         // Per row: top label, its probability, and (when labels are asked for) every label's.
-        let rows: Vec<Option<(usize, f32, Vec<f32>)>> = (0..texts.len())
-            .into_par_iter()
-            .map_init(
-                || self.model.predictor(),
-                |p, row| {
-                    if texts.is_null(row) {
-                        return None;
-                    }
-                    let k = if wanted { labels } else { 1 };
-                    let predictions = p.predict(texts.value(row), k, 0.0);
-                    let (top, prob) = predictions.first().map_or((usize::MAX, 0.0), |pr| (pr.label, pr.prob));
-                    let mut all = Vec::new();
-                    if wanted {
-                        all = vec![0.0; labels];
-                        predictions.iter().for_each(|pr| all[pr.label] = pr.prob);
-                    }
-                    Some((top, prob, all))
-                },
-            )
-            .collect();
+        let k = if wanted { labels } else { 1 };
+        let rows: Vec<Option<(usize, f32, Vec<f32>)>> = per_row(&self.model, texts, k, |predictions| {
+            let (top, prob) = predictions.first().map_or((usize::MAX, 0.0), |pr| (pr.label, pr.prob));
+            let mut all = Vec::new();
+            if wanted {
+                all = vec![0.0; labels];
+                predictions.iter().for_each(|pr| all[pr.label] = pr.prob);
+            }
+            (top, prob, all)
+        });
         let name = |i: usize| self.model.labels().get(i).map(|l| label_name(l));
         let top: StringArray = rows.iter().map(|r| r.as_ref().and_then(|(t, _, _)| name(*t))).collect();
         let prob: Float64Array = rows.iter().map(|r| r.as_ref().map(|(_, p, _)| f64::from(*p))).collect();
