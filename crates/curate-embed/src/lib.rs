@@ -175,29 +175,16 @@ impl Embedder {
         let ids: Vec<Vec<u32>> = texts.par_iter().map(|t| self.tokenizer.ids(t)).collect::<Result<_, _>>()?;
         let mut vectors: Vec<f32> = match &self.model {
             Model::Static(model) => ids.par_iter().flat_map_iter(|ids| model.embed(ids)).collect(),
-            Model::Bert { bert, pooling } => {
-                let groups = token_groups(&ids, GROUP_TOKENS);
-                let parts: Vec<Vec<f32>> = groups
-                    .par_iter()
-                    .map_init(Scratch::default, |scratch, group| {
-                        let seqs: Vec<&[u32]> = ids[group.clone()].iter().map(Vec::as_slice).collect();
-                        let hidden = bert.forward(&seqs, scratch);
-                        let mut out = Vec::with_capacity(seqs.len() * self.dim);
-                        let mut row = 0;
-                        for seq in &seqs {
-                            let len = seq.len().min(bert.config.max_position_embeddings);
-                            let states = &hidden[row * self.dim..(row + len) * self.dim];
-                            match pooling {
-                                Pooling::Cls => out.extend_from_slice(&states[..self.dim]),
-                                Pooling::Mean => out.extend(mean_rows(states, self.dim)),
-                            }
-                            row += len;
-                        }
-                        out
-                    })
-                    .collect();
-                parts.concat()
-            }
+            Model::Bert { bert, pooling } => grouped(bert, &ids, |hidden, seqs| {
+                let mut out = Vec::with_capacity(seqs.len() * self.dim);
+                for states in sequence_states(bert, hidden, seqs) {
+                    match pooling {
+                        Pooling::Cls => out.extend_from_slice(&states[..self.dim]),
+                        Pooling::Mean => out.extend(mean_rows(states, self.dim)),
+                    }
+                }
+                out
+            }),
         };
         if self.normalize {
             vectors.chunks_exact_mut(self.dim).for_each(normalize);
@@ -225,6 +212,33 @@ fn token_groups(ids: &[Vec<u32>], tokens: usize) -> Vec<std::ops::Range<usize>> 
         groups.push(start..ids.len());
     }
     groups
+}
+
+/// `per_group` of the last hidden states of each group of about [`GROUP_TOKENS`] tokens of
+/// `ids` (and the group's sequences), groups in parallel, outputs concatenated in order.
+fn grouped(bert: &Bert, ids: &[Vec<u32>], per_group: impl Fn(&[f32], &[&[u32]]) -> Vec<f32> + Sync) -> Vec<f32> {
+    let parts: Vec<Vec<f32>> = token_groups(ids, GROUP_TOKENS)
+        .par_iter()
+        .map_init(Scratch::default, |scratch, group| {
+            let seqs: Vec<&[u32]> = ids[group.clone()].iter().map(Vec::as_slice).collect();
+            per_group(bert.forward(&seqs, scratch), &seqs)
+        })
+        .collect();
+    parts.concat()
+}
+
+/// Each sequence's rows of `hidden`, the stacked states `Bert::forward` returned for `seqs`.
+fn sequence_states<'h>(bert: &Bert, hidden: &'h [f32], seqs: &[&[u32]]) -> Vec<&'h [f32]> {
+    let h = bert.config.hidden_size;
+    let mut row = 0;
+    seqs.iter()
+        .map(|seq| {
+            let len = seq.len().min(bert.config.max_position_embeddings);
+            let states = &hidden[row * h..(row + len) * h];
+            row += len;
+            states
+        })
+        .collect()
 }
 
 /// The mean of the rows of a row-major matrix with `dim` columns (zeros when it has none).
@@ -301,20 +315,21 @@ impl Scorer {
 
     /// The head's logits, `labels().len()` per text in order; texts run in parallel.
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
+        let ids: Vec<Vec<u32>> = texts.par_iter().map(|t| self.tokenizer.ids(t)).collect::<Result<_, _>>()?;
         let h = self.bert.config.hidden_size;
-        let rows: Vec<Vec<f32>> = texts
-            .par_iter()
-            .map_init(Scratch::default, |scratch, text| {
-                let ids = self.tokenizer.ids(text)?;
-                let hidden = self.bert.forward(&[&ids], scratch);
-                let mut pooled = Vec::new();
-                self.pooler.forward(&hidden[..h], 1, &mut pooled);
+        Ok(grouped(&self.bert, &ids, |hidden, seqs| {
+            // The [CLS] row of each sequence through the pooler (tanh) and the head, one row
+            // per product: gemm's one-row path rounds differently from its many-row one, and a
+            // text's logits must not depend on the texts grouped with it.
+            let mut logits = Vec::with_capacity(seqs.len() * self.labels.len());
+            let (mut pooled, mut out) = (Vec::new(), Vec::new());
+            for states in sequence_states(&self.bert, hidden, seqs) {
+                self.pooler.forward(&states[..h], 1, &mut pooled);
                 pooled.iter_mut().for_each(|v| *v = v.tanh());
-                let mut logits = Vec::new();
-                self.classifier.forward(&pooled, 1, &mut logits);
-                Ok(logits)
-            })
-            .collect::<Result<_, ModelError>>()?;
-        Ok(rows.concat())
+                self.classifier.forward(&pooled, 1, &mut out);
+                logits.extend_from_slice(&out);
+            }
+            logits
+        }))
     }
 }

@@ -143,4 +143,8 @@ fn a_bert_classifier_matches_transformers() {
     }
     assert!(worst < 1e-4, "largest logit difference {worst}");
     eprintln!("categorium-en: largest logit difference to transformers {worst}");
+    // Texts are grouped through the encoder; each text's logits are those of the text alone.
+    for (i, text) in texts.iter().enumerate() {
+        assert_eq!(model.logits(&[text]).unwrap(), &logits[i * n..(i + 1) * n], "text {i} alone");
+    }
 }
